@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..report import PROFILES, run_report
+
+
+@click.command("report")
+@click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
+              help="quick: small sizes, about a minute per notebook; full: the real experiment.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Directory for index.html and one HTML per notebook.")
+@click.option("--show-code", is_flag=True, help="Keep the code cells in the HTML.")
+@click.option("--notebooks", "notebooks", type=click.Path(file_okay=False, exists=True,
+              path_type=Path), default=None, help="Notebook directory (default: notebooks/).")
+@click.option("--only", multiple=True, help="Run only these notebooks (name or prefix, repeatable).")
+def command(profile: str, out: Path, show_code: bool, notebooks: Path | None,
+            only: tuple[str, ...]) -> None:
+    """Execute every notebook (fresh kernel each) and export self-contained HTML reports."""
+    report = run_report(profile, out, show_code=show_code, notebooks=notebooks, only=only or None)
+    click.echo(f"{report.index} ({len(report.runs)} notebooks, {report.seconds:.0f} s)")

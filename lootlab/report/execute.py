@@ -1,0 +1,126 @@
+"""Run one notebook top to bottom in a fresh kernel with papermill, keeping what it produced.
+
+papermill injects the parameters after the cell tagged ``parameters`` and, when a cell
+raises, still writes the executed notebook (outputs up to the failing cell plus its
+traceback), which the report exports so the failure can be read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import nbformat
+
+# Kernels inherit the environment; a headless MPLBACKEND (tests set Agg) would turn every
+# figure into "<Figure ...>" text.  The kernel always draws inline.
+_KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass
+class CellError:
+    """The first cell that raised: enough to name it on one line."""
+
+    cell_index: int
+    ename: str
+    evalue: str
+    source: str
+
+    def one_line(self) -> str:
+        first = next((ln for ln in self.source.splitlines() if ln.strip()), "")
+        return f"cell {self.cell_index} ({first.strip()[:60]!r}) raised {self.ename}: {self.evalue}"
+
+
+@dataclass
+class NotebookRun:
+    """One notebook's execution: where its executed copy is, how long it took, what failed."""
+
+    name: str
+    source: Path
+    executed: Path
+    seconds: float
+    error: CellError | None = None
+    html: Path | None = None
+    summary: dict | None = None
+    title: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@contextmanager
+def _kernel_env() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in _KERNEL_ENV}
+    os.environ.update(_KERNEL_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def first_error(notebook: Any) -> CellError | None:
+    """The first error output in an executed notebook (papermill's own banner cell skipped)."""
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return CellError(i, output.get("ename", "Error"), output.get("evalue", ""),
+                                 cell.source)
+    return None
+
+
+def notebook_title(notebook: Any, default: str) -> str:
+    """The first markdown heading, the way a reader would name the notebook."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return default
+
+
+def execute_notebook(source: str | Path, executed: str | Path, *, parameters: dict[str, Any],
+                     cwd: str | Path | None = None, cell_timeout: float = 900,
+                     kernel_name: str = "python3") -> NotebookRun:
+    """Execute ``source`` into ``executed`` (never back into ``source``); never raises on a
+    failing cell: the failure is in the returned run's ``error``."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source, executed = Path(source), Path(executed)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    error: CellError | None = None
+    with _kernel_env():
+        try:
+            papermill.execute_notebook(
+                str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
+                cwd=str(cwd or executed.parent), progress_bar=False, log_output=False,
+                execution_timeout=cell_timeout, request_save_on_cell_execute=True)
+        except PapermillExecutionError as exc:
+            error = CellError(exc.exec_count or -1, exc.ename, exc.evalue, "")
+        except Exception as exc:  # timeouts, a dead kernel: still a failed notebook, not a crash
+            error = CellError(-1, type(exc).__name__, str(exc).strip().splitlines()[-1:][0]
+                              if str(exc).strip() else "", "")
+    seconds = time.perf_counter() - started
+    node = nbformat.read(str(executed), as_version=4) if executed.exists() else None
+    if node is not None:
+        found = first_error(node)
+        if found is not None:
+            error = found
+    from .summary import read_summary
+
+    return NotebookRun(name=source.stem, source=source, executed=executed, seconds=seconds,
+                       error=error, summary=read_summary(node) if node is not None else None,
+                       title=notebook_title(node, source.stem) if node is not None else source.stem)

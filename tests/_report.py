@@ -1,0 +1,81 @@
+"""Helpers for the report tests: tiny notebooks to feed the pipeline, and a headless browser."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def write_notebook(path: Path, cells: list[str], *, title: str = "A notebook",
+                   parameters: str = 'profile = "quick"') -> Path:
+    """A notebook with a heading, a tagged parameters cell, then ``cells`` (code)."""
+    params = new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell(f"# {title}"), params,
+                             *[new_code_cell(src) for src in cells]])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+@contextmanager
+def browser() -> Iterator[object]:
+    """Debian's chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class PageLog:
+    """Console errors, page errors and any network (non-file) request of a page; the
+    network ones are aborted so a page that needs the internet shows it."""
+
+    def __init__(self, page) -> None:
+        self.errors: list[str] = []
+        self.network: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.route("**/*", self._route)
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:", "about:", "blob:")):
+            route.continue_()
+        else:
+            self.network.append(url)
+            route.abort()
+
+
+def figure_sizes(page) -> list[tuple[int, int]]:
+    """(naturalWidth, naturalHeight) of every <img> in the page once loaded."""
+    return page.eval_on_selector_all(
+        "img", "els => els.map(e => [e.complete ? e.naturalWidth : 0, e.complete ? e.naturalHeight : 0])")
+
+
+def flamegraph_frames(page) -> list:
+    """The Playwright frames holding an embedded flamegraph (iframe.lootlab-svg)."""
+    return [f for f in page.frames if f != page.main_frame and f.evaluate(
+        "() => !!document.getElementById('frames')")]
+
+
+def click_zooms(frame) -> bool:
+    """Click the deepest frame box; the flamegraph script un-hides 'Reset Zoom' when it zooms."""
+    before = frame.evaluate("() => document.getElementById('unzoom').getAttribute('class')")
+    boxes = frame.locator("#frames > g")
+    boxes.nth(boxes.count() - 1).click(force=True)
+    after = frame.evaluate("() => document.getElementById('unzoom').getAttribute('class')")
+    return before == "hide" and after != "hide"

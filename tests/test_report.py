@@ -1,0 +1,250 @@
+"""The report pipeline on small real notebooks: execute, export offline HTML, index, failures,
+and the result opened in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lootlab.report import build_report, external_urls, read_summary
+from lootlab.report.embed import interactive_svg_html
+from lootlab.report.environment import page_cache_residency
+
+from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames, write_notebook
+
+FLAME_SCRIPT = textwrap.dedent("""
+    import sys, time
+    def spin():
+        s = 0
+        for i in range(200_000):
+            s += i
+        return s
+    t = time.time()
+    while time.time() - t < 1.0:
+        spin()
+""")
+
+PLOT = textwrap.dedent("""
+    %matplotlib inline
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([1, 2, 3], [3, 1, 2])
+    plt.show()
+""")
+
+SUMMARY = textwrap.dedent("""
+    from lootlab.report import publish_summary
+    publish_summary("Steps", [{"step": "a", "p99 ms": 95.0 if profile == "quick" else 1.0},
+                              {"step": "b", "p99 ms": 34.0}], verdict=f"ran with {profile}")
+""")
+
+
+@pytest.fixture(scope="module")
+def flame_svg(tmp_path_factory) -> str:
+    """A real py-spy flamegraph of a short busy loop."""
+    tmp = tmp_path_factory.mktemp("flame")
+    script = tmp / "spin.py"
+    script.write_text(FLAME_SCRIPT)
+    out = tmp / "fg.svg"
+    subprocess.run([str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "-o",
+                    str(out), "--", sys.executable, str(script)], check=True,
+                   capture_output=True, timeout=60)
+    return out.read_text()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, flame_svg):
+    """One pipeline run over three tiny notebooks: a good one, one that fails, one plain."""
+    tmp = tmp_path_factory.mktemp("report")
+    nbs = tmp / "nbs"
+    nbs.mkdir()
+    svg_path = tmp / "fg.svg"
+    svg_path.write_text(flame_svg)
+    write_notebook(nbs / "01-good.ipynb", [
+        PLOT, SUMMARY,
+        f"from lootlab.report import interactive_svg\n"
+        f"interactive_svg(open({str(svg_path)!r}).read())",
+        "print('math $x^2$ and done')",
+    ], title="Good notebook")
+    write_notebook(nbs / "02-bad.ipynb", [
+        "print('before the failure')",
+        "raise RuntimeError('the index went away')",
+        "print('never runs')",
+    ], title="Bad notebook")
+    write_notebook(nbs / "03-plain.ipynb", ["x = 1 + 1\nx"], title="Plain notebook")
+    sources = {p.name: p.read_bytes() for p in nbs.iterdir()}
+    result = build_report("quick", tmp / "out", notebooks=nbs, progress=lambda m: None)
+    result.sources_before = sources  # type: ignore[attr-defined]
+    result.nbs = nbs  # type: ignore[attr-defined]
+    return result
+
+
+def test_every_notebook_gets_html_and_the_index_links_them(report):
+    out = report.out_dir
+    assert sorted(p.name for p in out.glob("*.html")) == [
+        "01-good.html", "02-bad.html", "03-plain.html", "index.html"]
+    index = (out / "index.html").read_text()
+    for name in ("01-good", "02-bad", "03-plain"):
+        assert f"href='{name}.html'" in index
+
+
+def test_a_failing_cell_fails_the_report_and_keeps_partial_html(report):
+    runs = {r.name: r for r in report.runs}
+    assert not report.ok
+    assert runs["01-good"].ok and runs["03-plain"].ok
+    bad = runs["02-bad"]
+    assert bad.error.ename == "RuntimeError" and "index went away" in bad.error.evalue
+    assert "raise RuntimeError" in bad.error.one_line()
+    page = bad.html.read_text()
+    assert "before the failure" in page
+    assert "the index went away" in page
+    assert "failed" in (report.out_dir / "index.html").read_text()
+
+
+def test_notebook_sources_are_untouched_and_executed_copies_live_in_out(report):
+    for path in report.nbs.iterdir():
+        assert path.read_bytes() == report.sources_before[path.name]
+    executed = nbformat.read(str(report.out_dir / "executed" / "01-good.ipynb"), as_version=4)
+    assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+    assert executed.cells[2].source.startswith("# Parameters")  # papermill's injected cell
+
+
+def test_profile_reaches_the_notebook_and_summary_reaches_the_index(report):
+    good = next(r for r in report.runs if r.name == "01-good")
+    assert good.summary["verdict"] == "ran with quick"
+    assert [row["p99 ms"] for row in good.summary["rows"]] == [95.0, 34.0]
+    index = (report.out_dir / "index.html").read_text()
+    assert "ran with quick" in index and "<td class='num'>95</td>" in index
+    data = json.loads((report.out_dir / "report.json").read_text())
+    assert data["profile"] == "quick" and len(data["notebooks"]) == 3
+    assert data["environment"]["cores"] >= 1 and data["environment"]["git_commit"]
+
+
+def test_code_is_hidden_unless_asked(report, tmp_path):
+    good = report.out_dir / "01-good.html"
+    assert "publish_summary" not in good.read_text()
+    assert 'hl-ipython3' not in good.read_text()
+    shown = build_report("quick", tmp_path, notebooks=report.nbs, only=["03"], show_code=True,
+                         progress=lambda m: None)
+    page = shown.runs[0].html.read_text()
+    assert 'hl-ipython3' in page
+
+
+def test_html_needs_no_network_source(report):
+    for page in report.out_dir.glob("*.html"):
+        text = page.read_text()
+        assert external_urls(text) == [], page.name
+        assert "require.min.js" not in text and "MathJax.js" not in text
+
+
+def test_environment_is_stated_in_every_page(report):
+    for name in ("01-good", "02-bad", "index"):
+        text = (report.out_dir / f"{name}.html").read_text()
+        for label in ("CPU", "cores", "Python", "git commit", "profile", "page cache", "numpy"):
+            assert label in text, (name, label)
+
+
+def test_page_cache_residency_reads_a_file_we_just_wrote(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * (1 << 20))
+    frac = page_cache_residency(path)
+    assert frac is not None and 0.0 <= frac <= 1.0
+    assert page_cache_residency(tmp_path / "missing") is None
+
+
+def test_read_summary_takes_the_last_one():
+    from lootlab.report.summary import SUMMARY_MIME, summary_bundle
+
+    first, last = summary_bundle("a", [{"v": 1}]), summary_bundle("b", [{"v": 2}])
+    nb = {"cells": [{"outputs": [{"data": first}]}, {"outputs": [{"data": last}]}]}
+    assert read_summary(nb)["title"] == "b"
+    assert read_summary({"cells": []}) is None
+    assert SUMMARY_MIME in first and "<table" in first["text/html"]
+
+
+def test_unknown_profile_and_missing_notebooks_are_lootlab_errors(tmp_path):
+    from lootlab.report import ReportError
+
+    with pytest.raises(ReportError, match="profile"):
+        build_report("huge", tmp_path)
+    with pytest.raises(ReportError, match="no notebooks"):
+        build_report("quick", tmp_path / "out", notebooks=tmp_path)
+    (tmp_path / "01-a.ipynb").write_text("{}")
+    with pytest.raises(ReportError, match="zz"):
+        build_report("quick", tmp_path / "out", notebooks=tmp_path, only=["zz"])
+
+
+def test_cli_fails_with_one_line_naming_the_cell(report, tmp_path):
+    proc = subprocess.run([str(Path(sys.executable).parent / "lootlab"), "report", "--notebooks",
+                           str(report.nbs), "--only", "02", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("lootlab: error:") and "RuntimeError" in last and "02-bad" in last
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "02-bad.html").exists()
+    assert "[1/1] 02-bad.ipynb" in proc.stderr
+
+
+# --- in a real browser -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser() as b:
+        yield b
+
+
+def test_pages_render_offline_without_console_errors(report, chromium):
+    for name in ("index", "01-good", "02-bad", "03-plain"):
+        page = chromium.new_page()
+        log = PageLog(page)
+        page.goto((report.out_dir / f"{name}.html").as_uri())
+        page.wait_for_load_state("load")
+        assert log.errors == [], (name, log.errors)
+        assert log.network == [], (name, log.network)
+        page.close()
+
+
+def test_figures_load_and_flamegraph_is_interactive(report, chromium):
+    page = chromium.new_page()
+    log = PageLog(page)
+    page.goto((report.out_dir / "01-good.html").as_uri())
+    page.wait_for_load_state("load")
+    sizes = figure_sizes(page)
+    assert sizes and all(w > 0 and h > 0 for w, h in sizes), sizes
+    frames = flamegraph_frames(page)
+    assert len(frames) == 1
+    frame = frames[0]
+    assert frame.evaluate("() => typeof init === 'function' && typeof search === 'function'")
+    assert click_zooms(frame)
+    page.on("dialog", lambda d: d.accept("spin"))
+    frame.locator("#search").click(force=True)
+    assert "Matched:" in frame.evaluate("() => document.getElementById('matched').textContent")
+    assert log.errors == [] and log.network == []
+    page.close()
+
+
+def test_index_links_resolve_in_the_browser(report, chromium):
+    page = chromium.new_page()
+    page.goto((report.out_dir / "index.html").as_uri())
+    hrefs = page.eval_on_selector_all("a", "els => els.map(e => e.href)")
+    assert len(hrefs) == 3
+    for href in hrefs:
+        other = chromium.new_page()
+        response = other.goto(href)
+        assert response is not None and response.ok, href
+        assert other.title(), href
+        other.close()
+    page.close()
+
+
+def test_svg_embedding_escapes_into_a_single_iframe(flame_svg):
+    html = interactive_svg_html(flame_svg, title="t")
+    assert html.count("<iframe") == 1 and "<svg" not in html  # all of it inside srcdoc
+    assert "&lt;svg" in html and "replaceState" in html

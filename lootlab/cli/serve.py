@@ -1,0 +1,59 @@
+"""``lootlab serve``: the gRPC loot service, or (``--http``) the player-facing JSON endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+_BACKENDS = ["mmap", "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "grpc-tls-packed",
+             "grpc-plain"]
+
+
+@click.command("serve")
+@click.option("--index", "index", type=_FILE, default=None,
+              help="Index file to serve [default: data/loot.idx, built on first use].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=50051, show_default=True,
+              help="gRPC port (0 picks a free one).")
+@click.option("--plaintext", is_flag=True, help="Serve gRPC without TLS.")
+@click.option("--cert", type=_FILE, help="Server certificate PEM (default: development CA's "
+              "localhost certificate).")
+@click.option("--key", type=_FILE, help="Server private key PEM.")
+@click.option("--client-ca", type=_FILE, help="Require client certificates signed by this CA "
+              "(mutual TLS).")
+@click.option("--workers", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="gRPC worker threads.")
+@click.option("--max-streams", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Concurrent streams per connection.")
+@click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None,
+              help="Serve the JSON search endpoint (GET /near, /get) on this port instead.")
+@click.option("--https", is_flag=True, help="With --http: serve HTTPS (the development "
+              "certificate unless --cert/--key).")
+@click.option("--backend", type=click.Choice(_BACKENDS), default="mmap", show_default=True,
+              help="With --http: search backend, the local index or a remote variant.")
+@click.option("--target", help="With --http and a remote backend: host:port of the gRPC "
+              "service [default: a loopback server on --index].")
+@click.option("--ca", type=_FILE, help="With a remote backend: CA certificate of the service.")
+@click.option("--client-cert", type=_FILE, help="With a remote backend: client certificate "
+              "(mutual TLS).")
+@click.option("--client-key", type=_FILE, help="With a remote backend: client key.")
+@click.option("--max-results", type=click.IntRange(0, 100_000), default=1000, show_default=True,
+              help="With --http: cap on records per answer (the answer says truncated).")
+def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Path | None,
+            key: Path | None, client_ca: Path | None, workers: int, max_streams: int,
+            http_port: int | None, https: bool, backend: str, target: str | None,
+            ca: Path | None, client_cert: Path | None, client_key: Path | None,
+            max_results: int) -> None:
+    """Serve an index over gRPC (TLS by default), or the HTTP search endpoint with --http."""
+    from ..remote import service
+
+    if http_port is not None:
+        service.run_http(index=index, host=host, port=http_port, https=https, cert=cert, key=key,
+                         backend=backend, target=target, ca=ca, client_cert=client_cert,
+                         client_key=client_key, max_results=max_results, echo=click.echo)
+    else:
+        service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
+                         key=key, client_ca=client_ca, workers=workers, max_streams=max_streams,
+                         echo=click.echo)

@@ -1,0 +1,151 @@
+"""The player-facing search endpoint: ``GET /near`` and ``GET /get`` as JSON over HTTP(S).
+
+A Starlette app served by uvicorn, whose search backend is any ``LootClient``: the local
+index (``mmap``) or a remote variant, so the two architectures can be put behind the same
+endpoint and driven with ``wrk``.  Bad query strings get 400 with a message; answers are
+capped at ``max_results`` records with ``truncated: true`` when more matched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import LootlabError, QueryError
+from ..records import FIELDS
+
+DEFAULT_MAX_RESULTS = 1000
+MAX_RADIUS = 4096.0
+
+
+class BadRequest(Exception):
+    """A query string the endpoint cannot use; becomes a 400."""
+
+
+def _int(params: Any, name: str) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        raise BadRequest(f"missing query parameter {name!r}")
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+
+
+def _radius(params: Any) -> float:
+    raw = params.get("r")
+    if raw is None or raw == "":
+        raise BadRequest("missing query parameter 'r'")
+    try:
+        r = float(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter 'r' must be a number, got {raw!r}") from None
+    if not math.isfinite(r) or not 0 <= r <= MAX_RADIUS:
+        raise BadRequest(f"query parameter 'r' must be in [0, {MAX_RADIUS:g}], got {raw!r}")
+    return float(int(r)) if r.is_integer() else r
+
+
+def _json(body: dict[str, Any], status: int = 200):
+    from starlette.responses import Response
+    return Response(json.dumps(body, separators=(",", ":")), status_code=status,
+                    media_type="application/json")
+
+
+def create_app(client: Any, *, max_results: int = DEFAULT_MAX_RESULTS, blocking: bool | None = None):
+    """The ASGI app over ``client`` (a ``LootClient``).
+
+    ``blocking`` calls that wait on the network run in the thread pool; the local index
+    answers in microseconds, so by default ``mmap`` is called on the event loop.
+    """
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.routing import Route
+
+    from ..clients import MmapClient
+
+    if blocking is None:
+        blocking = not isinstance(client, MmapClient)
+
+    async def call(fn: Callable, *args: Any) -> Any:
+        return await run_in_threadpool(fn, *args) if blocking else fn(*args)
+
+    def failure(exc: Exception):
+        if isinstance(exc, (BadRequest, QueryError)):
+            return _json({"error": str(exc)}, 400)
+        return _json({"error": f"search backend failed: {exc}"}, 502)
+
+    async def near(request):
+        try:
+            q = request.query_params
+            x, y, z, r = _int(q, "x"), _int(q, "y"), _int(q, "z"), _radius(q)
+            limit = _int(q, "limit") if "limit" in q else max_results
+            if not 0 <= limit <= max_results:
+                raise BadRequest(f"query parameter 'limit' must be in [0, {max_results}]")
+            res = await call(client.near, x, y, z, r)
+        except (BadRequest, LootlabError) as exc:
+            return failure(exc)
+        rows = res[:limit].tolist()
+        return _json({"count": len(res), "returned": len(rows), "truncated": len(res) > limit,
+                      "records": [dict(zip(FIELDS, row)) for row in rows]})
+
+    async def get(request):
+        try:
+            q = request.query_params
+            rec = await call(client.get, _int(q, "x"), _int(q, "y"), _int(q, "z"))
+        except (BadRequest, LootlabError) as exc:
+            return failure(exc)
+        return _json({"found": rec is not None, "record": rec._asdict() if rec else None})
+
+    async def health(request):
+        return _json({"ok": True, "backend": getattr(client, "name", type(client).__name__)})
+
+    return Starlette(routes=[Route("/near", near), Route("/get", get), Route("/healthz", health)])
+
+
+@dataclass(frozen=True)
+class HttpInfo:
+    url: str
+    backend: str
+    max_results: int
+
+
+def serve_http(client: Any, *, host: str = "127.0.0.1", port: int = 8080,
+               certfile: str | Path | None = None, keyfile: str | Path | None = None,
+               max_results: int = DEFAULT_MAX_RESULTS,
+               on_ready: Callable[[HttpInfo], None] | None = None) -> None:
+    """Serve the endpoint with uvicorn until SIGINT/SIGTERM (uvicorn shuts down gracefully)."""
+    import uvicorn
+
+    app = create_app(client, max_results=max_results)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            ssl_certfile=str(certfile) if certfile else None,
+                            ssl_keyfile=str(keyfile) if keyfile else None, lifespan="off")
+    server = uvicorn.Server(config)
+    if on_ready is not None:
+        scheme = "https" if certfile else "http"
+        started = server.startup
+
+        async def startup(sockets=None):
+            await started(sockets=sockets)
+            if server.started:
+                bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+                on_ready(HttpInfo(f"{scheme}://{host}:{bound}", getattr(client, "name", "?"),
+                                  max_results))
+        server.startup = startup  # type: ignore[method-assign]
+    # uvicorn re-raises the signal that stopped it once it has shut down; with a no-op
+    # handler installed first, that lands here instead of killing the process before the
+    # caller's cleanup (closing the backend, stopping a loopback server) runs.
+    import signal
+    import threading
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,104 @@
+"""What ``lootlab serve`` runs: one function per mode, with the messages a user needs
+(where the server listens, which CA to give clients, how to connect)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..errors import LootlabError
+
+Echo = Callable[[str], None]
+
+
+def _index_path(index: Path | None) -> Path:
+    if index is not None:
+        if not Path(index).is_file():
+            raise LootlabError(f"index {index} does not exist: build one with `lootlab build`, "
+                               f"or omit --index to use the default")
+        return Path(index)
+    from ..paths import ensure_default_index
+    return ensure_default_index()
+
+
+def run_grpc(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 50051,
+             plaintext: bool = False, cert: Path | None = None, key: Path | None = None,
+             client_ca: Path | None = None, workers: int = 8, max_streams: int = 100,
+             echo: Echo = print) -> None:
+    """Serve the gRPC loot service until SIGTERM/SIGINT."""
+    from .server import ServeInfo, serve, tls_config
+
+    path = _index_path(index)
+    tls = tls_config(plaintext=plaintext, cert=cert, key=key, client_ca=client_ca)
+
+    def ready(info: ServeInfo) -> None:
+        mode = "plaintext" if not info.tls else ("mutual TLS" if info.mutual_tls else "TLS")
+        echo(f"lootlab: serving {info.index} ({info.records:,} records, generation "
+             f"{info.generation}) over {mode} on {info.target} (pid {info.pid})")
+        if info.tls:
+            echo(f"  CA certificate for clients: {info.ca or '(the CA that signed --cert)'}")
+            variant, extra = "grpc-tls-pooled", f", ca={str(info.ca)!r}" if info.ca else ""
+            if info.mutual_tls:
+                extra += ", client_cert=..., client_key=..."
+        else:
+            variant, extra = "grpc-plain", ""
+        echo(f"  connect: lootlab.connect({variant!r}, target={info.target!r}{extra})")
+        echo("  stop with Ctrl-C or SIGTERM (running calls finish first)")
+
+    serve(path, host=host, port=port, tls=tls, workers=workers,
+          max_concurrent_streams=max_streams, on_ready=ready)
+    echo("lootlab: server stopped")
+
+
+def run_http(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 8080,
+             https: bool = False, cert: Path | None = None, key: Path | None = None,
+             backend: str = "mmap", target: str | None = None, ca: Path | None = None,
+             client_cert: Path | None = None, client_key: Path | None = None,
+             max_results: int = 1000, echo: Echo = print) -> None:
+    """Serve the JSON search endpoint over ``backend`` until SIGTERM/SIGINT."""
+    from ..clients import connect
+    from .http import HttpInfo, serve_http
+
+    path = _index_path(index)
+    if (cert is None) != (key is None):
+        raise LootlabError("give both --cert and --key, or neither")
+    if (cert or key) and not https:
+        raise LootlabError("--cert/--key with --http need --https")
+    certfile, keyfile = cert, key
+    if https and cert is None:
+        from .tls import ensure_dev_tls
+        files = ensure_dev_tls()
+        certfile, keyfile = files.cert, files.key
+    loopback = None
+    if backend == "mmap":
+        client = connect("mmap", index=path)
+    else:
+        options: dict[str, object] = {}
+        if target is None:
+            from .loopback import LoopbackServer
+            loopback = LoopbackServer(path, tls=backend != "grpc-plain").start()
+            target, ca = loopback.target, ca or (Path(loopback.ca) if loopback.ca else None)
+            echo(f"lootlab: started a loopback gRPC server on {target} for the "
+                 f"{backend} backend")
+        options["target"] = target
+        if backend != "grpc-plain":
+            for name, value in (("ca", ca), ("client_cert", client_cert),
+                                ("client_key", client_key)):
+                if value is not None:
+                    options[name] = str(value)
+        client = connect(backend, **options)
+
+    def ready(info: HttpInfo) -> None:
+        echo(f"lootlab: search endpoint on {info.url} (backend {info.backend}, at most "
+             f"{info.max_results} records per answer)")
+        echo(f"  try: curl '{info.url}/near?x=0&y=64&z=0&r=64'")
+        echo("  stop with Ctrl-C or SIGTERM")
+
+    try:
+        serve_http(client, host=host, port=port, certfile=certfile, keyfile=keyfile,
+                   max_results=max_results, on_ready=ready)
+    finally:
+        client.close()
+        if loopback is not None:
+            loopback.stop()
+    echo("lootlab: endpoint stopped")

@@ -1,0 +1,114 @@
+"""``lootlab profile flame|memory|replicas|gc``: where a variant's CPU, memory and GC go."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from ..paths import results_dir
+from ._util import echo_table
+
+_VARIANT = click.option("--variant", "-v", default="mmap", show_default=True,
+                        help="client variant (see lootlab.VARIANTS)")
+
+
+def _out(out: Path | None, kind: str, variant: str) -> Path:
+    d = out or results_dir() / "profile" / kind / variant
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@click.group("profile")
+def command() -> None:
+    """Profile a variant's overlay workload in a fresh process (py-spy, memray, /proc, GC).
+
+    Artifacts go under data/results/profile/ unless --out is given."""
+
+
+@command.command("flame")
+@_VARIANT
+@click.option("--duration", type=float, default=5.0, show_default=True, help="seconds sampled")
+@click.option("--rate", type=int, default=None, help="py-spy samples per second [100]")
+@click.option("--native/--no-native", default=True, show_default=True,
+              help="sample C frames (memcpy, OpenSSL, gRPC core)")
+@click.option("--idle/--no-idle", default=False, show_default=True,
+              help="keep samples of waiting threads (network waits)")
+@click.option("--gil/--no-gil", default=False, show_default=True,
+              help="only samples holding the GIL")
+@click.option("--pyspy-svg", is_flag=True, help="also keep py-spy's own SVG (a second run)")
+@click.option("--spin", is_flag=True, hidden=True, help="CPU-bound test workload")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def flame(variant: str, duration: float, rate: int | None, native: bool, idle: bool, gil: bool,
+          pyspy_svg: bool, spin: bool, out: Path | None) -> None:
+    """CPU flame graph: SVG, speedscope JSON, collapsed stacks and frame table."""
+    from ..profiling import bucket_shares, flamegraph
+    prof = flamegraph(variant, duration=duration, native=native, idle=idle, gil=gil, rate=rate,
+                      pyspy_svg=pyspy_svg, spin=spin)
+    d = _out(out, "flame", prof.variant)
+    paths = prof.save(d)
+    shares = bucket_shares([prof]).drop(columns=["samples"]).set_index("variant").T
+    shares = shares[shares.iloc[:, 0] > 0].sort_values(shares.columns[0], ascending=False)
+    work = sum(prof.work_stacks.values())
+    click.echo(f"{prof.samples:,} samples, {work:,} in the measured loop; bucket shares:")
+    echo_table(shares.reset_index(names="bucket").round(3))
+    click.echo("top frames (self share):")
+    echo_table(prof.frames[["frame", "self_share", "total_share", "bucket"]].head(8).round(3))
+    click.echo(f"wrote {paths['svg']} (open in a browser; speedscope.json for speedscope.app)")
+
+
+@command.command("memory")
+@_VARIANT
+@click.option("--queries", "-n", type=int, default=2000, show_default=True)
+@click.option("--native", is_flag=True, help="memray native traces (slower)")
+@click.option("--show-source", is_flag=True, help="let the memray HTML include source lines")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def memory(variant: str, queries: int, native: bool, show_source: bool, out: Path | None) -> None:
+    """Allocations and bytes per op (memray), /proc memory over an import-only baseline."""
+    from ..profiling import memory as run_memory
+    prof = run_memory(variant, queries=queries, native=native, show_source=show_source)
+    d = _out(out, "memory", variant)
+    (d / "memory.json").write_text(json.dumps(prof.to_dict(), indent=1))
+    if prof.flamegraph_html:
+        (d / "memray-flamegraph.html").write_text(prof.flamegraph_html)
+    row = pd.DataFrame([prof.summary()]).T.reset_index()
+    row.columns = ["measure", "value"]
+    echo_table(row, max_rows=100)
+    click.echo(f"note: {prof.note}")
+    click.echo(f"wrote {d / 'memory.json'} and memray-flamegraph.html")
+
+
+@command.command("replicas")
+@_VARIANT
+@click.option("--ks", default="1,2,4,8", show_default=True, help="replica counts")
+@click.option("--queries", "-n", type=int, default=2000, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def replicas(variant: str, ks: str, queries: int, out: Path | None) -> None:
+    """PSS per replica and in total with K readers alive at once (shared pages count once)."""
+    from ..profiling.replicas import replicas as run_replicas, totals
+    try:
+        kk = [int(k) for k in ks.split(",") if k.strip()]
+    except ValueError:
+        raise click.BadParameter(f"--ks must be integers separated by commas, not {ks!r}")
+    frame = run_replicas(variant, kk, queries=queries)
+    d = _out(out, "replicas", variant)
+    frame.to_csv(d / "replicas.csv", index=False)
+    echo_table(totals(frame).round(2))
+    click.echo(f"wrote {d / 'replicas.csv'}")
+
+
+@command.command("gc")
+@_VARIANT
+@click.option("--queries", "-n", type=int, default=5000, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def gc(variant: str, queries: int, out: Path | None) -> None:
+    """GC collections per 1k ops by generation, total/p99/max pause (gc.callbacks)."""
+    from ..profiling import gc_pauses
+    stats = gc_pauses(variant, queries=queries)
+    d = _out(out, "gc", variant)
+    (d / "gc.json").write_text(json.dumps({"summary": stats.summary(),
+                                           "pauses_ms": stats.pauses_ms.tolist()}, indent=1))
+    echo_table(pd.DataFrame([stats.summary()]).round(4))
+    click.echo(f"wrote {d / 'gc.json'}")

@@ -1,0 +1,174 @@
+"""Group sampled stacks into the story's buckets: where did the CPU time go?
+
+A sample goes to exactly one bucket, decided by its stack (leaf first):
+
+1. ``idle/wait``  the leaf is a blocking primitive (epoll/poll/select, futex, sleep, recv...):
+   time waiting, visible only when py-spy ran with ``--idle``;
+2. the deepest frame that belongs to ``TLS/ssl``, ``protobuf`` or ``gRPC core``: so memcpy
+   inside ``SSL_read`` is TLS, and a protobuf decode called from gRPC is protobuf;
+3. ``GC``  the cyclic garbage collector (``gc_collect_main`` and friends);
+4. ``numpy/memcpy``  the leaf is native code in numpy or a libc ``mem*`` copy (the mmap
+   read path: gathering runs of records, decoding fields);
+5. ``Python overhead``  the leaf is a Python frame or the interpreter itself;
+6. ``other``  any other native code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+BUCKETS = ("TLS/ssl", "gRPC core", "protobuf", "numpy/memcpy", "GC", "Python overhead",
+           "idle/wait", "other")
+
+_FRAME = re.compile(r"^(?P<name>.*?)(?: \((?P<file>[^()]*)\))?$")
+
+_IDLE = re.compile(
+    r"^(epoll_wait|epoll_pwait|__?poll|ppoll|select|pselect6?|__select|nanosleep|"
+    r"clock_nanosleep|__GI___clock_nanosleep|__futex_abstimed_wait\w*|futex_wait\w*|"
+    r"__lll_lock_wait\w*|pthread_cond_(timed)?wait\w*|__pthread_cond_wait\w*|sem_wait|"
+    r"do_futex_wait\w*|recv|recvfrom|recvmsg|__libc_recv\w*|read|__libc_read|accept4?|"
+    r"sleep|wait|time\.sleep|_wait_once|_cv_wait)$")
+_IDLE_PY = re.compile(r"^(sleep|wait|_wait_once|select|poll|_poll|acquire)$")
+
+_TLS = re.compile(
+    r"(^|[^a-z])(ssl|SSL_|tls|TLS|tsi_|bssl::|BoringSSL|EVP_|AES_|aes_|gcm_|chacha|"
+    r"sha256|SHA256|ECDSA|ecdsa|ec_GFp|x25519|X25519|RSA_|BN_|bn_|CRYPTO_|OPENSSL_|"
+    r"libssl|libcrypto)", re.ASCII)
+_PROTOBUF = re.compile(r"(google/protobuf|google\._upb|_upb|upb_|protobuf|_pb2\b|_pb2\.py|"
+                       r"SerializeToString|FromString|ParseFromString|MergeFromString|"
+                       r"_message\.)")
+_GRPC = re.compile(r"(grpc|cygrpc|_cython/|absl::|gpr_|census|chttp2|hpack|"
+                   r"nghttp2)")
+_GC = re.compile(r"^(gc_collect\w*|collect|_PyGC_\w*|deduce_unreachable|move_unreachable|"
+                 r"subtract_refs|update_refs|visit_\w+|gc_collect_main)$")
+_NUMPY_FILE = re.compile(r"(numpy/|_multiarray_umath|_umath|libopenblas|libscipy_openblas)")
+_MEMCPY = re.compile(r"^(__)?(memcpy|memmove|memset|mempcpy)\w*$")
+_LIBC = re.compile(r"^(libc\.so|libm\.so|ld-linux|libpthread)")
+_PY_FILE = re.compile(r"(\.py(:\d+)?$|^<frozen |^<string>)")
+_PY_RUNTIME = re.compile(r"(libpython|^python3?(\.\d+)?$)")
+
+
+def split_frame(frame: str) -> tuple[str, str]:
+    """``"func (file:line)"`` -> ``("func", "file:line")`` (file ``""`` when absent)."""
+    m = _FRAME.match(frame)
+    return (m.group("name"), m.group("file") or "") if m else (frame, "")
+
+
+def is_python(frame: str) -> bool:
+    return bool(_PY_FILE.search(split_frame(frame)[1]))
+
+
+def _strong(frame: str) -> str | None:
+    name, file = split_frame(frame)
+    if _PROTOBUF.search(file) or _PROTOBUF.search(name):
+        return "protobuf"
+    if _TLS.search(name) or _TLS.search(file):
+        return "TLS/ssl"
+    if _GRPC.search(file) or _GRPC.search(name):
+        return "gRPC core"
+    return None
+
+
+def stack_bucket(stack: Sequence[str]) -> str:
+    """The bucket of one sample; ``stack`` is root first, leaf last (py-spy's order)."""
+    if not stack:
+        return "other"
+    leaf_name, leaf_file = split_frame(stack[-1])
+    if _IDLE.match(leaf_name) or (is_python(stack[-1]) and _IDLE_PY.match(leaf_name)
+                                  and leaf_file.startswith(("threading", "selectors", "queue",
+                                                            "socket", "time", "<"))):
+        return "idle/wait"
+    for frame in reversed(stack):
+        bucket = _strong(frame)
+        if bucket:
+            return bucket
+    if any(_GC.match(split_frame(f)[0]) for f in stack):
+        return "GC"
+    if _MEMCPY.match(leaf_name) or _NUMPY_FILE.search(leaf_file):
+        return "numpy/memcpy"
+    if _LIBC.search(leaf_file):
+        # libc/libm helpers (glibc's memcpy variants are local symbols that py-spy often
+        # shows as bare addresses): charge them to the first caller outside libc
+        for frame in reversed(stack[:-1]):
+            name, file = split_frame(frame)
+            if _LIBC.search(file):
+                continue
+            if _NUMPY_FILE.search(file) or _MEMCPY.match(name):
+                return "numpy/memcpy"
+            break
+    if is_python(stack[-1]) or _PY_RUNTIME.search(leaf_file) or leaf_name.startswith(("Py", "_Py")):
+        return "Python overhead"
+    return "other"
+
+
+def categorize(stacks: Mapping[tuple[str, ...], int]) -> dict[str, int]:
+    """Samples per bucket (every bucket present, zero when empty)."""
+    out = dict.fromkeys(BUCKETS, 0)
+    for stack, count in stacks.items():
+        out[stack_bucket(stack)] += count
+    return out
+
+
+def bucket_shares(profiles: Iterable, *, work_only: bool = True) -> pd.DataFrame:
+    """Share of samples per bucket, one row per profile (``variant`` column), rows sum to 1.
+
+    ``work_only`` keeps only samples under the workload's measured loop (imports and set-up
+    of the workload process are left out).  Accepts ``FlameProfile`` objects.
+    """
+    rows = []
+    for p in profiles:
+        stacks = p.work_stacks if work_only else p.stacks
+        counts = categorize(stacks)
+        total = sum(counts.values()) or 1
+        row: dict[str, object] = {"variant": p.variant}
+        row.update({b: c / total for b, c in counts.items()})
+        row["samples"] = sum(counts.values())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["variant", *BUCKETS, "samples"])
+
+
+def top_buckets(shares_row: Mapping[str, float], n: int = 3) -> list[tuple[str, float]]:
+    """The ``n`` largest buckets of one ``bucket_shares`` row, largest first."""
+    pairs = [(b, float(shares_row[b])) for b in BUCKETS if shares_row.get(b, 0) > 0]
+    return sorted(pairs, key=lambda p: -p[1])[:n]
+
+
+def bucket_of_frames(frames: Iterable[str]) -> dict[str, str]:
+    """A bucket label per frame, judged on the frame alone (for frame tables)."""
+    out: dict[str, str] = {}
+    for f in frames:
+        out[f] = stack_bucket((f,))
+    return out
+
+
+def group_counts(stacks: Mapping[tuple[str, ...], int]) -> dict[str, dict[tuple[str, ...], int]]:
+    """Stacks split by bucket, for drilling into one bucket."""
+    out: dict[str, dict[tuple[str, ...], int]] = defaultdict(dict)
+    for stack, count in stacks.items():
+        out[stack_bucket(stack)][stack] = count
+    return dict(out)
+
+
+def copy_share(stacks: Mapping[tuple[str, ...], int]) -> float:
+    """Share of samples whose leaf is a memory copy: a named ``mem*`` function, or a bare
+    libc address called straight from numpy's native code (glibc's memcpy variants are local
+    symbols py-spy often cannot name).  An estimate of the story's "memcpy" share."""
+    total = sum(stacks.values())
+    if not total:
+        return 0.0
+    hits = 0
+    for stack, count in stacks.items():
+        if not stack:
+            continue
+        name, file = split_frame(stack[-1])
+        if _MEMCPY.match(name):
+            hits += count
+        elif _LIBC.search(file) and name.startswith("0x") and len(stack) > 1:
+            cname, cfile = split_frame(stack[-2])
+            if _NUMPY_FILE.search(cfile) and not is_python(stack[-2]):
+                hits += count
+    return hits / total

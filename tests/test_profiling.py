@@ -1,0 +1,152 @@
+"""Profilers for real: py-spy and memray run on workload subprocesses; /proc sharing checked."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lootlab.cli import main as cli
+from lootlab.profiling import (BUCKETS, FlameProfile, bucket_shares, categorize, copy_share, diff,
+                               diff_svg, flamegraph, load_flame, memory, parse_collapsed,
+                               stack_bucket)
+from lootlab.profiling.flame import to_collapsed
+from lootlab.profiling.replicas import replicas, totals
+
+from _profiling import data_env, small_index  # noqa: F401
+
+LOOP = ("_run_module_as_main (<frozen runpy>:198)", "main (lootlab/workload.py:270)",
+        "_measured_ops (lootlab/workload.py:149)")
+NP = "ufunc_generic_fastcall (numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so)"
+CYGRPC = "grpc_call_start_batch (grpc/_cython/cygrpc.cpython-311-x86_64-linux-gnu.so)"
+
+
+# -- categorizer on known stacks ---------------------------------------------------------
+
+@pytest.mark.parametrize("tail, bucket", [
+    (("_blocking (grpc/_channel.py:1000)", CYGRPC, "SSL_read (grpc/_cython/cygrpc.so)",
+      "__memmove_avx_unaligned_erms (libc.so.6)"), "TLS/ssl"),
+    (("_blocking (grpc/_channel.py:1000)", "_deserialize (grpc/_common.py:40)",
+      "FromString (google/protobuf/message.py:10)"), "protobuf"),
+    (("_blocking (grpc/_channel.py:1000)", CYGRPC), "gRPC core"),
+    (("_blocking (grpc/_channel.py:1000)", CYGRPC, "epoll_wait (libc.so.6)"), "idle/wait"),
+    (("near (lootlab/index.py:332)", NP, "memcpy (libc.so.6)"), "numpy/memcpy"),
+    (("near (lootlab/index.py:332)", NP, "0x7f00deadbeef (libc.so.6)"), "numpy/memcpy"),
+    (("near (lootlab/index.py:332)", NP), "numpy/memcpy"),
+    (("near (lootlab/index.py:332)",), "Python overhead"),
+    (("near (lootlab/index.py:332)", "_PyEval_EvalFrameDefault (libpython3.11.so.1.0)"),
+     "Python overhead"),
+    (("near (lootlab/index.py:332)", "gc_collect_main (libpython3.11.so.1.0)"), "GC"),
+    (("near (lootlab/index.py:332)", "sleep (time)"), "idle/wait"),
+    (("near (lootlab/index.py:332)", "zstd_compress (libzstd.so.1)"), "other"),
+])
+def test_categorizer_buckets_known_stacks(tail, bucket):
+    assert stack_bucket(LOOP + tail) == bucket
+
+
+def test_categorize_counts_every_sample_once():
+    stacks = {LOOP + ("a (x.py:1)",): 3, LOOP + (NP,): 5, LOOP + (CYGRPC,): 2}
+    counts = categorize(stacks)
+    assert set(counts) == set(BUCKETS) and sum(counts.values()) == 10
+    assert counts["numpy/memcpy"] == 5 and counts["gRPC core"] == 2
+    assert copy_share({LOOP + (NP, "memcpy (libc.so.6)"): 1, LOOP: 3}) == 0.25
+
+
+frame = st.text(st.characters(blacklist_characters=";\n\r", blacklist_categories=("Cs", "Zl", "Zp")),
+                min_size=1, max_size=12).map(lambda s: s.strip() or "f")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.tuples(frame, frame, frame), st.integers(1, 10_000), max_size=20))
+def test_collapsed_round_trip_and_shares_sum_to_one(stacks):
+    assert parse_collapsed(to_collapsed(stacks)) == stacks
+    p = FlameProfile("v", stacks)
+    if stacks:
+        assert p.frames["self_share"].sum() == pytest.approx(1.0)
+        assert bucket_shares([p], work_only=False)[list(BUCKETS)].sum(axis=1).iloc[0] == \
+            pytest.approx(1.0)
+    assert diff(p, p).empty                                    # identical: nothing differs
+
+
+# -- py-spy, for real --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def spin_profile(tmp_path_factory):
+    return flamegraph(duration=1.5, spin=True, rate=200)
+
+
+def test_flamegraph_of_a_spinning_workload_shows_the_spin_function(spin_profile, tmp_path):
+    p = spin_profile
+    assert p.samples > 50
+    top = p.frames.iloc[0]
+    assert top["frame"].startswith("lootlab_spin_target ")
+    assert top["self_share"] > 0.8
+    assert bucket_shares([p]).loc[0, "Python overhead"] > 0.8
+    # every view comes from the same samples, and the SVG is well-formed and interactive
+    ET.fromstring(p.svg)
+    assert "<script" in p.svg and "lootlab_spin_target" in p.svg
+    sp = p.speedscope
+    assert sum(sp["profiles"][0]["weights"]) == p.samples
+    saved = p.save(tmp_path / "flame")
+    back = load_flame(tmp_path / "flame")
+    assert back.stacks == p.stacks and back.variant == p.variant
+    assert json.loads(saved["speedscope"].read_text())["shared"]["frames"]
+
+
+def test_diff_shows_what_one_profile_spends_that_the_other_does_not(spin_profile):
+    assert diff(spin_profile, spin_profile).empty
+    other = FlameProfile("other", {LOOP + (NP,): 40, LOOP + ("x (lootlab/index.py:1)",): 10})
+    d = diff(spin_profile, other)
+    assert d.iloc[0]["frame"].startswith("lootlab_spin_target ") and d.iloc[0]["delta_self"] > 0.8
+    assert d.iloc[-1]["frame"] == NP and d.iloc[-1]["delta_self"] == pytest.approx(-0.8, abs=0.01)
+    svg = diff_svg(spin_profile, other)
+    ET.fromstring(svg)
+    assert "rgb(255," in svg                                  # red: more in the spin profile
+
+
+def test_cli_profile_flame_writes_artifacts(data_env, small_index, tmp_path):
+    res = CliRunner().invoke(cli, ["profile", "flame", "--spin", "--duration", "1",
+                                   "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    assert "lootlab_spin_target" in res.output
+    for name in ("flame.svg", "speedscope.json", "collapsed.txt", "frames.csv"):
+        assert (tmp_path / "f" / name).stat().st_size > 0
+
+
+# -- memray, for real --------------------------------------------------------------------
+
+def test_memray_counts_allocations_per_op(data_env, tmp_path):
+    k = 40
+    prof = memory(alloc_per_op=k, queries=1500, flamegraph=True)
+    # the measured loop adds ~3 allocations per op of its own (an iterator, a float, an int)
+    assert k <= prof.allocations_per_op <= k + 5
+    assert prof.bytes_per_op >= 16 * k
+    assert prof.peak_heap > 0 and prof.proc["RssAnon"] > 0 and prof.baseline["RssAnon"] > 0
+    assert "mmap" in prof.note
+    html = prof.flamegraph_html
+    assert html and "<script src=" not in html and "<link rel=\"stylesheet\" href=\"http" not in html
+
+
+def test_cli_profile_errors_are_one_line(data_env):
+    res = CliRunner().invoke(cli, ["profile", "replicas", "--ks", "1,x"])
+    assert res.exit_code == 2 and "--ks" in res.output
+
+
+# -- /proc: PSS sharing across replicas --------------------------------------------------
+
+def test_pss_shows_shared_index_pages(small_index, data_env):
+    frame = replicas("mmap", ks=(1, 2), queries=300, index=small_index)
+    assert list(frame["k"]) == [1, 2, 2]
+    one = frame[frame["k"] == 1].iloc[0]
+    two = frame[frame["k"] == 2]
+    assert one["index_rss"] > 0
+    # each of two readers is charged about half of the pages both have resident
+    for _, r in two.iterrows():
+        assert r["index_rss"] > 0 and r["index_pss"] < 0.75 * r["index_rss"]
+    t = totals(frame).set_index("k")
+    assert t.loc[2, "index_pss_total_MiB"] < 1.5 * t.loc[1, "index_pss_total_MiB"]
+    assert t.loc[2, "rss_total_MiB"] > 1.8 * t.loc[1, "rss_total_MiB"]  # RSS counts it twice

@@ -47,7 +47,9 @@ class _Snapshot:
                 ff.parse_header(b"", path, st.st_size)  # raises "too small"
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            header = ff.parse_header(memoryview(mm)[:ff.HEADER_SIZE], path, st.st_size)
+            # a bytes copy, not a memoryview: an exception traceback holding an exported
+            # view would make mm.close() raise BufferError and hide the real error
+            header = ff.parse_header(mm[:ff.HEADER_SIZE], path, st.st_size)
             if verify:
                 ff.verify_body(mm, header, path)
         except BaseException:

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from .errors import LootlabError
-from .tables import TABLE_SUFFIXES, read_table
+from .tables import TABLE_SUFFIXES
 
 
 class SourceError(LootlabError):
@@ -104,36 +104,42 @@ class LocalSource:
         _table_format(self.path.name)
         return [self.path]
 
-    def version(self) -> str:
-        """Digest of the files' names, sizes and mtimes: changes whenever a file is replaced."""
+    @staticmethod
+    def _digest(idents: list[tuple[str, os.stat_result]]) -> str:
         digest = hashlib.sha1()
-        for f in self._files():
-            try:
-                st = f.stat()
-            except OSError as exc:
-                raise SourceUnavailableError(f"{f}: {exc.strerror or exc}") from exc
-            digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+        for name, st in idents:
+            digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
         return "local:" + digest.hexdigest()[:20]
 
-    def fetch(self, known_version: str | None = None) -> Fetched | None:
-        version = self.version()
-        if version == known_version:
-            return None
-        frames, nbytes = [], 0
+    def version(self) -> str:
+        """Digest of the files' names, sizes, mtimes and inodes: changes whenever a file is
+        replaced or rewritten."""
+        idents = []
         for f in self._files():
             try:
-                nbytes += f.stat().st_size
-                frames.append(read_table(f))
-            except FileNotFoundError as exc:
-                raise SourceUnavailableError(f"{f}: vanished while being read") from exc
-            except LootlabError as exc:
-                if not f.exists():
-                    raise SourceUnavailableError(str(exc)) from exc
-                raise CorruptSourceError(str(exc)) from exc
+                idents.append((f.name, f.stat()))
+            except OSError as exc:
+                raise SourceUnavailableError(f"{f}: {exc.strerror or exc}") from exc
+        return self._digest(idents)
+
+    def fetch(self, known_version: str | None = None) -> Fetched | None:
+        if known_version is not None and self.version() == known_version:
+            return None
+        frames, idents, nbytes = [], [], 0
+        for f in self._files():
+            try:
+                # read through one open handle: the bytes and the identity belong to the
+                # same file even if it is replaced meanwhile (the next cycle sees that)
+                with open(f, "rb") as handle:
+                    st = os.fstat(handle.fileno())
+                    data = handle.read()
+            except OSError as exc:
+                raise SourceUnavailableError(f"{f}: {exc.strerror or exc}") from exc
+            idents.append((f.name, st))
+            nbytes += len(data)
+            frames.append(parse_table(data, str(f)))
         table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        if self.version() != version:   # a file was replaced while we read: try next cycle
-            raise SourceUnavailableError(f"{self.path}: changed while being read; will retry")
-        return Fetched(table, version, nbytes)
+        return Fetched(table, self._digest(idents), nbytes)
 
 
 def _b64(digest: bytes) -> str:

@@ -72,6 +72,7 @@ class Checker:
         self.rng = np.random.default_rng(seed)
         self.radius = radius
         self.tables: dict[int, pd.DataFrame] = {}
+        self.rowmaps: dict[int, dict[tuple, tuple]] = {}
         self.queries = self.mismatches = self.mixed = self.backwards = self.empty = 0
         self.batches = 0
         self.errors: list[str] = []
@@ -82,6 +83,7 @@ class Checker:
     def table(self, g: int) -> pd.DataFrame:
         if g not in self.tables:
             self.tables[g] = gen_table(self.base, g)
+            self.rowmaps[g] = {r[:3]: r for r in canon(self.tables[g])}
         return self.tables[g]
 
     def _saw(self, g: int) -> None:
@@ -120,7 +122,8 @@ class Checker:
             elif len(ticks) == 1:
                 g = int(ticks[0])
                 self._saw(g)
-                rows = {r[:3]: r for r in canon(self.table(g))}
+                self.table(g)
+                rows = self.rowmaps[g]
                 expected = [rows.get(tuple(p)) for p in pts.tolist()]
                 if not np.array_equal(found, [e is not None for e in expected]) or \
                         canon(recs[found]) != sorted(e for e in expected if e is not None):

@@ -345,11 +345,13 @@ def diagnose_tls(target: str, ca: str | None, client_cert: str | None = None,
         with socket.create_connection((host, port), timeout=timeout) as sock:
             with ctx.wrap_socket(sock, server_hostname=name) as tls:
                 # TLS 1.3 servers reject a missing client certificate after the handshake.
-                tls.settimeout(0.3)
+                tls.settimeout(0.5)
                 try:
-                    tls.recv(1)
+                    closed = tls.recv(1) == b""
                 except (socket.timeout, TimeoutError):
-                    pass
+                    closed = False
+                if closed:
+                    raise ConnectionResetError("closed right after the handshake")
     except ssl.SSLCertVerificationError as exc:
         msg = (exc.verify_message or str(exc)).lower()
         if "expired" in msg:

@@ -19,7 +19,9 @@ def _watch_parent(stop: threading.Event, parent: int) -> None:
     # stdin is a pipe from the parent: EOF means the parent closed it or died.
     def stdin_eof() -> None:
         try:
-            while sys.stdin.buffer.read(4096):
+            # os.read on the raw fd: a daemon thread blocked in sys.stdin's buffered
+            # reader aborts the interpreter at shutdown.
+            while os.read(0, 4096):
                 pass
         except (OSError, ValueError):
             pass

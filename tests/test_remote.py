@@ -1,0 +1,277 @@
+"""The gRPC service over real loopback TLS: schema freshness, validation, the errors users
+hit (each a lootlab exception naming the cause), hot swaps, loopback lifecycle, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+import lootlab
+from lootlab.remote import DeadlineExceeded, ServerUnavailable, TLSError
+from lootlab.remote import loot_pb2 as pb
+from lootlab.remote import loot_pb2_grpc as pb_grpc
+from lootlab.remote.loopback import LoopbackError, LoopbackServer
+from lootlab.remote.tls import ensure_dev_tls
+
+from _remote import broken_certs, free_port, other_ca, same_records, sigcont, small_index, wait_gone
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One LOOTLAB_DATA for the module, so the development CA is made once."""
+    path = tmp_path_factory.mktemp("remote-data")
+    old = os.environ.get("LOOTLAB_DATA")
+    os.environ["LOOTLAB_DATA"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("LOOTLAB_DATA", None)
+    else:
+        os.environ["LOOTLAB_DATA"] = old
+
+
+@pytest.fixture(scope="module")
+def index_path(data_dir):
+    return small_index(data_dir / "idx")
+
+
+@pytest.fixture(scope="module")
+def server(index_path):
+    with LoopbackServer(index_path, limits={"max_results": 5_000}) as srv:
+        yield srv
+
+
+# -- schema ---------------------------------------------------------------------------------
+def test_generated_code_is_fresh_against_the_proto():
+    pytest.importorskip("grpc_tools")
+    from lootlab.remote import codegen
+    assert codegen.stale() == [], "run: python -m lootlab.remote.codegen"
+
+
+def test_generated_stub_imports_package_relative():
+    text = Path(pb_grpc.__file__).read_text()
+    assert "from . import loot_pb2" in text
+    assert "\nimport loot_pb2" not in text
+    assert pb_grpc.loot__pb2 is pb
+
+
+# -- validation -----------------------------------------------------------------------------
+def _raw_stub(server):
+    creds = grpc.ssl_channel_credentials(Path(server.ca).read_bytes())
+    channel = grpc.secure_channel(server.target, creds)
+    return channel, pb_grpc.LootServiceStub(channel)
+
+
+@pytest.mark.parametrize("method,request_, pattern", [
+    ("Near", pb.NearRequest(at=pb.Point(x=0, y=0, z=0), radius=-1), "radius"),
+    ("Near", pb.NearRequest(at=pb.Point(x=0, y=0, z=0), radius=1e12), "radius"),
+    ("Near", pb.NearRequest(at=pb.Point(x=0, y=0, z=0), radius=float("nan")), "radius"),
+    ("Near", pb.NearRequest(at=pb.Point(x=0, y=5000, z=0), radius=4), "packable range"),
+    ("Get", pb.GetRequest(at=pb.Point(x=2**30, y=0, z=0)), "packable range"),
+    ("Knn", pb.KnnRequest(at=pb.Point(x=0, y=0, z=0), k=10**6), "k must be"),
+    ("Box", pb.BoxRequest(lo=pb.Point(x=5, y=0, z=0), hi=pb.Point(x=4, y=0, z=0)), "lo .* <= hi"),
+])
+def test_invalid_requests_get_invalid_argument(server, method, request_, pattern):
+    channel, stub = _raw_stub(server)
+    with channel:
+        with pytest.raises(grpc.RpcError) as info:
+            getattr(stub, method)(request_, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert __import__("re").search(pattern, info.value.details())
+        # the server is still there
+        assert stub.Get(pb.GetRequest(at=pb.Point(x=0, y=0, z=0)), timeout=10) is not None
+
+
+def test_invalid_queries_raise_query_error_from_every_remote_variant(server):
+    for name in ("grpc-tls-pooled", "grpc-tls-packed", "grpc-tls-fresh"):
+        with server.connect(name) as c:
+            with pytest.raises(lootlab.QueryError, match="radius"):
+                c.near(0, 0, 0, -5)
+            with pytest.raises(lootlab.QueryError, match="packable"):
+                c.get(0, 9999, 0)
+            with pytest.raises(lootlab.QueryError):
+                c.knn(0, 0, 0, -1)
+            with pytest.raises(lootlab.QueryError, match="lo"):
+                c.box((1, 1, 1), (0, 0, 0))
+
+
+def test_too_large_an_answer_is_refused_not_crashed(server):
+    with server.connect("grpc-tls-pooled") as c:
+        with pytest.raises(lootlab.QueryError, match="at most 5,000"):
+            c.box((-40000, -64, -40000), (40000, 200, 40000))
+        assert c.get(0, 0, 0) is None or c.get(0, 0, 0)   # still serving
+
+
+def test_request_size_limit(server):
+    channel, _ = _raw_stub(server)
+    with channel:
+        call = channel.unary_unary("/lootlab.v1.LootService/Get")
+        with pytest.raises(grpc.RpcError) as info:
+            call(b"\x00" * (64 * 1024), timeout=10)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# -- errors users hit -----------------------------------------------------------------------
+def test_server_not_running(data_dir):
+    target = f"127.0.0.1:{free_port()}"
+    for name in ("grpc-tls-pooled", "grpc-plain", "grpc-tls-fresh"):
+        with lootlab.connect(name, target=target) as c:
+            with pytest.raises(ServerUnavailable, match="nothing is listening.*lootlab serve"):
+                c.get(0, 0, 0)
+
+
+def test_wrong_ca(server, data_dir):
+    ca = other_ca(data_dir / "other")
+    with lootlab.connect("grpc-tls-pooled", target=server.target, ca=ca) as c:
+        with pytest.raises(TLSError, match="not trusted by ca=.*other-ca.pem.*lootlab serve"):
+            c.get(0, 0, 0)
+
+
+@pytest.mark.parametrize("kind,pattern", [("expired", "expired"),
+                                          ("wrong-host", "not issued for '127.0.0.1'")])
+def test_bad_server_certificates(index_path, data_dir, kind, pattern):
+    files = ensure_dev_tls()
+    cert, key = broken_certs(data_dir / "broken", files.ca, files.ca_key)[kind]
+    with LoopbackServer(index_path, cert=cert, key=key) as srv:
+        with srv.connect("grpc-tls-pooled") as c:
+            with pytest.raises(TLSError, match=pattern):
+                c.get(0, 0, 0)
+
+
+def test_tls_client_against_plaintext_server_and_back(index_path):
+    with LoopbackServer(index_path, tls=False) as plain:
+        with lootlab.connect("grpc-tls-pooled", target=plain.target) as c:
+            with pytest.raises(TLSError, match="does not speak TLS.*grpc-plain"):
+                c.get(0, 0, 0)
+
+
+def test_plaintext_client_against_tls_server(server):
+    with lootlab.connect("grpc-plain", target=server.target) as c:
+        with pytest.raises(ServerUnavailable, match="grpc-tls"):
+            c.get(0, 0, 0)
+
+
+def test_deadline_exceeded_names_the_cause(index_path):
+    with LoopbackServer(index_path) as srv:
+        with srv.connect("grpc-tls-pooled", timeout=0.5) as c:
+            assert c.near(0, 0, 0, 4) is not None          # connected and warm
+            os.kill(srv.pid, signal.SIGSTOP)               # a hung server
+            try:
+                with pytest.raises(DeadlineExceeded, match="within 0.5 s.*timeout="):
+                    c.near(0, 0, 0, 4)
+            finally:
+                sigcont(srv.pid)
+
+
+def test_mutual_tls(index_path):
+    files = ensure_dev_tls()
+    with LoopbackServer(index_path, client_ca=files.ca) as srv:
+        with srv.connect("grpc-tls-pooled") as c:          # gets the dev client certificate
+            assert len(c.near(0, 0, 0, 8)) >= 0
+        with lootlab.connect("grpc-tls-pooled", target=srv.target, ca=srv.ca) as c:
+            with pytest.raises(TLSError, match="client certificate"):
+                c.get(0, 0, 0)
+        assert srv.stats()["tls_connections"] >= 1
+
+
+def test_errors_are_lootlab_errors_without_grpc_tracebacks(data_dir):
+    target = f"127.0.0.1:{free_port()}"
+    with lootlab.connect("grpc-tls-pooled", target=target) as c:
+        with pytest.raises(lootlab.LootlabError) as info:
+            c.get(0, 0, 0)
+    assert info.value.__suppress_context__ and not isinstance(info.value, grpc.RpcError)
+
+
+# -- hot swap -------------------------------------------------------------------------------
+def test_server_sees_a_newly_published_index(data_dir):
+    path = small_index(data_dir / "swap", n=3_000, seed=1)
+    with LoopbackServer(path) as srv:
+        assert srv.stats()["generation"] == 1
+        lootlab.build_index(lootlab.generate_world(4_000, seed=2), path)
+        deadline = time.monotonic() + 30
+        while srv.stats()["generation"] != 2 and time.monotonic() < deadline:
+            with srv.connect("grpc-tls-pooled") as c:
+                c.get(0, 0, 0)
+            time.sleep(0.05)
+        assert srv.stats() | {} and srv.stats()["generation"] == 2
+        assert srv.stats()["records"] == len(lootlab.open_index(path))
+
+
+# -- loopback lifecycle ---------------------------------------------------------------------
+def test_loopback_stops_cleanly_on_exit(index_path):
+    with LoopbackServer(index_path) as srv:
+        pid = srv.pid
+        assert srv.running
+    assert not srv.running
+    assert wait_gone(pid)
+
+
+def test_loopback_child_exits_when_parent_is_killed(index_path, tmp_path):
+    script = (
+        "import sys, time\n"
+        "from lootlab.remote.loopback import LoopbackServer\n"
+        f"srv = LoopbackServer({str(index_path)!r}).start()\n"
+        "print(srv.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)                                  # it runs
+        parent.kill()                                      # no atexit, no cleanup
+        parent.wait()
+        assert wait_gone(child), "loopback server outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_loopback_reports_a_child_that_cannot_start(tmp_path):
+    bad = tmp_path / "bad.idx"
+    bad.write_bytes(b"not an index")
+    with pytest.raises(LoopbackError, match="exited with code 1 before it was ready.*bad.idx"):
+        LoopbackServer(bad).start()
+
+
+# -- the CLI as a new user runs it ----------------------------------------------------------
+def _lootlab(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "from lootlab.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_cli_serve_prints_target_and_ca_and_stops_on_sigterm(index_path):
+    proc = _lootlab("serve", "--index", str(index_path), "--port", "0")
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        target = lines[0].split(" on ")[1].split()[0]
+        ca = lines[1].split(": ", 1)[1].strip()
+        assert Path(ca).is_file() and "ca=" in lines[2]
+        with lootlab.connect("grpc-tls-pooled", target=target, ca=ca) as c:
+            idx = lootlab.open_index(index_path)
+            p = idx.sample(1, seed=5)[0]
+            assert same_records(c.near(int(p["x"]), int(p["y"]), int(p["z"]), 40),
+                                idx.near(int(p["x"]), int(p["y"]), int(p["z"]), 40))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "server stopped" in out
+
+
+def test_cli_serve_errors_are_one_line(tmp_path):
+    proc = _lootlab("serve", "--index", str(tmp_path / "missing.idx"), "--port", "0")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip().count("\n") == 0 and "missing.idx does not exist" in err
+    proc = _lootlab("serve", "--index", str(tmp_path / "missing.idx"), "--cert", "x.pem")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._util import echo_table
+
+
+@click.command("bench")
+@click.option("--variant", "-v", default="mmap", show_default=True,
+              help="Client variant (see lootlab.VARIANTS).")
+@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
+              help="Offered requests/s (open loop; default 1000).")
+@click.option("--closed", "closed", type=click.IntRange(min=1), metavar="C",
+              help="Closed loop with C workers instead (for comparison only).")
+@click.option("--schedule", "-s", type=click.Choice(["constant", "poisson", "ramp", "spike"]),
+              default="constant", show_default=True)
+@click.option("--duration", "-d", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Seconds measured (after the warm-up).")
+@click.option("--processes", "-p", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sender threads per process (helps only clients that release the GIL).")
+@click.option("--warmup", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds sent first and discarded.")
+@click.option("--think-time", type=click.FloatRange(min=0), default=0.0,
+              help="Closed loop: seconds each worker waits between requests.")
+@click.option("--factor", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Spike: burst rate as a multiple of --rate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for summary.json + latency.hlog (default data/results/...).")
+def command(variant: str, rate: float | None, closed: int | None, schedule: str,
+            duration: float, processes: int, concurrency: int, warmup: float,
+            think_time: float, factor: float, seed: int, out: Path | None) -> None:
+    """Load a variant with an open-loop schedule; print percentiles and the health verdict."""
+    from ..loadgen.scenario import bench
+
+    if rate is not None and closed is not None:
+        raise click.UsageError("give --rate (open loop) or --closed (closed loop), not both")
+    result, where = bench(variant, rate=rate, closed=closed, schedule=schedule,
+                          duration=duration, processes=processes, concurrency=concurrency,
+                          warmup=warmup, think_time=think_time, factor=factor, seed=seed,
+                          out=out)
+    click.echo(result.describe())
+    click.echo("")
+    table = result.table().round(1).reset_index(names="percentile")
+    echo_table(table)
+    click.echo(f"\nsaved to {where}")

@@ -1,0 +1,388 @@
+"""What a load run measured: merged HDR histograms, a per-second timeline, achieved vs
+offered rate, generator CPU, and a health verdict.  Saves to and loads from disk.
+
+Percentiles always come from merged histograms (counts added across processes), never
+from averaging each process's percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogWriter
+
+from ..errors import LootlabError
+from . import hist
+from .schedules import ClosedLoop, Schedule
+
+TABLE_PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99, 100.0)
+METRICS = ("latency", "service", "send_lag", "errors", "generator_lag")
+FORMAT = "lootlab-loadresult/1"
+SEND_LAG_WARN_US = 1_000.0
+GENERATOR_LAG_MAX_US = 1_000.0
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the numbers describe the system, or the generator's own limits.
+
+    ``valid`` is False when any ``reasons`` exist: values fell out of the histogram, the
+    generator could not send the schedule, or a sender never had idle time (so requests
+    went out late because of the generator).  ``warnings`` do not invalidate the run.
+    """
+
+    valid: bool
+    reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        head = "VALID" if self.valid else "INVALID"
+        lines = [head] + [f"  - {r}" for r in self.reasons] + \
+            [f"  ~ {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid, "reasons": list(self.reasons),
+                "warnings": list(self.warnings)}
+
+
+@dataclass
+class LoadResult:
+    """One run, merged across workers.  Histogram values are integer nanoseconds."""
+
+    variant: str
+    schedule: dict[str, Any]
+    processes: int
+    concurrency: int
+    warmup: float
+    duration: float
+    latency: HdrHistogram
+    service: HdrHistogram
+    send_lag: HdrHistogram
+    errors: HdrHistogram
+    generator_lag: HdrHistogram
+    intervals: list[HdrHistogram]
+    offered_per_s: list[int]
+    completed_per_s: list[int]
+    counts: dict[str, int]
+    offered_rate: float
+    achieved_rate: float
+    cpu_s: float
+    wall_s: float
+    busy: list[float]
+    health: Health
+    worker_requests: list[int] = field(default_factory=list)
+    first_error: str = ""
+    env: dict[str, Any] = field(default_factory=dict)
+
+    # ---- percentiles ------------------------------------------------------------------
+    @property
+    def open_loop(self) -> bool:
+        return self.schedule.get("kind") != "closed"
+
+    def histogram(self, metric: str = "latency") -> HdrHistogram:
+        if metric not in METRICS:
+            raise LootlabError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        return getattr(self, metric)
+
+    def percentile_us(self, p: float, metric: str = "latency") -> float:
+        return float(hist.percentiles(self.histogram(metric), [p])[0]) / 1e3
+
+    def latency_us(self, p: float) -> float:
+        """Latency at percentile ``p`` in microseconds (open loop: from the intended send)."""
+        return self.percentile_us(p, "latency")
+
+    def service_us(self, p: float) -> float:
+        return self.percentile_us(p, "service")
+
+    def send_lag_us(self, p: float) -> float:
+        return self.percentile_us(p, "send_lag")
+
+    @property
+    def requests(self) -> int:
+        return int(self.counts.get("measured", 0))
+
+    @property
+    def generator_cpu(self) -> float:
+        """Generator CPU in cores (process CPU seconds / wall seconds, summed over workers)."""
+        return self.cpu_s / self.wall_s if self.wall_s else math.nan
+
+    # ---- tables -----------------------------------------------------------------------
+    def to_frame(self, percentiles=TABLE_PERCENTILES,
+                 metrics=("latency", "service", "send_lag")) -> pd.DataFrame:
+        """Tidy rows: variant, schedule, rate, metric, percentile, latency_us (+ context)."""
+        rows = []
+        for metric in metrics:
+            values = hist.percentiles(self.histogram(metric), list(percentiles)) / 1e3
+            for p, v in zip(percentiles, values):
+                rows.append({"variant": self.variant, "schedule": self.schedule.get("kind"),
+                             "rate": self.offered_rate, "achieved_rate": self.achieved_rate,
+                             "processes": self.processes, "concurrency": self.concurrency,
+                             "valid": self.health.valid, "metric": metric,
+                             "percentile": float(p), "latency_us": float(v)})
+        return pd.DataFrame(rows)
+
+    def table(self) -> pd.DataFrame:
+        """Percentile x metric, in microseconds (what the CLI prints)."""
+        frame = self.to_frame()
+        t = frame.pivot(index="percentile", columns="metric", values="latency_us")
+        keep = ("latency", "service", "send_lag") if self.open_loop else ("latency",)
+        t = t[[m for m in keep if m in t.columns]]
+        t.index = [("max" if p == 100 else f"p{p:g}") for p in t.index]
+        t.columns = [f"{c}_us" for c in t.columns]
+        return t
+
+    def timeline(self) -> pd.DataFrame:
+        """One row per second of the measured window: offered, completed, p50/p99/max."""
+        rows = []
+        for s, h in enumerate(self.intervals):
+            p50, p99, pmax = hist.percentiles(h, [50, 99, 100]) / 1e3
+            rows.append({"variant": self.variant, "second": s,
+                         "offered": self.offered_per_s[s] if s < len(self.offered_per_s)
+                         else np.nan,
+                         "completed": self.completed_per_s[s]
+                         if s < len(self.completed_per_s) else np.nan,
+                         "count": h.get_total_count(), "p50_us": p50, "p99_us": p99,
+                         "max_us": pmax})
+        return pd.DataFrame(rows)
+
+    def spectrum(self, metric: str = "latency") -> pd.DataFrame:
+        """The percentile spectrum: percentile, latency_us, and x = 1/(1-p) for plotting."""
+        ps, values = hist.spectrum(self.histogram(metric))
+        with np.errstate(divide="ignore"):
+            x = 1.0 / (1.0 - ps / 100.0)
+        return pd.DataFrame({"variant": self.variant, "metric": metric, "percentile": ps,
+                             "x": x, "latency_us": values / 1e3})
+
+    def summary(self) -> dict[str, Any]:
+        """Scalars for a one-line record (sweeps, reports)."""
+        lat = hist.percentiles(self.latency, [50, 90, 99, 99.9, 100]) / 1e3
+        return {"variant": self.variant, "schedule": self.schedule.get("kind"),
+                "label": self.schedule.get("label"), "rate": self.offered_rate,
+                "achieved_rate": self.achieved_rate, "processes": self.processes,
+                "concurrency": self.concurrency, "requests": self.requests,
+                "p50_us": lat[0], "p90_us": lat[1], "p99_us": lat[2], "p999_us": lat[3],
+                "max_us": lat[4], "service_p99_us": self.service_us(99),
+                "send_lag_p99_us": self.send_lag_us(99),
+                "generator_lag_p99_us": self.percentile_us(99, "generator_lag"), "errors": self.counts["failed"],
+                "timeouts": self.counts["timeouts"], "unsent": self.counts["unsent"],
+                "generator_cpu": self.generator_cpu, "busy_max": max(self.busy, default=0.0),
+                "valid": self.health.valid}
+
+    def describe(self) -> str:
+        """Human-readable summary: what ran, rates, CPU, warm-up, verdict."""
+        c = self.counts
+        lines = [f"{self.variant}: {self.schedule.get('label')} for {self.duration:g} s, "
+                 f"{self.processes} process(es) x {self.concurrency} sender(s)"]
+        if self.open_loop:
+            lines.append(f"offered {self.offered_rate:,.0f}/s, achieved "
+                         f"{self.achieved_rate:,.0f}/s; sent {c['measured']:,} of "
+                         f"{c['scheduled']:,} scheduled; send lag p99 "
+                         f"{self.send_lag_us(99):,.1f} us (generator's own "
+                         f"{self.percentile_us(99, 'generator_lag'):,.1f} us)")
+        else:
+            lines.append(f"closed loop: {c['measured']:,} requests, "
+                         f"{self.achieved_rate:,.0f}/s")
+        lines.append(f"errors {c['failed']:,}, timeouts {c['timeouts']:,}; warm-up "
+                     f"{self.warmup:g} s ({c['warmup_requests']:,} requests) discarded; "
+                     f"generator CPU {self.generator_cpu:.2f} cores")
+        lines.append(f"health: {self.health}")
+        return "\n".join(lines)
+
+    # ---- disk -------------------------------------------------------------------------
+    def save(self, directory: str | Path | None = None) -> Path:
+        """Write ``summary.json`` (scalars + encoded histograms) and ``latency.hlog`` (the
+        per-second latency histograms in HdrHistogram's log format) into ``directory``
+        (default: a new folder under ``data/results/loadgen``)."""
+        if directory is None:
+            from ..paths import results_dir
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            directory = results_dir() / "loadgen" / \
+                f"{self.variant}-{self.schedule.get('kind')}-{stamp}-{os.getpid()}"
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        doc = {"format": FORMAT, "variant": self.variant, "schedule": _jsonable(self.schedule),
+               "processes": self.processes, "concurrency": self.concurrency,
+               "warmup": self.warmup, "duration": self.duration,
+               "histograms": {m: hist.encode(self.histogram(m)) for m in METRICS},
+               "intervals": [hist.encode(h) for h in self.intervals],
+               "offered_per_s": list(map(int, self.offered_per_s)),
+               "completed_per_s": list(map(int, self.completed_per_s)),
+               "counts": self.counts, "offered_rate": _num(self.offered_rate),
+               "achieved_rate": _num(self.achieved_rate), "cpu_s": self.cpu_s,
+               "wall_s": self.wall_s, "busy": self.busy, "health": self.health.to_dict(),
+               "worker_requests": self.worker_requests,
+               "first_error": self.first_error, "env": self.env,
+               "summary": _jsonable(self.summary())}
+        tmp = directory / ".summary.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=1))
+        os.replace(tmp, directory / "summary.json")
+        with open(directory / "latency.hlog", "w") as f:
+            log = HistogramLogWriter(f)
+            log.output_comment(f"[lootlab loadgen: {self.variant} {self.schedule.get('label')}"
+                               f", latency from intended send time, values in ns]")
+            log.output_log_format_version()
+            log.output_legend()
+            for s, h in enumerate(self.intervals):
+                if h.get_total_count():
+                    log.output_interval_histogram(h, float(s), float(s + 1), 1e6)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "LoadResult":
+        path = Path(directory) / "summary.json"
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise LootlabError(f"{path}: no saved load result here (expected summary.json)") \
+                from None
+        if doc.get("format") != FORMAT:
+            raise LootlabError(f"{path}: not a lootlab load result (format "
+                               f"{doc.get('format')!r})")
+        h = {m: hist.decode(doc["histograms"][m]) for m in METRICS}
+        return cls(variant=doc["variant"], schedule=doc["schedule"],
+                   processes=doc["processes"], concurrency=doc["concurrency"],
+                   warmup=doc["warmup"], duration=doc["duration"], **h,
+                   intervals=[hist.decode(b) for b in doc["intervals"]],
+                   offered_per_s=doc["offered_per_s"], completed_per_s=doc["completed_per_s"],
+                   counts=doc["counts"], offered_rate=_denum(doc["offered_rate"]),
+                   achieved_rate=_denum(doc["achieved_rate"]), cpu_s=doc["cpu_s"],
+                   wall_s=doc["wall_s"], busy=doc["busy"],
+                   health=Health(doc["health"]["valid"], tuple(doc["health"]["reasons"]),
+                                 tuple(doc["health"]["warnings"])),
+                   worker_requests=doc.get("worker_requests", []),
+                   first_error=doc.get("first_error", ""), env=doc.get("env", {}))
+
+
+def _num(x: float):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _denum(x):
+    return math.nan if x is None else x
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (float, np.floating)):
+            v = None if math.isnan(v) else float(v)
+        elif isinstance(v, (np.bool_,)):
+            v = bool(v)
+        out[k] = v
+    return out
+
+
+def environment() -> dict[str, Any]:
+    from .. import __version__
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "lootlab": __version__,
+            "machine": platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list[float],
+          max_busy: float, offered_rate: float, achieved_rate: float, cpu_cores: float,
+          send_lag_p99_us: float, generator_lag_p99_us: float, warmup: float,
+          first_error: str, max_generator_lag_us: float = GENERATOR_LAG_MAX_US) -> Health:
+    """The health verdict: is this a measurement of the system, or of the generator?"""
+    reasons, warnings = [], []
+    if counts["dropped"]:
+        reasons.append(f"{counts['dropped']:,} value(s) fell outside the histogram's range "
+                       f"and were not recorded")
+    if open_loop:
+        sent_ratio = counts["measured"] / scheduled if scheduled else 1.0
+        if sent_ratio < 0.99:
+            reasons.append(f"the generator sent only {counts['measured']:,} of {scheduled:,} "
+                           f"scheduled requests ({sent_ratio:.1%}) before giving up: it could "
+                           f"not offer this rate")
+        worst = max(busy, default=0.0)
+        if worst > max_busy:
+            reasons.append(f"a sender was busy {worst:.1%} of the run (never waiting for a send "
+                           f"time): the generator was the bottleneck; add processes or "
+                           f"concurrency, or lower the rate")
+        if generator_lag_p99_us > max_generator_lag_us:
+            reasons.append(f"the generator itself sent late: its own delay (beyond the queueing "
+                           f"its answers' service times explain) has p99 {generator_lag_p99_us:,.0f} us > "
+                           f"{max_generator_lag_us:,.0f} us (CPU starvation, GC or an "
+                           f"overloaded machine)")
+        if offered_rate and achieved_rate < 0.99 * offered_rate and not reasons:
+            warnings.append(f"achieved {achieved_rate:,.0f}/s is below 99 % of offered "
+                            f"{offered_rate:,.0f}/s (the run finished late)")
+        if send_lag_p99_us > SEND_LAG_WARN_US:
+            warnings.append(f"send lag p99 {send_lag_p99_us:,.0f} us: requests waited in the "
+                            f"generator (counted in latency, as in wrk2)")
+    else:
+        warnings.append("closed loop: latency is measured from the actual send, so stalls "
+                        "hide the requests they held back (coordinated omission)")
+    if counts["measured"] and counts["ok"] == 0:
+        reasons.append(f"no request succeeded; first error: {first_error or '?'}")
+    elif counts["failed"] or counts["timeouts"]:
+        warnings.append(f"{counts['failed']:,} error(s), {counts['timeouts']:,} timeout(s) "
+                        f"(kept in the errors histogram, not in latency); first: "
+                        f"{first_error or 'timeout'}")
+    cores = os.cpu_count() or 1
+    if cpu_cores > 0.9 * cores:
+        warnings.append(f"the generator used {cpu_cores:.2f} of {cores} CPU cores: the "
+                        f"machine itself was saturated")
+    return Health(not reasons, tuple(reasons), tuple(warnings))
+
+
+def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, processes: int,
+            concurrency: int, warmup: float, max_busy: float = 0.97) -> LoadResult:
+    """Merge worker parts (histograms added, counters summed) into one ``LoadResult``."""
+    merged = {m: hist.merge(hist.decode(getattr(p, m)) for p in parts) for m in METRICS}
+    nsec = max(len(p.intervals) for p in parts)
+    intervals = [hist.merge(hist.decode(p.intervals[s]) for p in parts
+                            if s < len(p.intervals)) for s in range(nsec)]
+    completed = np.zeros(nsec, np.int64)
+    for p in parts:
+        completed[:len(p.completed_per_s)] += np.asarray(p.completed_per_s, np.int64)
+    keys = ("sent", "warmup_requests", "measured", "ok", "failed", "timeouts", "dropped")
+    counts = {k: int(sum(getattr(p, k) for p in parts)) for k in keys}
+    open_loop = isinstance(schedule, Schedule)
+    duration = schedule.duration
+    if open_loop:
+        scheduled = len(schedule)
+        offered = schedule.rate
+        offered_per_s = schedule.rate_per_second().tolist()
+        span = max(duration, max(p.last_end_ns for p in parts) / 1e9)
+    else:
+        scheduled = counts["measured"]
+        offered = math.nan
+        offered_per_s = []
+        span = duration
+    counts["scheduled"] = scheduled
+    counts["unsent"] = max(0, scheduled - counts["measured"]) if open_loop else 0
+    achieved = (counts["ok"] + counts["failed"] + counts["timeouts"]) / span
+    cpu_s = float(sum(p.cpu_s for p in parts))
+    wall_s = float(max(p.wall_s for p in parts))
+    busy = [b for p in parts for b in p.busy]
+    first_error = next((p.first_error for p in parts if p.first_error), "")
+    lag99 = float(hist.percentiles(merged["send_lag"], [99])[0]) / 1e3
+    own99 = float(hist.percentiles(merged["generator_lag"], [99])[0]) / 1e3
+    health = judge(open_loop=open_loop, counts=counts, scheduled=scheduled, busy=busy,
+                   max_busy=max_busy, offered_rate=offered, achieved_rate=achieved,
+                   cpu_cores=cpu_s / wall_s if wall_s else 0.0,
+                   send_lag_p99_us=lag99 if open_loop else 0.0,
+                   generator_lag_p99_us=own99 if open_loop else 0.0, warmup=warmup,
+                   first_error=first_error)
+    return LoadResult(variant=variant, schedule=schedule.describe(), processes=processes,
+                      concurrency=concurrency, warmup=warmup, duration=duration, **merged,
+                      intervals=intervals, offered_per_s=offered_per_s,
+                      completed_per_s=completed.tolist(), counts=counts, offered_rate=offered,
+                      achieved_rate=achieved, cpu_s=cpu_s, wall_s=wall_s, busy=busy,
+                      health=health, worker_requests=[p.measured for p in parts],
+                      first_error=first_error, env=environment())

@@ -1,0 +1,264 @@
+"""The load generator tells the truth: exact answers in virtual time, coordinated omission
+shown on a real stall, merged histograms equal to one histogram, an overloaded generator
+flagged, results that survive disk."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lootlab import LootlabError, loadgen
+from lootlab.loadgen import hist
+from lootlab.loadgen.schedules import NS
+
+from _loadgen import QUERIES, Noop, ServiceClient, Spin, StallOnce, VirtualClock, lindley, \
+    noop_factory
+
+
+def virtual_run(service_ns, schedule, *, hiccups=None, fail_every=0, **kw):
+    clock = VirtualClock(hiccups=hiccups)
+    client = ServiceClient(clock, service_ns, fail_every)
+    res = loadgen.run(lambda: client, schedule, warmup=0, workload=QUERIES, clock=clock, **kw)
+    return res, client
+
+
+# --------------------------------------------------------------------------- schedules
+def test_constant_schedule_is_evenly_spaced_and_counts_right():
+    s = loadgen.constant(1000, 2.5)
+    assert len(s) == 2500 and s.rate == 1000
+    assert np.all(np.diff(s.offsets) == 1_000_000)
+    assert s.offsets[0] == 0 and s.offsets[-1] < 2.5 * NS
+
+
+def test_poisson_is_seeded_and_has_its_rate():
+    a, b, c = loadgen.poisson(5000, 4, seed=1), loadgen.poisson(5000, 4, seed=1), \
+        loadgen.poisson(5000, 4, seed=2)
+    assert np.array_equal(a.offsets, b.offsets) and not np.array_equal(a.offsets, c.offsets)
+    assert abs(len(a) - 20000) < 5 * math.sqrt(20000)          # 5 sigma
+    gaps = np.diff(a.offsets) / 1e9
+    assert abs(gaps.std() / gaps.mean() - 1) < 0.05            # exponential: CV = 1
+    assert np.all(np.diff(a.offsets) >= 0) and a.offsets[-1] < 4 * NS
+
+
+def test_ramp_and_spike_rates_per_second():
+    r = loadgen.ramp(100, 1100, 4)
+    assert len(r) == 2400                                      # mean rate 600 for 4 s
+    per = r.rate_per_second()
+    assert np.all(np.diff(per) > 0) and per[0] < 300 and per[-1] > 900
+    s = loadgen.spike(200, 4, factor=5, at=1, length=2)
+    assert s.rate_per_second().tolist() == [200, 1000, 1000, 200]
+    assert s.label.startswith("spike(") and "factor=5" in s.label
+
+
+@pytest.mark.parametrize("bad", [lambda: loadgen.constant(0, 1), lambda: loadgen.constant(10, 0),
+                                 lambda: loadgen.spike(10, 2, at=3),
+                                 lambda: loadgen.closed(0, 1)])
+def test_bad_schedules_raise_lootlab_errors(bad):
+    with pytest.raises(LootlabError):
+        bad()
+
+
+# --------------------------------------------------------------------------- histograms
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, hist.HIGHEST_NS), min_size=1, max_size=400),
+       st.integers(1, 5))
+def test_merged_parts_equal_one_histogram_of_all_values(values, parts):
+    """What the runner does across P processes: record each share, encode, decode, add."""
+    values = np.array(values, np.int64)
+    single, dropped = hist.histogram_of(values)
+    assert dropped == 0
+    blobs = []
+    for share in np.array_split(values, parts):
+        h, d = hist.histogram_of(share)
+        assert d == 0
+        blobs.append(hist.encode(h))
+    merged = hist.merge(hist.decode(b) for b in blobs)
+    assert merged.equals(single)
+    # and one-by-one recording (hdrh's own path) agrees with the bulk path
+    ref = hist.new_histogram()
+    for v in values.tolist():
+        assert ref.record_value(v)
+    assert ref.equals(single)
+    ps = [0, 25, 50, 90, 99, 99.9, 100]
+    assert hist.percentiles(single, ps).tolist() == [ref.get_value_at_percentile(p) for p in ps]
+
+
+def test_out_of_range_values_are_counted_never_silent():
+    h = hist.new_histogram()
+    assert hist.record_many(h, np.array([-5, 10, 2 * hist.HIGHEST_NS, 3])) == 2
+    assert h.get_total_count() == 2
+
+
+def test_a_latency_beyond_the_histogram_marks_the_run_invalid():
+    two_hours = 2 * 3600 * NS
+    res, _ = virtual_run([1000, two_hours] + [1000] * 8, loadgen.constant(10, 1))
+    assert not res.health.valid
+    assert any("outside the histogram" in r for r in res.health.reasons)
+
+
+# --------------------------------------------------------------------------- exactness
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rate=st.sampled_from([500.0, 2000.0, 9000.0]),
+       kind=st.sampled_from(["constant", "poisson"]))
+def test_virtual_time_results_match_the_queueing_oracle_exactly(seed, rate, kind):
+    """Known service times (lognormal, sometimes longer than the gap, so requests queue):
+    service histogram = the known values, latency histogram = Lindley's recursion from the
+    intended times; percentiles within histogram precision of the exact order statistics."""
+    sched = (loadgen.constant if kind == "constant" else loadgen.poisson)(rate, 1.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    service = np.maximum(1, rng.lognormal(np.log(60_000), 1.0, len(sched))).astype(np.int64)
+    res, client = virtual_run(service, sched)
+    assert client.calls == len(sched) == res.requests
+    expect_svc, _ = hist.histogram_of(service)
+    expect_lat, _ = hist.histogram_of(lindley(sched.offsets, service))
+    assert res.service.equals(expect_svc)
+    assert res.latency.equals(expect_lat)
+    assert res.percentile_us(100, "generator_lag") == 0          # a perfect generator
+    exact = np.sort(service)
+    for p in (50, 90, 99, 99.9):
+        k = max(1, int(p * len(exact) / 100 + 0.5))
+        got = res.service_us(p) * 1000
+        assert exact[k - 1] <= got <= exact[k - 1] * (1 + 1 / 1024) + 1
+
+
+def test_a_generator_that_loses_time_is_invalid_but_a_slow_answer_is_not():
+    sched = loadgen.constant(1000, 2)
+    fine, _ = virtual_run([50_000] * 999 + [300 * 10**6], sched)     # one 300 ms answer
+    assert fine.health.valid, fine.health
+    assert fine.latency_us(99) >= 100_000                             # the stall shows
+    hiccups = {i: 5 * 10**6 for i in range(0, 2000, 50)}             # generator loses 5 ms
+    late, _ = virtual_run([50_000], sched, hiccups=hiccups)
+    assert not late.health.valid
+    assert any("generator itself sent late" in r for r in late.health.reasons)
+
+
+def test_errors_are_counted_and_kept_out_of_the_latency_histogram():
+    res, _ = virtual_run([20_000], loadgen.constant(1000, 1), fail_every=10)
+    assert res.counts["failed"] == 100 and res.counts["ok"] == 900
+    assert res.errors.get_total_count() == 100 and res.latency.get_total_count() == 900
+    assert "RuntimeError: injected failure" in res.first_error
+    assert any("error" in w for w in res.health.warnings)
+
+
+def test_timeouts_are_counted_apart():
+    res, _ = virtual_run([1_000_000] * 9 + [50_000_000], loadgen.constant(10, 2),
+                         timeout=0.01)
+    assert res.counts["timeouts"] == 2 and res.errors.get_total_count() == 2
+    assert res.latency.get_total_count() == 18
+
+
+def test_closed_loop_in_virtual_time_counts_the_stall_once():
+    clock = VirtualClock()
+    service = [1_000_000] * 10_000
+    service[500] = 200_000_000                  # one 200 ms stall in ~1800 requests
+    client = ServiceClient(clock, service)
+    res = loadgen.run(lambda: client, loadgen.closed(1, 2.0), warmup=0, workload=QUERIES,
+                      clock=clock)
+    assert res.percentile_us(100) >= 200_000
+    assert res.latency_us(99) <= 1_001          # omitted at p99
+    assert res.requests == client.calls
+
+
+# --------------------------------------------------------------------------- real time
+def test_stall_shows_in_open_loop_and_is_omitted_in_closed_loop():
+    """A client freezes 200 ms once in a 2 s run.  Open loop (1000/s): every request due
+    during the freeze waits for it, ~10 % of requests are >= 0-200 ms late, so p99 lands
+    near the stall, as wrk2 would report.  Closed loop: the freeze delays one request, the
+    ones it held back are never sent, and p99 stays tiny: the omission."""
+    open_res = loadgen.run(StallOnce, loadgen.constant(1000, 2), warmup=0, workload=QUERIES)
+    assert open_res.latency_us(99) >= 100_000
+    assert open_res.percentile_us(100) >= 200_000
+    ge_50ms = open_res.requests * (1 - _fraction_below(open_res, 50_000))
+    assert ge_50ms >= 100                        # many requests delayed, not one
+    closed_res = loadgen.run(StallOnce, loadgen.closed(1, 2, think_time=0.001), warmup=0,
+                             workload=QUERIES)
+    assert closed_res.percentile_us(100) >= 200_000      # the stall happened ...
+    assert closed_res.latency_us(99) < 20_000            # ... but p99 omits it
+    assert any("coordinated omission" in w for w in closed_res.health.warnings)
+
+
+def _fraction_below(res, us: float) -> float:
+    counts = hist.counts_array(res.latency)
+    idx = np.arange(len(counts))
+    values = hist._values_of_indices(res.latency, idx, highest=True)
+    return counts[values < us * 1000].sum() / counts.sum()
+
+
+def test_cheap_client_gets_the_offered_rate():
+    """2000/s for 2 s is far below what any box can send: every scheduled request goes out
+    (sent/offered, computed over the schedule, as the health rule does)."""
+    res = loadgen.run(Noop, loadgen.constant(2000, 2), warmup=0, workload=QUERIES)
+    assert res.counts["scheduled"] == 4000
+    assert res.counts["measured"] / res.counts["scheduled"] >= 0.99
+    assert res.achieved_rate >= 0.9 * res.offered_rate
+    assert res.counts["unsent"] == 0
+
+
+def test_overloaded_generator_is_flagged_invalid():
+    """Each call burns 20 us of CPU on the sender, so one sender can do <= 50 k/s on any
+    machine; 200 k/s cannot be offered, and the verdict must say the generator failed."""
+    res = loadgen.run(functools.partial(Spin, 20), loadgen.constant(200_000, 1), warmup=0,
+                      workload=QUERIES, grace=0.5)
+    assert not res.health.valid
+    assert res.counts["unsent"] > 0
+    assert any("generator" in r for r in res.health.reasons)
+
+
+def test_two_processes_merge_into_one_result(tmp_path):
+    res = loadgen.run(noop_factory, loadgen.constant(2000, 1), processes=2, warmup=0.2,
+                      workload=QUERIES)
+    assert len(res.worker_requests) == 2 and all(n > 0 for n in res.worker_requests)
+    assert sum(res.worker_requests) == res.requests == res.counts["scheduled"] == 2000
+    assert res.latency.get_total_count() == res.counts["ok"] == 2000
+    assert sum(h.get_total_count() for h in res.intervals) == 2000
+    assert res.counts["warmup_requests"] == 400
+
+
+def test_mmap_variant_by_name_with_the_default_workload():
+    res = loadgen.run("mmap", loadgen.constant(500, 1), warmup=0.1)
+    assert res.variant == "mmap" and res.counts["ok"] == 500 and res.counts["failed"] == 0
+    assert 0 < res.latency_us(50) < res.percentile_us(100) + 1
+
+
+# --------------------------------------------------------------------------- results
+def test_results_round_trip_through_disk(tmp_path):
+    res, _ = virtual_run([30_000, 90_000, 400_000], loadgen.spike(500, 3, factor=4, at=1,
+                                                                  length=1))
+    where = res.save(tmp_path / "r")
+    assert (where / "summary.json").is_file() and (where / "latency.hlog").is_file()
+    back = loadgen.LoadResult.load(where)
+    for m in ("latency", "service", "send_lag", "errors", "generator_lag"):
+        assert back.histogram(m).equals(res.histogram(m))
+    assert back.to_frame().equals(res.to_frame())
+    assert back.timeline().equals(res.timeline())
+    assert back.health == res.health
+    with pytest.raises(LootlabError, match="summary.json"):
+        loadgen.LoadResult.load(tmp_path / "missing")
+
+
+def test_frames_are_tidy_and_the_timeline_follows_the_spike():
+    res, _ = virtual_run([30_000], loadgen.spike(500, 3, factor=4, at=1, length=1))
+    frame = res.to_frame()
+    assert {"variant", "schedule", "rate", "percentile", "latency_us", "metric"} <= \
+        set(frame.columns)
+    assert set(frame["metric"]) == {"latency", "service", "send_lag"}
+    lat = frame[frame.metric == "latency"].sort_values("percentile")["latency_us"]
+    assert lat.is_monotonic_increasing
+    tl = res.timeline()
+    assert tl["offered"].tolist() == [500, 2000, 500]
+    assert tl["count"].tolist() == [500, 2000, 500]
+    spec = res.spectrum()
+    assert spec["latency_us"].is_monotonic_increasing and spec["percentile"].max() > 99.99
+
+
+def test_sweep_and_sustainable_rate():
+    df = loadgen.sweep({"noop": noop_factory}, [500, 1000], 0.5, warmup=0,
+                       workload=QUERIES, p99_target_us=1e9)
+    assert df["rate"].tolist() == [500, 1000] and "meets_target" in df
+    best = loadgen.sustainable(df.assign(valid=True), 1e9)
+    assert best.loc[0, "sustainable_rate"] == 1000

@@ -94,6 +94,7 @@ class LoopbackS3:
         self._server = _threaded_moto_server_class()(port=port)
         self.endpoint_url: str | None = None
         self._port = port
+        self._client = None
 
     def start(self) -> "LoopbackS3":
         self._server.start()
@@ -142,9 +143,14 @@ class LoopbackS3:
         import boto3
         from botocore.config import Config
 
-        return boto3.session.Session().client(
+        if not config and self._client is not None:
+            return self._client
+        client = boto3.session.Session().client(
             "s3", endpoint_url=self.endpoint_url, config=Config(**config) if config else None,
             **FAKE_CREDENTIALS)
+        if not config:
+            self._client = client
+        return client
 
     def source(self, bucket: str, key: str, **options: Any):
         """An ``S3Source`` on this server (options: timeouts, max_attempts...)."""

@@ -30,6 +30,7 @@ _U32 = struct.Struct("<I")
 _REC = struct.Struct("<QIIHBBI")
 _MAX_R = 1 << 28          # farther than any two packable positions
 _ROW = np.dtype("V24")
+_ROWS_BY_SEARCH = 64      # wider than this many cell rows, scan cells instead of rows
 _RUNS_BY_SLICES = 16      # up to this many runs, gather by slicing; beyond, by index
 
 
@@ -80,6 +81,8 @@ class _Snapshot:
         s = self.shift
         r0, r1 = (x0 + _BIAS) >> s, (x1 + _BIAS) >> s
         cz0, cz1 = (z0 + _BIAS) >> s, ((z1 + _BIAS) >> s) + 1
+        if r1 - r0 >= _ROWS_BY_SEARCH:
+            return self._runs_by_scan(r0, r1, cz0, cz1)
         bounds = np.empty(2 * (r1 - r0 + 1), np.uint64)
         rows = np.arange(r0, r1 + 1, dtype=np.uint64) << np.uint64(26)
         bounds[0::2] = rows | np.uint64(cz0)
@@ -87,6 +90,15 @@ class _Snapshot:
         # Never trust an offset read from the file: clamp run bounds to [0, n].
         at = self.starts[np.searchsorted(self.codes, bounds, "left")].clip(0, self.n).tolist()
         starts, ends = at[0::2], at[1::2]
+        return starts, ends
+
+    def _runs_by_scan(self, r0: int, r1: int, cz0: int, cz1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Wide boxes: scan the cells of rows r0..r1 (bounded by the cell count, not the width)."""
+        a, b = np.searchsorted(self.codes, np.array([r0 << 26, (r1 + 1) << 26], np.uint64)).tolist()
+        cz = self.codes[a:b] & np.uint64((1 << 26) - 1)
+        cells = a + np.flatnonzero((cz >= np.uint64(cz0)) & (cz < np.uint64(cz1)))
+        starts = self.starts[cells].clip(0, self.n)
+        ends = self.starts[cells + 1].clip(0, self.n)
         return starts, ends
 
     def gather(self, x0: int, x1: int, z0: int, z1: int) -> np.ndarray:

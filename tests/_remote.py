@@ -88,3 +88,67 @@ def sigcont(pid: int) -> None:
         os.kill(pid, signal.SIGCONT)
     except ProcessLookupError:
         pass
+
+
+class CountingProxy:
+    """A TCP forwarder on 127.0.0.1 that counts the connections it accepts.
+
+    TLS stays end to end (the proxy only copies bytes), so the count is exactly the number
+    of TCP connections a client opened, which the gRPC server cannot tell (on loopback the
+    OS may reuse a closed connection's port).
+    """
+
+    def __init__(self, upstream: str):
+        import threading
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.accepts = 0
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.target = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        import threading
+        while not self._closed:
+            try:
+                down, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepts += 1
+            try:
+                up = socket.create_connection(self.upstream)
+            except OSError:
+                down.close()
+                continue
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+    def __enter__(self) -> "CountingProxy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -12,7 +12,7 @@ import lootlab
 from lootlab.clients import GrpcClient, MmapClient
 from lootlab.remote.loopback import LoopbackServer
 
-from _remote import ALL_VARIANTS, REMOTE_VARIANTS, same_records, small_index
+from _remote import ALL_VARIANTS, CountingProxy, REMOTE_VARIANTS, same_records, small_index
 
 
 @pytest.fixture(scope="module")
@@ -99,53 +99,68 @@ def test_overlay_workload_same_answers(clients, index):
             assert same_records(client.near(x, y, z, r), want), name
 
 
+_KEYS = ("requests", "tls_requests", "resumed_requests")
+
+
 def _delta(srv, before):
     after = srv.stats()
-    return {k: after[k] - before[k] for k in ("requests", "connections", "tls_connections",
-                                             "tls_resumed")}
+    return {k: after[k] - before[k] for k in _KEYS}
+
+
+def _through_proxy(srv, name, calls):
+    """Run ``calls`` requests of variant ``name`` through a counting TCP proxy: (TCP
+    connections opened, server-side counter deltas)."""
+    with CountingProxy(srv.target) as proxy, srv.connect(name, target=proxy.target) as c:
+        before = srv.stats()
+        for _ in range(calls):
+            c.near(0, 0, 0, 4)
+        return proxy.accepts, _delta(srv, before)
 
 
 def test_fresh_does_a_full_tls_handshake_per_request(servers):
-    srv = servers["tls"]
-    with srv.connect("grpc-tls-fresh") as c:
-        before = srv.stats()
-        for _ in range(6):
-            c.get(0, 0, 0)
-        d = _delta(srv, before)
-    assert d == {"requests": 6, "connections": 6, "tls_connections": 6, "tls_resumed": 0}
+    conns, d = _through_proxy(servers["tls"], "grpc-tls-fresh", 6)
+    assert conns == 6
+    assert d == {"requests": 6, "tls_requests": 6, "resumed_requests": 0}
 
 
 def test_resumed_opens_a_connection_per_request_and_resumes_the_session(servers):
-    srv = servers["tls"]
-    with srv.connect("grpc-tls-resumed") as c:
-        before = srv.stats()
-        for _ in range(6):
-            c.get(0, 0, 0)
-        d = _delta(srv, before)
+    conns, d = _through_proxy(servers["tls"], "grpc-tls-resumed", 6)
+    assert conns == 6
     # the first connection has no session to resume; every later one resumes it
-    assert d == {"requests": 6, "connections": 6, "tls_connections": 6, "tls_resumed": 5}
+    assert d == {"requests": 6, "tls_requests": 6, "resumed_requests": 5}
 
 
 @pytest.mark.parametrize("name", ["grpc-tls-pooled", "grpc-tls-packed"])
 def test_pooled_variants_keep_one_connection(servers, name):
-    srv = servers["tls"]
-    with srv.connect(name) as c:
-        before = srv.stats()
-        for _ in range(8):
-            c.near(0, 0, 0, 8)
-        d = _delta(srv, before)
-    assert d["requests"] == 8
-    assert d["connections"] <= 1
+    conns, d = _through_proxy(servers["tls"], name, 8)
+    assert conns == 1
+    assert d == {"requests": 8, "tls_requests": 8, "resumed_requests": 0}
+
+
+def test_local_subchannel_pool_is_what_gives_a_channel_its_own_connection(servers):
+    """The control experiment behind ``fresh``: gRPC core shares one connection among new
+    channels to the same target (seen here with plaintext channels) unless each channel
+    has a local subchannel pool."""
+    import grpc
+    srv = servers["plain"]
+
+    def open_channels(options):
+        with CountingProxy(srv.target) as proxy:
+            channels = [grpc.insecure_channel(proxy.target, options=options) for _ in range(4)]
+            for ch in channels:
+                grpc.channel_ready_future(ch).result(timeout=30)
+            for ch in channels:
+                ch.close()
+            return proxy.accepts
+
+    assert open_channels([]) == 1
+    assert open_channels([("grpc.use_local_subchannel_pool", 1)]) == 4
 
 
 def test_plain_uses_no_tls(servers):
-    srv = servers["plain"]
-    with srv.connect("grpc-plain") as c:
-        before = srv.stats()
-        c.get(0, 0, 0)
-        c.get(1, 1, 1)
-        d = _delta(srv, before)
-    assert d["requests"] == 2 and d["tls_connections"] == 0 and d["connections"] <= 1
+    conns, d = _through_proxy(servers["plain"], "grpc-plain", 3)
+    assert conns == 1
+    assert d == {"requests": 3, "tls_requests": 0, "resumed_requests": 0}
 
 
 def test_pooled_client_is_thread_safe(clients, index):

@@ -91,17 +91,21 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("requests", "connections", "tls_connections", "tls_resumed", "generation", "records")
+    __slots__ = ("requests", "connections", "tls_connections", "tls_resumed", "generation", "records", "tls_requests", "resumed_requests")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     TLS_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     TLS_RESUMED_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    TLS_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     requests: int
     connections: int
     tls_connections: int
     tls_resumed: int
     generation: int
     records: int
-    def __init__(self, requests: _Optional[int] = ..., connections: _Optional[int] = ..., tls_connections: _Optional[int] = ..., tls_resumed: _Optional[int] = ..., generation: _Optional[int] = ..., records: _Optional[int] = ...) -> None: ...
+    tls_requests: int
+    resumed_requests: int
+    def __init__(self, requests: _Optional[int] = ..., connections: _Optional[int] = ..., tls_connections: _Optional[int] = ..., tls_resumed: _Optional[int] = ..., generation: _Optional[int] = ..., records: _Optional[int] = ..., tls_requests: _Optional[int] = ..., resumed_requests: _Optional[int] = ...) -> None: ...

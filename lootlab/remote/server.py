@@ -68,6 +68,8 @@ class _Counters:
     connections: int = 0
     tls_connections: int = 0
     tls_resumed: int = 0
+    tls_requests: int = 0
+    resumed_requests: int = 0
     peers: "collections.OrderedDict[str, None]" = field(default_factory=collections.OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,21 +77,21 @@ class _Counters:
 
     def note(self, context: grpc.ServicerContext) -> None:
         peer = context.peer()
+        auth = context.auth_context() or {}
+        tls = auth.get("transport_security_type") == [b"ssl"]
+        resumed = tls and auth.get("ssl_session_reused") == [b"true"]
         with self.lock:
             self.requests += 1
+            self.tls_requests += tls
+            self.resumed_requests += resumed
             if peer in self.peers:
                 return
             self.peers[peer] = None
             if len(self.peers) > self._MAX_PEERS:
                 self.peers.popitem(last=False)
             self.connections += 1
-        # First request on a new connection: look at its TLS state once.
-        auth = context.auth_context() or {}
-        if auth.get("transport_security_type") == [b"ssl"]:
-            with self.lock:
-                self.tls_connections += 1
-                if auth.get("ssl_session_reused") == [b"true"]:
-                    self.tls_resumed += 1
+            self.tls_connections += tls
+            self.tls_resumed += resumed
 
 
 def _point(p: pb.Point) -> tuple[int, int, int]:
@@ -175,6 +177,7 @@ class LootServicer(pb_grpc.LootServiceServicer):
         with c.lock:
             return pb.Stats(requests=c.requests, connections=c.connections,
                             tls_connections=c.tls_connections, tls_resumed=c.tls_resumed,
+                            tls_requests=c.tls_requests, resumed_requests=c.resumed_requests,
                             generation=self.index.generation, records=len(self.index))
 
 

@@ -1,0 +1,136 @@
+"""The builder: row validation, later-row-wins de-duplication, atomic publish, the world."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lootlab
+from lootlab.records import FIELD_RANGES
+
+import _oracle as oracle
+
+
+def small(n=200, seed=3) -> pd.DataFrame:
+    return lootlab.generate_world(n, seed=seed)
+
+
+@pytest.mark.parametrize("field,value,why", [
+    ("x", 2**25, "outside"), ("y", -2049, "outside"), ("z", -(2**25) - 1, "outside"),
+    ("quantity", 70_000, "outside"), ("rarity", -1, "outside"), ("tick", 2**32, "outside"),
+    ("value", np.nan, "not an integer"), ("item_id", 1.5, "not an integer"),
+])
+def test_bad_row_is_named_by_row_and_field(tmp_path, field, value, why):
+    df = small().astype({field: "float64"} if isinstance(value, float) else {field: "int64"})
+    df.loc[17, field] = value
+    df.loc[42, field] = value
+    with pytest.raises(lootlab.InvalidRecordsError, match=rf"row 17, field '{field}': .*{why}") as e:
+        lootlab.build_index(df, tmp_path / "x.idx")
+    assert e.value.row == 17 and e.value.field == field and e.value.bad_rows == 2
+    assert not (tmp_path / "x.idx").exists()
+
+
+def test_missing_column_and_wrong_type_are_named(tmp_path):
+    with pytest.raises(lootlab.InvalidRecordsError, match="missing column.*tick"):
+        lootlab.build_index(small().drop(columns=["tick"]), tmp_path / "x.idx")
+    df = small().astype({"flags": "object"})
+    df.loc[3, "flags"] = "shiny"
+    with pytest.raises(lootlab.InvalidRecordsError, match="row 3, field 'flags'"):
+        lootlab.build_index(df, tmp_path / "x.idx")
+
+
+def test_field_ranges_accept_their_extremes(tmp_path):
+    rows = {name: [lo, hi] for name, (lo, hi) in FIELD_RANGES.items()}
+    df = pd.DataFrame(rows)[lootlab.FIELDS]
+    rep = lootlab.build_index(df, tmp_path / "x.idx")
+    assert rep.records == 2
+
+
+def test_later_row_wins_and_duplicates_are_counted(tmp_path):
+    df = small(300)
+    dup = df.sample(40, random_state=1).assign(item_id=999_999)
+    both = pd.concat([df, dup], ignore_index=True)
+    rep = lootlab.build_index(both, tmp_path / "x.idx")
+    assert (rep.records, rep.input_rows, rep.duplicates_replaced) == (300, 340, 40)
+    with lootlab.open_index(tmp_path / "x.idx") as idx:
+        for x, y, z in dup[["x", "y", "z"]].itertuples(index=False):
+            assert idx.get(int(x), int(y), int(z)).item_id == 999_999
+
+
+def test_structured_array_input_gives_the_same_index(tmp_path):
+    df = small(150)
+    arr = df.to_records(index=False)
+    a = lootlab.build_index(df, tmp_path / "a.idx", generation=1)
+    b = lootlab.build_index(np.asarray(arr), tmp_path / "b.idx", generation=1)
+    assert a.crc32 == b.crc32
+
+
+def test_publish_is_atomic_and_generations_increase(tmp_path):
+    path = tmp_path / "loot.idx"
+    reps = [lootlab.build_index(small(100, seed=s), path) for s in range(3)]
+    assert [r.generation for r in reps] == [1, 2, 3]
+    assert sorted(os.listdir(tmp_path)) == ["loot.idx"]          # no temp files left behind
+    reader = lootlab.open_index(path, refresh_interval=None)
+    inode = os.stat(path).st_ino
+    lootlab.build_index(small(100, seed=9), path)
+    assert os.stat(path).st_ino != inode                          # a new file, never rewritten
+    assert reader.generation == 3 and reader.refresh().header.generation == 4
+
+
+def test_build_into_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(lootlab.PublishError, match="does not exist"):
+        lootlab.build_index(small(10), tmp_path / "nope" / "x.idx")
+
+
+def test_world_is_deterministic_clustered_and_unique():
+    a, b = lootlab.generate_world(5000, seed=4), lootlab.generate_world(5000, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(lootlab.generate_world(5000, seed=5))
+    assert list(a.columns) == lootlab.FIELDS and len(a) == 5000
+    assert not a.duplicated(["x", "y", "z"]).any()
+    # clustered: the densest 1 % of 256x256 columns hold far more than 1 % of the loot
+    cells = (a["x"] // 256).astype(str) + ":" + (a["z"] // 256).astype(str)
+    counts = cells.value_counts()
+    assert counts.head(max(1, len(counts) // 100)).sum() > 0.2 * len(a)
+    # y mostly near the surface
+    assert ((a["y"] > 40) & (a["y"] < 100)).mean() > 0.6
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lootlab", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_cli_world_build_query_as_a_new_user(tmp_path):
+    world, index = tmp_path / "w.parquet", tmp_path / "w.idx"
+    out = run_cli("world", "--records", 2000, "--seed", 1, "--out", world)
+    assert out.returncode == 0, out.stderr
+    out = run_cli("build", world, index)
+    assert out.returncode == 0 and "2,000 records" in out.stdout, out.stderr
+    df = oracle.dedupe(pd.read_parquet(world))
+    x, y, z = (int(v) for v in df.iloc[5][["x", "y", "z"]])
+    out = run_cli("query", index, "near", x, y, z, 64)
+    assert out.returncode == 0
+    assert f"{len(oracle.near(df, x, y, z, 64)):,} record(s)" in out.stdout
+    out = run_cli("query", index, "knn", x, y, z, 3)
+    assert out.returncode == 0 and out.stdout.count("\n") == 5   # summary, header, 3 rows
+    out = run_cli("query", index, "box", -5, 0, -5, 5, 100, 5)
+    assert out.returncode == 0
+
+
+def test_cli_errors_are_one_line_and_nonzero(tmp_path):
+    bad = tmp_path / "bad.csv"
+    df = small(20)
+    df.loc[4, "y"] = 9999
+    df.to_csv(bad, index=False)
+    out = run_cli("build", bad, tmp_path / "x.idx")
+    assert out.returncode == 1 and "row 4, field 'y'" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("build", tmp_path / "missing.parquet", tmp_path / "x.idx")
+    assert out.returncode == 1 and "no such file" in out.stderr
+    out = run_cli("query", tmp_path / "x.idx", "near", 1, 2, 3)
+    assert out.returncode == 2 and "near takes 4 integers" in out.stderr

@@ -137,10 +137,12 @@ def test_https_with_the_development_certificate(index_path, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
-def test_wrk_can_drive_the_endpoint(endpoint, index):
-    p = index.sample(1, seed=3)[0]
-    out = subprocess.run(["wrk", "-t1", "-c4", "-d1s",
-                          f"{endpoint}/near?x={p['x']}&y={p['y']}&z={p['z']}&r=16"],
+def test_wrk_can_drive_the_endpoint_with_the_overlay_workload(endpoint, index, tmp_path):
+    from lootlab.overlay import overlay_queries
+    from lootlab.remote.wrk import lua_script
+    script = tmp_path / "overlay.lua"
+    script.write_text(lua_script(overlay_queries(index, 50, seed=1, radius=16).tolist()))
+    out = subprocess.run(["wrk", "-t1", "-c4", "-d1s", "-s", str(script), endpoint],
                          capture_output=True, text=True, timeout=60).stdout
     assert "Requests/sec" in out
     assert "Non-2xx" not in out and "Socket errors" not in out

@@ -211,6 +211,17 @@ def test_connect_without_options_uses_default_index_and_loopback(tmp_path, monke
             x, y, z = int(rec["x"]), int(rec["y"]), int(rec["z"])
             assert same_records(remote.near(x, y, z, 32), local.near(x, y, z, 32))
             assert loopback.shared_server(tls=True) is srv      # one per process
+            # spawned workers use the parent's server instead of starting their own
+            import multiprocessing
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                assert pool.apply(_worker_sees, ((x, y, z),)) == (srv.pid, len(local.near(x, y, z, 32)))
     finally:
         loopback._stop_shared()
     assert not srv.running
+
+
+def _worker_sees(point):
+    from lootlab.remote.loopback import shared_server
+    with lootlab.connect("grpc-tls-packed") as c:
+        n = len(c.near(*point, 32))
+    return shared_server(tls=True).pid, n

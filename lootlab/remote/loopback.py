@@ -149,9 +149,29 @@ class LoopbackServer:
             pass
 
     # -- what clients need -------------------------------------------------------------
+    @classmethod
+    def attach(cls, info: dict[str, Any], *, tls: bool) -> "LoopbackServer":
+        """A handle on a server another process started (it is not stopped by this one)."""
+        srv = cls.__new__(cls)
+        srv.index, srv.tls, srv.port = Path(info.get("index", "")), tls, 0
+        srv.options, srv.env, srv.proc, srv.info = {"tls": tls}, None, None, dict(info)
+        return srv
+
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is None:
+            return self._attached_alive()
+        return self.proc.poll() is None
+
+    def _attached_alive(self) -> bool:
+        pid = self.info.get("pid")
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     @property
     def target(self) -> str:
@@ -202,24 +222,51 @@ _shared_lock = threading.Lock()
 _shared_pid: int | None = None
 
 
+def _env_name(tls: bool) -> str:
+    return "LOOTLAB_LOOPBACK_TLS" if tls else "LOOTLAB_LOOPBACK_PLAIN"
+
+
 def shared_server(tls: bool = True) -> LoopbackServer:
     """The process-wide loopback server on the default index, started on first use and
-    stopped at interpreter exit."""
+    stopped at interpreter exit.
+
+    Its address is put in the environment, so worker processes started afterwards (spawn)
+    use the same server instead of each starting their own.
+    """
     global _shared_pid
     with _shared_lock:
         if _shared_pid != os.getpid():      # a forked child must not reuse the parent's
             _shared.clear()
             _shared_pid = os.getpid()
         srv = _shared.get(tls)
-        if srv is None or not srv.running:
-            srv = LoopbackServer(tls=tls).start()
-            _shared[tls] = srv
+        if srv is not None and srv.running:
+            return srv
+        inherited = os.environ.get(_env_name(tls))
+        if inherited:
+            try:
+                srv = LoopbackServer.attach(json.loads(inherited), tls=tls)
+            except (ValueError, TypeError):
+                srv = None
+            if srv is not None and srv.running and srv.info.get("data_dir") == _data_dir():
+                _shared[tls] = srv
+                return srv
+        srv = LoopbackServer(tls=tls).start()
+        srv.info["data_dir"] = _data_dir()
+        _shared[tls] = srv
+        os.environ[_env_name(tls)] = json.dumps(srv.info)
         return srv
+
+
+def _data_dir() -> str:
+    from ..paths import data_dir
+    return str(data_dir())
 
 
 @atexit.register
 def _stop_shared() -> None:
     if _shared_pid == os.getpid():
-        for srv in list(_shared.values()):
-            srv.stop(timeout=5)
+        for tls, srv in list(_shared.items()):
+            if srv.proc is not None:                 # ours, not inherited
+                srv.stop(timeout=5)
+                os.environ.pop(_env_name(tls), None)
     _shared.clear()

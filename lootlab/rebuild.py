@@ -247,7 +247,7 @@ class Rebuilder:
                     table, version = fetched.table, fetched.version
                 else:
                     table, version = self._table, self._version
-                index_ok = self._generation is not None
+                index_ok = self._generation is not None and self.index_path.exists()
                 if not taken and index_ok and version == self._published_version and (
                         fetched is None or not self._overlay):
                     self._table, self._version = table, version

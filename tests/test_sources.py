@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import time
 
-import pandas as pd
 import pytest
 
 from _rebuild import canon, loopback_s3, s3, small_world  # noqa: F401

@@ -23,7 +23,6 @@ import functools
 import importlib.util
 import math
 import multiprocessing as mp
-import os
 import queue as queue_mod
 import threading
 import time
@@ -501,13 +500,26 @@ def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = Fals
     for p in procs:
         p.start()
     try:
-        for _ in jobs:
+        started = 0
+        limit = time.monotonic() + startup_timeout
+        while started < len(jobs):
             try:
-                worker, state, info = ready.get(timeout=startup_timeout)
+                worker, state, info = ready.get(timeout=0.2)
             except queue_mod.Empty:
-                raise LoadgenError(f"load workers did not start within {startup_timeout:g} s")
+                dead = [p for p in procs if p.exitcode is not None]
+                if dead:
+                    raise LoadgenError(
+                        f"load worker process {dead[0].name} exited (code {dead[0].exitcode}) "
+                        "before it started; workers are spawned, so a script that calls "
+                        "loadgen.run with processes > 1 needs `if __name__ == \"__main__\":`"
+                    ) from None
+                if time.monotonic() > limit:
+                    raise LoadgenError(f"load workers did not start within "
+                                       f"{startup_timeout:g} s") from None
+                continue
             if state == "error":
                 raise LoadgenError(f"load worker {worker} failed to start:\n{info}")
+            started += 1
         t0_value.value = time.perf_counter_ns() + int(start_delay * NS)
         go.set()
         _progress_thread(total_s, progress, stop)
@@ -547,7 +559,7 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     the errors one).  ``grace`` is how long past the schedule a late generator may go on
     sending before the rest count as unsent (default max(1 s, 25 %)).
     """
-    from .results import LoadResult, combine
+    from .results import combine
 
     if workload is None:
         n = len(schedule) if isinstance(schedule, Schedule) else 65_536

@@ -275,3 +275,12 @@ def test_cli_serve_errors_are_one_line(tmp_path):
     proc = _lootlab("serve", "--index", str(tmp_path / "missing.idx"), "--cert", "x.pem")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in err
+
+
+def test_cli_serve_port_in_use(index_path, server):
+    port = server.target.rsplit(":", 1)[1]
+    proc = _lootlab("serve", "--index", str(index_path), "--port", port)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "lootlab: error: cannot listen on 127.0.0.1:" in err and "port is in use" in err
+    assert "Traceback" not in err

@@ -123,7 +123,7 @@ class LootServicer(pb_grpc.LootServiceServicer):
                     rarity=rarity, flags=flags, tick=tick)
         return out
 
-    def _run(self, context: grpc.ServicerContext, packed: bool, query: Callable[[], object]):
+    def _run(self, context: grpc.ServicerContext, query: Callable[[], object]):
         self.counters.note(context)
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
@@ -139,7 +139,7 @@ class LootServicer(pb_grpc.LootServiceServicer):
 
     # -- RPCs --------------------------------------------------------------------------
     def Get(self, request: pb.GetRequest, context: grpc.ServicerContext) -> pb.Records:
-        rec = self._run(context, request.packed, lambda: self.index.get(*_point(request.at)))
+        rec = self._run(context, lambda: self.index.get(*_point(request.at)))
         out = pb.Records(generation=self.index.generation)
         if rec is None:
             return out
@@ -155,20 +155,20 @@ class LootServicer(pb_grpc.LootServiceServicer):
         if not math.isfinite(r) or r < 0 or r > self.limits.max_radius:
             self._bad(context, f"radius must be a finite number in [0, {self.limits.max_radius:g}], "
                                f"got {r!r}")
-        res = self._run(context, request.packed, lambda: self.index.near(*_point(request.at), r))
+        res = self._run(context, lambda: self.index.near(*_point(request.at), r))
         return self._answer(res, request.packed, context)
 
     def Box(self, request: pb.BoxRequest, context: grpc.ServicerContext) -> pb.Records:
         lo, hi = _point(request.lo), _point(request.hi)
         if any(a > b for a, b in zip(lo, hi)):
             self._bad(context, f"box lo {lo} must be <= hi {hi} on every axis")
-        res = self._run(context, request.packed, lambda: self.index.box(lo, hi))
+        res = self._run(context, lambda: self.index.box(lo, hi))
         return self._answer(res, request.packed, context)
 
     def Knn(self, request: pb.KnnRequest, context: grpc.ServicerContext) -> pb.Records:
         if request.k > self.limits.max_k:
             self._bad(context, f"k must be in [0, {self.limits.max_k}], got {request.k}")
-        res = self._run(context, request.packed,
+        res = self._run(context,
                         lambda: self.index.knn(*_point(request.at), int(request.k)))
         return self._answer(res, request.packed, context)
 
@@ -221,6 +221,10 @@ def start_server(index: LootIndex, *, host: str = "127.0.0.1", port: int = 0,
         bound = (server.add_secure_port(address, tls.credentials()) if tls
                  else server.add_insecure_port(address))
     except (RuntimeError, OSError, ValueError) as exc:
+        if "bind" in str(exc).lower():
+            raise ServerError(f"cannot listen on {address}: the port is in use (another "
+                              f"`lootlab serve`?) or the host is not an address of this "
+                              f"machine; pick another --port (0 picks a free one)") from exc
         raise ServerError(f"cannot listen on {address}: {exc}") from exc
     if not bound:
         raise ServerError(f"cannot listen on {address}: the port is in use or the host is not "

@@ -22,6 +22,7 @@ import os
 import resource
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -129,6 +130,13 @@ def connect_variant(variant: str, index: Path, **options: Any) -> Any:
     return connect(variant, **{k: v for k, v in options.items() if v is not None})
 
 
+def _own_server(variant: str, index: Path, stack: ExitStack) -> tuple[str, str | None]:
+    """A loopback server for ``index`` (the embedded one serves the default index only)."""
+    from .remote.loopback import LoopbackServer
+    srv = stack.enter_context(LoopbackServer(index, tls=variant != "grpc-plain"))
+    return srv.target, srv.ca
+
+
 def _overlay_op(client: Any) -> Callable[[np.ndarray], int]:
     near = client.near
 
@@ -186,6 +194,7 @@ def run(variant: str = "mmap", queries: int | None = DEFAULT_QUERIES, *, duratio
 
     index_path = Path(index) if index else None
     client = None
+    servers = ExitStack()
     if spin:
         kind, op, stream = "spin", _spin_op(), itertools.repeat(np.zeros(4, np.int64))
     elif alloc_per_op is not None:
@@ -193,6 +202,8 @@ def run(variant: str = "mmap", queries: int | None = DEFAULT_QUERIES, *, duratio
         stream = itertools.repeat(np.zeros(4, np.int64))
     else:
         kind = "overlay"
+        if index_path is not None and variant != "mmap" and target is None:
+            target, ca = _own_server(variant, index_path, servers)
         index_path = index_path or ensure_default_index()
         client = connect_variant(variant, index_path, target=target, ca=ca)
         op, stream = _overlay_op(client), _query_stream(index_path, seed)
@@ -225,6 +236,7 @@ def run(variant: str = "mmap", queries: int | None = DEFAULT_QUERIES, *, duratio
     finally:
         if client is not None:
             client.close()
+        servers.close()
 
 
 def baseline(variant: str = "mmap") -> WorkloadSummary:

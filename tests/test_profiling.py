@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -42,6 +43,7 @@ CYGRPC = "grpc_call_start_batch (grpc/_cython/cygrpc.cpython-311-x86_64-linux-gn
      "Python overhead"),
     (("near (lootlab/index.py:332)", "gc_collect_main (libpython3.11.so.1.0)"), "GC"),
     (("near (lootlab/index.py:332)", "sleep (time)"), "idle/wait"),
+    (("_blocking (grpc/_channel.py:1000)", CYGRPC, "sendmsg (libc.so.6)"), "socket I/O"),
     (("near (lootlab/index.py:332)", "zstd_compress (libzstd.so.1)"), "other"),
 ])
 def test_categorizer_buckets_known_stacks(tail, bucket):
@@ -150,3 +152,21 @@ def test_pss_shows_shared_index_pages(small_index, data_env):
     t = totals(frame).set_index("k")
     assert t.loc[2, "index_pss_total_MiB"] < 1.5 * t.loc[1, "index_pss_total_MiB"]
     assert t.loc[2, "rss_total_MiB"] > 1.8 * t.loc[1, "rss_total_MiB"]  # RSS counts it twice
+
+
+def test_plots_return_figures():
+    from matplotlib.figure import Figure
+
+    from lootlab.plots.profile import bucket_bars, gc_pause_chart, memory_bars, pss_vs_replicas
+    from lootlab.profiling import GcEvent, GcStats
+    shares = bucket_shares([FlameProfile("a", {LOOP + (NP,): 3, LOOP: 1}),
+                            FlameProfile("b", {LOOP + (CYGRPC,): 2})])
+    assert isinstance(bucket_bars(shares), Figure)
+    table = pd.DataFrame({"variant": ["a", "b"], "allocs_per_op": [1.0, 5.0],
+                          "peak_heap_MiB": [30, 40], "RssAnon_MiB": [50, 60]})
+    assert isinstance(memory_bars(table), Figure)
+    tot = pd.DataFrame({"variant": ["mmap"] * 2, "k": [1, 2], "pss_total_MiB": [80, 150],
+                        "rss_total_MiB": [110, 220], "index_pss_total_MiB": [9, 9]})
+    assert isinstance(pss_vs_replicas(tot), Figure)
+    ev = [GcEvent(0, 0, 1000, 1, 0), GcEvent(2, 5, 90_000, 10, 0)]
+    assert isinstance(gc_pause_chart([GcStats("a", 100, ev), GcStats("b", 100, [])]), Figure)

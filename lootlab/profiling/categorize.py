@@ -2,8 +2,10 @@
 
 A sample goes to exactly one bucket, decided by its stack (leaf first):
 
-1. ``idle/wait``  the leaf is a blocking primitive (epoll/poll/select, futex, sleep, recv...):
-   time waiting, visible only when py-spy ran with ``--idle``;
+1. ``idle/wait``  the leaf is a blocking primitive (epoll/poll/select, futex, sleep):
+   time waiting, mostly visible only when py-spy ran with ``--idle``;
+   ``socket I/O``  the leaf is a socket system call moving data (sendmsg, recvmsg, write...):
+   the kernel's loopback TCP work, charged to the caller's thread;
 2. the deepest frame that belongs to ``TLS/ssl``, ``protobuf`` or ``gRPC core``: so memcpy
    inside ``SSL_read`` is TLS, and a protobuf decode called from gRPC is protobuf;
 3. ``GC``  the cyclic garbage collector (``gc_collect_main`` and friends);
@@ -21,8 +23,8 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-BUCKETS = ("TLS/ssl", "gRPC core", "protobuf", "numpy/memcpy", "GC", "Python overhead",
-           "idle/wait", "other")
+BUCKETS = ("TLS/ssl", "gRPC core", "protobuf", "socket I/O", "numpy/memcpy", "GC",
+           "Python overhead", "idle/wait", "other")
 
 _FRAME = re.compile(r"^(?P<name>.*?)(?: \((?P<file>[^()]*)\))?$")
 
@@ -30,8 +32,10 @@ _IDLE = re.compile(
     r"^(epoll_wait|epoll_pwait|__?poll|ppoll|select|pselect6?|__select|nanosleep|"
     r"clock_nanosleep|__GI___clock_nanosleep|__futex_abstimed_wait\w*|futex_wait\w*|"
     r"__lll_lock_wait\w*|pthread_cond_(timed)?wait\w*|__pthread_cond_wait\w*|sem_wait|"
-    r"do_futex_wait\w*|recv|recvfrom|recvmsg|__libc_recv\w*|read|__libc_read|accept4?|"
-    r"sleep|wait|time\.sleep|_wait_once|_cv_wait)$")
+    r"do_futex_wait\w*|accept4?|sleep|wait|time\.sleep|_wait_once|_cv_wait)$")
+_SOCKET_IO = re.compile(
+    r"^(__libc_)?(sendmsg|sendto|send|sendmmsg|recvmsg|recvfrom|recv|recvmmsg|write|writev|"
+    r"read|readv|__write_nocancel|__read_nocancel)$")
 _IDLE_PY = re.compile(r"^(sleep|wait|_wait_once|select|poll|_poll|acquire)$")
 
 _TLS = re.compile(
@@ -82,6 +86,8 @@ def stack_bucket(stack: Sequence[str]) -> str:
                                   and leaf_file.startswith(("threading", "selectors", "queue",
                                                             "socket", "time", "<"))):
         return "idle/wait"
+    if _SOCKET_IO.match(leaf_name) and _LIBC.search(leaf_file):
+        return "socket I/O"
     for frame in reversed(stack):
         bucket = _strong(frame)
         if bucket:

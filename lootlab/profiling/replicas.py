@@ -34,7 +34,8 @@ def _measure(pid: int, index: str | None) -> dict[str, int]:
 
 
 def _one_k(variant: str, k: int, *, queries: int, index: str | Path | None,
-           target: str | None, ca: str | None, timeout: float) -> list[dict]:
+           target: str | None, ca: str | None, timeout: float, seed: int,
+           vary_seed: bool) -> list[dict]:
     extra = ["--hold"]
     if target:
         extra += ["--target", target]
@@ -45,7 +46,8 @@ def _one_k(variant: str, k: int, *, queries: int, index: str | Path | None,
     try:
         for i in range(k):
             procs.append(subprocess.Popen(
-                workload_args(variant, queries=queries, index=index, seed=i, extra=extra),
+                workload_args(variant, queries=queries, index=index,
+                              seed=seed + i if vary_seed else seed, extra=extra),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True))
         summaries = []
@@ -76,8 +78,12 @@ def _one_k(variant: str, k: int, *, queries: int, index: str | Path | None,
 
 
 def replicas(variant: str = "mmap", ks: Iterable[int] = (1, 2, 4, 8), *, queries: int = 2000,
-             index: str | Path | None = None, timeout: float = 120) -> pd.DataFrame:
+             index: str | Path | None = None, timeout: float = 120, seed: int = 0,
+             vary_seed: bool = False) -> pd.DataFrame:
     """One row per replica per K (and per server for remote variants): PSS/RSS in bytes.
+
+    By default every replica runs the same queries (``seed``), so they touch the same index
+    pages and the sharing is exact; ``vary_seed=True`` gives replica i the seed ``seed + i``.
 
     Columns: variant k role replica pid Rss Pss Pss_Anon Pss_File RssAnon RssFile VmHWM
     index_rss index_pss.  ``totals(frame)`` sums them per K.
@@ -93,7 +99,7 @@ def replicas(variant: str = "mmap", ks: Iterable[int] = (1, 2, 4, 8), *, queries
             target, ca, server_pid = srv.target, srv.ca, srv.pid
         for k in tqdm(ks, desc=f"replicas {variant}", unit="K", leave=False):
             rows += _one_k(variant, k, queries=queries, index=index, target=target, ca=ca,
-                           timeout=timeout)
+                           timeout=timeout, seed=seed, vary_seed=vary_seed)
             if server_pid:
                 row = {"variant": variant, "k": k, "role": "server", "replica": -1,
                        "pid": server_pid}

@@ -1,0 +1,99 @@
+"""``python -m lootlab.bench.profile``: one table, one run, every variant, the default world.
+
+Per variant: CPU µs per op (untraced run), memray allocations and bytes per op inside the
+measured loop, memray peak heap, RssAnon, GC pause p99/max, and the flame graph's top three
+buckets.  Everything is measured in this one run on this machine; compare rows with each
+other (ratios), not with the story's absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..paths import ensure_default_index, results_dir
+from ..profiling import bucket_shares, copy_share, flamegraph, gc_pauses, memory, top_buckets
+
+
+def _variants() -> list[str]:
+    try:
+        from ..clients import VARIANTS
+        return list(VARIANTS)
+    except ModuleNotFoundError:
+        return ["mmap"]
+
+
+def measure(variants: list[str], *, duration: float = 3.0, queries: int = 500,
+            gc_queries: int = 2000) -> pd.DataFrame:
+    rows = []
+    for v in tqdm(variants, desc="profiling variants", unit="variant"):
+        flame = flamegraph(v, duration=duration, native=True)
+        shares = bucket_shares([flame]).iloc[0]
+        mem = memory(v, queries=queries, flamegraph=False)
+        gcs = gc_pauses(v, queries=gc_queries).summary()
+        top = top_buckets(shares, 3)
+        rows.append({
+            "variant": v,
+            "cpu_us_per_op": mem.cpu_us_per_op,
+            "allocs_per_op": mem.allocations_per_op,
+            "bytes_per_op": mem.bytes_per_op,
+            "peak_heap_MiB": mem.peak_heap / 2**20,
+            "RssAnon_MiB": mem.proc.get("RssAnon", 0) / 2**20,
+            "dRssAnon_MiB": mem.proc_delta.get("RssAnon", 0) / 2**20,
+            "gc_per_kop": gcs["gen0_per_kop"] + gcs["gen1_per_kop"] + gcs["gen2_per_kop"],
+            "gc_p99_ms": gcs["pause_p99_ms"], "gc_max_ms": gcs["pause_max_ms"],
+            "copy_share": copy_share(flame.work_stacks),
+            "top_buckets": ", ".join(f"{b} {100 * s:.0f}%" for b, s in top),
+            "flame_samples": sum(flame.work_stacks.values()),
+        })
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lootlab.bench.profile", description=__doc__)
+    p.add_argument("--variants", help="comma-separated (default: every variant)")
+    p.add_argument("--duration", type=float, default=3.0, help="py-spy seconds per variant")
+    p.add_argument("--queries", type=int, default=500, help="memray ops per variant")
+    p.add_argument("--out", type=Path, default=None, help="CSV/JSON output directory")
+    args = p.parse_args(argv)
+    variants = args.variants.split(",") if args.variants else _variants()
+    ensure_default_index()
+    t0 = time.time()
+    table = measure(variants, duration=args.duration, queries=args.queries)
+    out = args.out or results_dir() / "bench-profile"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "profile.csv", index=False)
+    (out / "profile.json").write_text(json.dumps(table.to_dict("records"), indent=1))
+    with pd.option_context("display.width", 250, "display.max_columns", 30,
+                           "display.max_colwidth", 60):
+        print(table.drop(columns=["flame_samples"]).round(2).to_string(index=False))
+    if "mmap" in set(table["variant"]):
+        mm = table.set_index("variant").loc["mmap"]
+        for v in table["variant"]:
+            if v == "mmap":
+                continue
+            r = table.set_index("variant").loc[v]
+            print(f"{v}: {r.cpu_us_per_op / mm.cpu_us_per_op:.1f}x the CPU per op of mmap, "
+                  f"{r.allocs_per_op / max(mm.allocs_per_op, 1e-9):.2f}x its allocations per op")
+    t = table.set_index("variant")["cpu_us_per_op"]
+    if {"grpc-tls-pooled", "grpc-plain"} <= set(t.index):
+        # grpcio ships stripped: BoringSSL frames are bare addresses inside cygrpc, so the TLS
+        # cost is estimated as the difference between two variants that differ only in TLS
+        print(f"TLS cost estimate (grpc-tls-pooled - grpc-plain): "
+              f"{t['grpc-tls-pooled'] - t['grpc-plain']:.0f} us CPU per op "
+              f"({100 * (1 - t['grpc-plain'] / t['grpc-tls-pooled']):.0f} % of pooled)")
+    if {"grpc-tls-fresh", "grpc-tls-pooled"} <= set(t.index):
+        print(f"new channel + handshake per request (fresh - pooled): "
+              f"{t['grpc-tls-fresh'] - t['grpc-tls-pooled']:.0f} us CPU per op")
+    print(f"({time.time() - t0:.0f} s; wrote {out / 'profile.csv'})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

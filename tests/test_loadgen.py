@@ -219,6 +219,12 @@ def test_two_processes_merge_into_one_result(tmp_path):
     assert res.counts["warmup_requests"] == 400
 
 
+def test_unpicklable_factory_with_processes_says_what_to_do():
+    with pytest.raises(LootlabError, match="module-level function"):
+        loadgen.run(lambda: Noop(), loadgen.constant(10, 0.1), processes=2, warmup=0,
+                    workload=QUERIES)
+
+
 def test_mmap_variant_by_name_with_the_default_workload():
     res = loadgen.run("mmap", loadgen.constant(500, 1), warmup=0.1)
     assert res.variant == "mmap" and res.counts["ok"] == 500 and res.counts["failed"] == 0

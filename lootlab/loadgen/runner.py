@@ -23,6 +23,7 @@ import functools
 import importlib.util
 import math
 import multiprocessing as mp
+import pickle
 import queue as queue_mod
 import threading
 import time
@@ -497,8 +498,16 @@ def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = Fals
     t0_value = ctx.Value("q", 0, lock=False)
     procs = [ctx.Process(target=_worker_main, args=(job, ready, go, t0_value, out),
                          name=f"loadgen-worker-{job.worker}", daemon=True) for job in jobs]
-    for p in procs:
-        p.start()
+    try:
+        for p in procs:
+            p.start()
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise LoadgenError(f"the client factory cannot be sent to worker processes ({exc}); "
+                           "with processes > 1 pass a variant name, a module-level function "
+                           "or a functools.partial of one") from None
     try:
         started = 0
         limit = time.monotonic() + startup_timeout

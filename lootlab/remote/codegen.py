@@ -40,11 +40,26 @@ def generate() -> dict[str, str]:
     return texts
 
 
+_VERSION_STAMPS = [
+    re.compile(r"^# Protobuf Python Version: .*$", re.M),
+    re.compile(r"^_runtime_version\.ValidateProtobufRuntimeVersion\(.*?^\)$", re.M | re.S),
+    re.compile(r"^GRPC_GENERATED_VERSION = .*$", re.M),
+]
+
+
+def normalize(text: str) -> str:
+    """Generated text without the tool-version stamps, so only schema changes count."""
+    for stamp in _VERSION_STAMPS:
+        text = stamp.sub("", text)
+    return text
+
+
 def stale() -> list[str]:
-    """Names of the generated files that differ from a fresh generation."""
+    """Names of the generated files that differ from a fresh generation of the schema."""
     fresh = generate()
     return [name for name, text in fresh.items()
-            if not (HERE / name).exists() or (HERE / name).read_text() != text]
+            if not (HERE / name).exists()
+            or normalize((HERE / name).read_text()) != normalize(text)]
 
 
 def main() -> int:

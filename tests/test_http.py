@@ -146,3 +146,17 @@ def test_wrk_can_drive_the_endpoint_with_the_overlay_workload(endpoint, index, t
                          capture_output=True, text=True, timeout=60).stdout
     assert "Requests/sec" in out
     assert "Non-2xx" not in out and "Socket errors" not in out
+
+
+def test_remote_backend_down_gives_502_naming_the_cause(index_path, tmp_path):
+    import os
+    from _remote import free_port
+    env = dict(os.environ, LOOTLAB_DATA=str(tmp_path))
+    proc, url = _start(index_path, "--backend", "grpc-plain", "--target",
+                       f"127.0.0.1:{free_port()}", env=env)
+    try:
+        status, body = _get(f"{url}/near?x=0&y=0&z=0&r=8")
+        assert status == 502
+        assert "nothing is listening" in body["error"]
+    finally:
+        _stop(proc)

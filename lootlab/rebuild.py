@@ -185,6 +185,7 @@ class Rebuilder:
         self._generation: int | None = _build.read_generation(self.index_path)
         self._published_version = _published_source_version(self.index_path)
         self.removed_temp_files: list[Path] = []
+        self.callback_error: Exception | None = None
         if clean_temp:
             self.removed_temp_files = clean_temp_files(self.index_path)
 
@@ -287,8 +288,7 @@ class Rebuilder:
             self._cycles += 1
             self._consecutive = 0
             self._last_success = checked_at
-        if self.on_cycle:
-            self.on_cycle(result)
+        self._notify(result)
         return result
 
     def _fail(self, exc: BaseException, started: float, fetch_s: float) -> CycleResult:
@@ -301,9 +301,17 @@ class Rebuilder:
             self._last_error_time = time.time()
         result = CycleResult("failed", self._generation, self._published_version or "",
                              time.perf_counter() - started, fetch_seconds=fetch_s, error=message)
-        if self.on_cycle:
-            self.on_cycle(result)
+        self._notify(result)
         return result
+
+    def _notify(self, result: CycleResult) -> None:
+        """Call ``on_cycle``; its own errors are kept in ``callback_error``, never fatal."""
+        if self.on_cycle is None:
+            return
+        try:
+            self.on_cycle(result)
+        except Exception as exc:  # noqa: BLE001 - a bad callback must not stop the worker
+            self.callback_error = exc
 
     def next_delay(self) -> float:
         """Seconds until the next cycle: the interval, or the backoff after failures."""

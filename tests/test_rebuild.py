@@ -293,3 +293,51 @@ def test_cli_rebuild_against_s3_as_a_new_user(tmp_path, s3, world):
                                      s3.endpoint_url, "--index", str(idx), "--once"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "NoSuchKey" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_failing_on_cycle_callback_does_not_stop_the_worker(tmp_path, src):
+    def boom(result):
+        raise RuntimeError("callback broke")
+
+    with Rebuilder(src, tmp_path / "loot.idx", interval=0.02, on_cycle=boom) as rb:
+        st_ = rb.wait(lambda s: s.cycles >= 3)
+    assert st_.builds == 1 and st_.failures == 0
+    assert isinstance(rb.callback_error, RuntimeError)
+
+
+def test_cli_rebuild_with_embedded_defaults(tmp_path, monkeypatch):
+    """No options: the default world and index are created on first use, then kept."""
+    from lootlab.cli import main
+    from lootlab.paths import default_index_path
+
+    monkeypatch.setenv("LOOTLAB_DATA", str(tmp_path / "data"))
+    res = CliRunner().invoke(main, ["rebuild", "--once"])
+    assert res.exit_code == 0, res.output
+    # the index made on first use carries no source version: the worker stamps one
+    assert "built generation 2: 350,000 records" in res.output
+    res = CliRunner().invoke(main, ["rebuild", "--once"])
+    assert res.exit_code == 0 and "unchanged (generation 2" in res.output, res.output
+    assert default_index_path().exists()
+
+
+def test_s3local_main_serves_until_stopped(tmp_path, world):
+    """``python -m lootlab.s3local --put TABLE s3://...`` as the docs tell a person to run it."""
+    import signal
+
+    write_table(world, tmp_path / "w.parquet")
+    proc = subprocess.Popen([sys.executable, "-m", "lootlab.s3local", "--put",
+                             str(tmp_path / "w.parquet"), "s3://loot/w.parquet"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("uploaded")
+        endpoint = proc.stdout.readline().split()[3].rstrip(";")
+        from lootlab.sources import S3Source
+        got = S3Source("loot", "w.parquet", endpoint, aws_access_key_id="lootlab-local",
+                       aws_secret_access_key="lootlab-local").fetch()
+        assert canon(got.table) == canon(world)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -385,7 +385,9 @@ def diagnose_tls(target: str, ca: str | None, client_cert: str | None = None,
         if client_cert is None:
             return ("the server closed the connection during the handshake: it may require "
                     "a client certificate (mutual TLS); pass client_cert= and client_key=")
-        return f"the server closed the connection during the handshake ({exc})"
+        return ("the server closed the connection right after the handshake: it "
+                "rejected the client certificate (is it signed by the CA the server trusts "
+                "with --client-ca, and still valid?)")
     except OSError as exc:
         return f"cannot reach {target}: {exc}"
     return None

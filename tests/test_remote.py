@@ -178,6 +178,16 @@ def test_mutual_tls(index_path):
         with lootlab.connect("grpc-tls-pooled", target=srv.target, ca=srv.ca) as c:
             with pytest.raises(TLSError, match="client certificate"):
                 c.get(0, 0, 0)
+        # a client certificate from a CA the server does not trust
+        from lootlab.remote.tls import make_ca, make_cert
+        from _remote import write_pair
+        rogue_ca = make_ca("rogue CA")
+        cert, key = write_pair(index_path.parent, "rogue-client",
+                               make_cert(*rogue_ca, hosts=("rogue",), client=True))
+        with lootlab.connect("grpc-tls-pooled", target=srv.target, ca=srv.ca,
+                             client_cert=cert, client_key=key) as c:
+            with pytest.raises(TLSError, match="rejected the client certificate"):
+                c.get(0, 0, 0)
         assert srv.stats()["tls_connections"] >= 1
 
 

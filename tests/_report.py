@@ -67,15 +67,33 @@ def figure_sizes(page) -> list[tuple[int, int]]:
 
 
 def flamegraph_frames(page) -> list:
-    """The Playwright frames holding an embedded flamegraph (iframe.lootlab-svg)."""
+    """The Playwright frames holding an embedded flamegraph SVG with its script: py-spy's
+    own (inferno: ``#frames``) or lootlab's (``g.lf`` boxes)."""
     return [f for f in page.frames if f != page.main_frame and f.evaluate(
-        "() => !!document.getElementById('frames')")]
+        "() => !!document.querySelector('svg script') && "
+        "!!(document.getElementById('frames') || document.querySelector('g.lf'))")]
+
+
+_NARROWEST = """() => {
+  const gs = [...document.querySelectorAll('g.lf')].filter(g => !g.dataset.root);
+  gs.sort((a, b) => (+a.dataset.w) - (+b.dataset.w));
+  const g = gs.find(g => +g.dataset.w > 0.001) || gs[0];
+  g.setAttribute('data-test-target', '1');
+  return +g.querySelector('rect').getAttribute('width');
+}"""
 
 
 def click_zooms(frame) -> bool:
-    """Click the deepest frame box; the flamegraph script un-hides 'Reset Zoom' when it zooms."""
-    before = frame.evaluate("() => document.getElementById('unzoom').getAttribute('class')")
-    boxes = frame.locator("#frames > g")
-    boxes.nth(boxes.count() - 1).click(force=True)
-    after = frame.evaluate("() => document.getElementById('unzoom').getAttribute('class')")
-    return before == "hide" and after != "hide"
+    """Click a small frame box and check the graph zoomed into it: inferno un-hides its
+    'Reset Zoom' button; lootlab's SVG widens the clicked box."""
+    if frame.evaluate("() => !!document.getElementById('unzoom')"):
+        before = frame.evaluate("() => document.getElementById('unzoom').getAttribute('class')")
+        boxes = frame.locator("#frames > g")
+        boxes.nth(boxes.count() - 1).click(force=True)
+        after = frame.evaluate("() => document.getElementById('unzoom').getAttribute('class')")
+        return before == "hide" and after != "hide"
+    width_before = frame.evaluate(_NARROWEST)
+    frame.locator("g.lf[data-test-target='1']").click(force=True)
+    width_after = frame.evaluate(
+        "() => +document.querySelector(\"g.lf[data-test-target='1'] rect\").getAttribute('width')")
+    return width_after > width_before * 2

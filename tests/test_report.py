@@ -246,5 +246,56 @@ def test_index_links_resolve_in_the_browser(report, chromium):
 
 def test_svg_embedding_escapes_into_a_single_iframe(flame_svg):
     html = interactive_svg_html(flame_svg, title="t")
-    assert html.count("<iframe") == 1 and "<svg" not in html  # all of it inside srcdoc
+    assert html.count("<iframe") == 1 and "<svg" not in html and html.startswith("<div")  # all of it inside srcdoc
     assert "&lt;svg" in html and "replaceState" in html
+
+
+# --- the story's verdict and chart (plain data in, words and a figure out) --------------------
+
+def _steps(p99s, *, valid=None, errors=0):
+    import pandas as pd
+
+    from lootlab.story import STEPS, WRITEUP
+
+    names = list(STEPS)[: len(p99s)]
+    return pd.DataFrame({
+        "step": names, "change": [STEPS[n] for n in names],
+        "p50_ms": [p / 3 for p in p99s], "p99_ms": p99s, "p999_ms": [p * 1.2 for p in p99s],
+        "offered_per_s": 200.0, "achieved_per_s": 200.0, "requests": 600,
+        "errors": [errors] + [0] * (len(p99s) - 1),
+        "valid": valid if valid is not None else [True] * len(p99s),
+        "writeup_p99_ms": [WRITEUP["p99_ms_by_step"].get(n, float("nan")) for n in names]})
+
+
+def test_verdict_reads_the_numbers_it_is_given():
+    from lootlab.story import verdict
+
+    text = verdict(_steps([40.0, 30.0, 12.0, 8.0, 0.5]))
+    assert "40.0 ms (grpc-tls-fresh) to 0.50 ms (mmap), 80.0x lower" in text
+    assert "largest single gain was grpc-tls-pooled" in text and "18.0 ms" in text
+    assert "could not keep" not in text and "failed" not in text
+
+
+def test_verdict_says_when_mmap_loses_a_step_regresses_or_the_generator_saturates():
+    from lootlab.story import verdict
+
+    text = verdict(_steps([5.0, 9.0, 4.0, 3.0, 6.0], valid=[True, True, False, True, True],
+                          errors=7))
+    assert "mmap did not beat grpc-tls-fresh" in text
+    assert "p99 got worse at: grpc-tls-resumed, mmap" in text
+    assert "could not keep the schedule for grpc-tls-pooled" in text
+    assert "7 requests failed" in text
+
+
+def test_step_chart_draws_every_step_and_the_writeup_reference():
+    from lootlab.plots.story import step_chart
+
+    fig = step_chart(_steps([40.0, 30.0, 12.0, 8.0, 0.5], valid=[True, False, True, True, True]))
+    ax, wf = fig.axes[:2]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "grpc-tls-fresh" and labels[-1] == "mmap"
+    # p50 and p99 bars per step, then the write-up's three p99 figures as markers
+    assert len(ax.patches) == 10
+    assert [tuple(o) for o in ax.collections[0].get_offsets()][0][1] == 95.0
+    assert any("saturated" in t.get_text() for t in ax.texts)
+    assert len(wf.patches) == 5

@@ -37,9 +37,11 @@ def interactive_svg_html(svg: str, *, title: str = "flamegraph", height: int | N
     """HTML for one interactive SVG: an ``iframe`` whose ``srcdoc`` is the SVG document."""
     height = height or svg_height(svg) + 16
     doc = html.escape(svg_document(svg), quote=True)
-    return (f'<iframe class="lootlab-svg" title="{html.escape(title)}" srcdoc="{doc}" '
+    # wrapped in a div: IPython.display.HTML warns about markup that starts with <iframe
+    return (f'<div class="lootlab-svg-frame"><iframe class="lootlab-svg" '
+            f'title="{html.escape(title)}" srcdoc="{doc}" '
             f'style="width:100%;height:{height}px;border:1px solid #ddd" '
-            f'loading="eager"></iframe>')
+            f'loading="eager"></iframe></div>')
 
 
 def interactive_svg(svg: str, *, title: str = "flamegraph", height: int | None = None):

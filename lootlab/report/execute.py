@@ -17,8 +17,10 @@ from typing import Any, Iterator
 import nbformat
 
 # Kernels inherit the environment; a headless MPLBACKEND (tests set Agg) would turn every
-# figure into "<Figure ...>" text.  The kernel always draws inline.
-_KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONUNBUFFERED": "1"}
+# figure into "<Figure ...>" text.  The kernel always draws inline.  Progress bars are for
+# people watching a live kernel; in a report they are noise (and a warning without ipywidgets).
+_KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONUNBUFFERED": "1",
+               "TQDM_DISABLE": "1"}
 
 
 @dataclass

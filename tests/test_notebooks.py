@@ -1,0 +1,153 @@
+"""The shipped notebooks: committed clean, and every one runs in the quick profile through
+``lootlab report``; the exported pages are then checked in a real headless Chromium.
+
+The report runs once (session fixture) and every assertion reuses its output.  The
+notebooks use the embedded defaults, so the session's LOOTLAB_DATA (a temp dir set by
+conftest) receives the default world and index.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lootlab.report import build_report, external_urls, notebooks_dir
+
+from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames
+
+NOTEBOOKS = sorted(notebooks_dir().glob("*.ipynb"))
+EXPECTED = ["01-story", "02-latency", "03-flamegraphs", "04-memory", "05-rebuild"]
+
+# The whole quick report (all notebooks) runs inside the first test that needs it.
+pytestmark = pytest.mark.timeout(1800)
+
+
+def test_the_five_notebooks_are_there():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebooks_carry_no_outputs(path: Path):
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code
+    for cell in code:
+        assert cell.get("outputs") == [], cell.source[:60]
+        assert cell.get("execution_count") is None, cell.source[:60]
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and 'profile = "quick"' in params[0].source
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+@pytest.fixture(scope="session")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick-report")
+    started = time.monotonic()
+    messages: list[str] = []
+    report = build_report("quick", out, progress=messages.append)
+    report.messages = messages  # type: ignore[attr-defined]
+    report.wall = time.monotonic() - started  # type: ignore[attr-defined]
+    return report
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser() as b:
+        yield b
+
+
+def test_every_notebook_runs_in_the_quick_profile(quick_report):
+    failed = {r.name: r.error.one_line() for r in quick_report.runs if not r.ok}
+    assert failed == {}
+    assert [r.name for r in quick_report.runs] == EXPECTED
+    assert sum("running (quick)" in m for m in quick_report.messages) == len(EXPECTED)
+
+
+def test_each_notebook_has_html_and_executed_copy_outside_the_repo(quick_report):
+    out = quick_report.out_dir
+    for name in EXPECTED:
+        assert (out / f"{name}.html").stat().st_size > 0
+        assert (out / "executed" / f"{name}.ipynb").exists()
+    assert notebooks_dir() not in out.parents
+    # executing never writes back into notebooks/
+    for path in NOTEBOOKS:
+        nb = nbformat.read(str(path), as_version=4)
+        assert all(c.get("outputs") == [] for c in nb.cells if c.cell_type == "code")
+
+
+def test_each_notebook_publishes_a_summary_and_the_story_verdict_comes_from_data(quick_report):
+    runs = {r.name: r for r in quick_report.runs}
+    for name in EXPECTED:
+        assert runs[name].summary, name
+    story = runs["01-story"].summary
+    assert [row["step"] for row in story["rows"]] == [
+        "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "grpc-tls-packed", "mmap"]
+    rate = story["rows"][0]["achieved/s"]
+    assert "grpc-tls-fresh" in story["verdict"] and "mmap" in story["verdict"]
+    assert "requests/s" in story["verdict"] and rate > 0
+    index = (quick_report.out_dir / "index.html").read_text()
+    assert "grpc-tls-packed" in index and story["verdict"][:40] in index
+
+
+def test_readers_saw_every_swap_without_an_error(quick_report):
+    rebuild = next(r for r in quick_report.runs if r.name == "05-rebuild").summary
+    assert {row["source"] for row in rebuild["rows"]} == {"local", "s3"}
+    for row in rebuild["rows"]:
+        assert row["errors"] == 0, row
+        assert row["swaps"] >= 2, row
+        assert row["generations_seen"] >= 2, row
+
+
+def test_pages_need_no_network(quick_report):
+    for page in quick_report.out_dir.glob("*.html"):
+        assert external_urls(page.read_text()) == [], page.name
+
+
+@pytest.mark.parametrize("name", ["index", *EXPECTED])
+def test_page_renders_offline_without_console_errors_and_figures_load(quick_report, chromium,
+                                                                      name):
+    page = chromium.new_page()
+    log = PageLog(page)
+    page.goto((quick_report.out_dir / f"{name}.html").as_uri())
+    page.wait_for_load_state("load")
+    assert log.errors == [], log.errors
+    assert log.network == [], log.network
+    if name != "index":
+        sizes = figure_sizes(page)
+        assert sizes, f"{name} shows no figure"
+        assert all(w > 0 and h > 0 for w, h in sizes), sizes
+        assert "Traceback" not in page.content()
+    page.close()
+
+
+def test_flamegraphs_are_interactive_in_the_export(quick_report, chromium):
+    page = chromium.new_page()
+    log = PageLog(page)
+    page.goto((quick_report.out_dir / "03-flamegraphs.html").as_uri())
+    page.wait_for_load_state("load")
+    frames = flamegraph_frames(page)
+    # one per profiled variant, plus the differential view
+    assert len(frames) >= 3
+    for frame in frames:
+        assert click_zooms(frame)
+    assert log.errors == []
+    page.close()
+
+
+def test_index_links_resolve(quick_report, chromium):
+    page = chromium.new_page()
+    page.goto((quick_report.out_dir / "index.html").as_uri())
+    hrefs = page.eval_on_selector_all("table.notebooks a", "els => els.map(e => e.href)")
+    assert len(hrefs) == len(EXPECTED)
+    for href in hrefs:
+        other = chromium.new_page()
+        response = other.goto(href)
+        assert response is not None and response.ok, href
+        assert other.locator("h1").count() >= 1, href
+        other.close()
+    page.close()

@@ -345,7 +345,7 @@ def diagnose_tls(target: str, ca: str | None, client_cert: str | None = None,
         with socket.create_connection((host, port), timeout=timeout) as sock:
             with ctx.wrap_socket(sock, server_hostname=name) as tls:
                 # TLS 1.3 servers reject a missing client certificate after the handshake.
-                tls.settimeout(0.5)
+                tls.settimeout(3.0)   # only a failing server gets here; a good one speaks at once
                 try:
                     closed = tls.recv(1) == b""
                 except (socket.timeout, TimeoutError):

@@ -160,8 +160,9 @@ def test_plaintext_client_against_tls_server(server):
 
 def test_deadline_exceeded_names_the_cause(index_path):
     with LoopbackServer(index_path) as srv:
-        with srv.connect("grpc-tls-pooled", timeout=0.5) as c:
+        with srv.connect("grpc-tls-pooled") as c:
             assert c.near(0, 0, 0, 4) is not None          # connected and warm
+            c.timeout = 0.5
             os.kill(srv.pid, signal.SIGSTOP)               # a hung server
             try:
                 with pytest.raises(DeadlineExceeded, match="within 0.5 s.*timeout="):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -101,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t = time.time()
+    load_before = os.getloadavg()
     workload = default_workload(65_536)
     rows = []
     o = overhead(3.0)
     rows.append((o["figure"], f"p99 {_fmt(o['p99_us'], ' us')} (p50 {_fmt(o['p50_us'])}, "
                  f"max {_fmt(o['max_us'])}; generator's own lag p99 "
                  f"{_fmt(o['generator_lag_p99_us'])})", o["goal"], o["met"], o["valid"]))
-    m = sustainable("mmap", start=2_000, processes=args.processes, concurrency=1,
+    m = sustainable("mmap", start=1_000, processes=args.processes, concurrency=1,
                     duration=args.duration, workload=workload)
     rows.append((m["figure"], f"{_fmt(m['rate'], '/s')} (p99 {_fmt(m['p99_us'], ' us')})"
                  + (f" - {m['note']}" if m["note"] else ""),
@@ -128,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows, columns=["figure", "measured", "goal", "met", "valid run"])
     with pd.option_context("display.max_colwidth", 120, "display.width", 250):
         print(table.to_string(index=False))
-    print(f"\n(measured in one run, {time.time() - t:.0f} s; health of the spike run:\n"
-          f"{s['health']})")
+    load_after = os.getloadavg()
+    print(f"\nmeasured in one run of {time.time() - t:.0f} s on {os.cpu_count()} cores; load "
+          f"average {load_before[0]:.2f} before, {load_after[0]:.2f} after (other work on the "
+          f"machine shows up as generator lag and INVALID verdicts)")
+    print(f"health of the spike run: {s['health']}")
     print("spike timeline (per second after warm-up):")
     print(pd.DataFrame(s["timeline"]).round(1).to_string(index=False))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"overhead": o, "mmap": m, "grpc_tls_pooled": g, "spike": s}, f,
+            json.dump({"overhead": o, "mmap": m, "grpc_tls_pooled": g, "spike": s,
+                       "loadavg": [load_before, load_after]}, f,
                       indent=1, default=float)
     return 0
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hdrh.log import HistogramLogReader
 
 from lootlab import LootlabError, loadgen
 from lootlab.loadgen import hist
@@ -225,6 +226,14 @@ def test_unpicklable_factory_with_processes_says_what_to_do():
                     workload=QUERIES)
 
 
+@pytest.mark.slow
+def test_remote_variant_by_name_across_spawned_processes():
+    """Each spawned worker opens its own gRPC channel to one shared loopback server."""
+    res = loadgen.run("grpc-tls-pooled", loadgen.constant(200, 1), processes=2, warmup=0.2)
+    assert res.counts["failed"] == 0 and res.counts["ok"] == 200, res.first_error
+    assert res.worker_requests == [100, 100]
+
+
 def test_mmap_variant_by_name_with_the_default_workload():
     res = loadgen.run("mmap", loadgen.constant(500, 1), warmup=0.1)
     assert res.variant == "mmap" and res.counts["ok"] == 500 and res.counts["failed"] == 0
@@ -243,6 +252,14 @@ def test_results_round_trip_through_disk(tmp_path):
     assert back.to_frame().equals(res.to_frame())
     assert back.timeline().equals(res.timeline())
     assert back.health == res.health
+    # the interval log is HdrHistogram's own format: its reader gets the same histograms
+    reader = HistogramLogReader(str(where / "latency.hlog"), hist.new_histogram())
+    logged = []
+    while (h := reader.get_next_interval_histogram()) is not None:
+        logged.append(h)
+    assert [h.get_total_count() for h in logged] == \
+        [h.get_total_count() for h in res.intervals] == [500, 2000, 500]
+    assert all(a.equals(b) for a, b in zip(logged, res.intervals))
     with pytest.raises(LootlabError, match="summary.json"):
         loadgen.LoadResult.load(tmp_path / "missing")
 

@@ -149,7 +149,7 @@ def test_readers_under_churn_threads_and_processes(tmp_path):
                 p.wait()
     summaries += [c.summary() for c in checkers]
     assert final.failures == 0, final.last_error
-    assert worker.status.builds >= 10                      # it really churned
+    assert worker.status.builds >= 5                       # it really churned
     for s in summaries:
         assert s["n_errors"] == 0, s["errors"]
         assert s["mismatches"] == 0 and s["mixed"] == 0 and s["backwards"] == 0, s

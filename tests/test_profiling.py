@@ -170,3 +170,38 @@ def test_plots_return_figures():
     assert isinstance(pss_vs_replicas(tot), Figure)
     ev = [GcEvent(0, 0, 1000, 1, 0), GcEvent(2, 5, 90_000, 10, 0)]
     assert isinstance(gc_pause_chart([GcStats("a", 100, ev), GcStats("b", 100, [])]), Figure)
+
+
+def test_svg_stays_interactive_inline_in_html(tmp_path):
+    """Embedded inline in a page (as a report does), clicking a frame zooms it to full width."""
+    import shutil
+    sync_api = pytest.importorskip("playwright.sync_api")
+    browser_bin = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser_bin:
+        pytest.skip("no chromium (make system-deps installs it)")
+    page_file = tmp_path / "page.html"
+    prof = FlameProfile("syn", {LOOP + ("narrow (x.py:1)",): 1, LOOP + ("wide (y.py:1)",): 3})
+    page_file.write_text(f"<html><body><p>two graphs</p>{prof.svg}"
+                         f"{diff_svg(prof, prof)}</body></html>")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_bin, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_file.as_uri())
+            first = page.locator("svg").first
+            frame = first.locator("g.lf", has_text="narrow").first
+            rect = frame.locator("rect")
+            before = float(rect.get_attribute("width"))
+            assert before == pytest.approx(0.25 * 1200 - 0.5, abs=1)    # a quarter of the samples
+            frame.click()
+            after = float(rect.get_attribute("width"))
+            assert after >= 1199                                    # zoomed to the full width
+            other = page.locator("svg").nth(1).locator("g.lf[data-root]").locator("rect")
+            assert float(other.get_attribute("width")) >= 1199  # the second graph untouched
+            first.locator("g.lf[data-root]").click()
+            assert float(rect.get_attribute("width")) == pytest.approx(before, rel=1e-3)
+            assert errors == []
+        finally:
+            browser.close()

@@ -93,3 +93,14 @@ def test_gc_pauses_from_a_workload_process(small_index, data_env):
     s = stats.summary()
     assert s["collections"] == len(stats.events)
     assert np.all(stats.pauses_ms >= 0)
+
+
+def test_remote_variant_workload_gives_the_same_records(small_index, data_env):
+    """A remote variant with --index gets its own loopback server for that index."""
+    outs = {}
+    for variant in ("mmap", "grpc-plain"):
+        proc = _workload("--variant", variant, "--index", str(small_index), "--queries", "40")
+        assert proc.returncode == 0, proc.stderr
+        outs[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outs["grpc-plain"]["records"] == outs["mmap"]["records"] > 0
+    assert outs["grpc-plain"]["ops"] == outs["mmap"]["ops"] == 40

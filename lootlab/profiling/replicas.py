@@ -97,13 +97,14 @@ def replicas(variant: str = "mmap", ks: Iterable[int] = (1, 2, 4, 8), *, queries
             from ..remote.loopback import LoopbackServer  # the remote engineer's module
             srv = stack.enter_context(LoopbackServer(index=index, tls=variant != "grpc-plain"))
             target, ca, server_pid = srv.target, srv.ca, srv.pid
+            served = str(getattr(srv, "index", index) or "") or None
         for k in tqdm(ks, desc=f"replicas {variant}", unit="K", leave=False):
             rows += _one_k(variant, k, queries=queries, index=index, target=target, ca=ca,
                            timeout=timeout, seed=seed, vary_seed=vary_seed)
             if server_pid:
                 row = {"variant": variant, "k": k, "role": "server", "replica": -1,
                        "pid": server_pid}
-                row.update(_measure(server_pid, str(index) if index else None))
+                row.update(_measure(server_pid, served))
                 rows.append(row)
     return pd.DataFrame(rows)
 

@@ -21,10 +21,11 @@ from _loadgen import QUERIES, Noop, ServiceClient, Spin, StallOnce, VirtualClock
     noop_factory
 
 
-def virtual_run(service_ns, schedule, *, hiccups=None, fail_every=0, **kw):
+def virtual_run(service_ns, schedule, *, hiccups=None, fail_every=0, warmup=0.0, **kw):
     clock = VirtualClock(hiccups=hiccups)
     client = ServiceClient(clock, service_ns, fail_every)
-    res = loadgen.run(lambda: client, schedule, warmup=0, workload=QUERIES, clock=clock, **kw)
+    res = loadgen.run(lambda: client, schedule, warmup=warmup, workload=QUERIES, clock=clock,
+                      **kw)
     return res, client
 
 
@@ -136,6 +137,15 @@ def test_a_generator_that_loses_time_is_invalid_but_a_slow_answer_is_not():
     late, _ = virtual_run([50_000], sched, hiccups=hiccups)
     assert not late.health.valid
     assert any("generator itself sent late" in r for r in late.health.reasons)
+
+
+def test_warmup_runs_at_the_starting_rate_and_is_discarded():
+    sched = loadgen.ramp(100, 1000, 2)
+    res, client = virtual_run([10_000], sched, warmup=0.5)
+    assert res.counts["warmup_requests"] == 50                  # 0.5 s at 100/s
+    assert client.calls == 50 + len(sched)
+    assert res.requests == len(sched) == res.latency.get_total_count()
+    assert "warm-up 0.5 s (50 requests) discarded" in res.describe()
 
 
 def test_errors_are_counted_and_kept_out_of_the_latency_histogram():

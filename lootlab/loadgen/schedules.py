@@ -52,7 +52,7 @@ class Schedule:
     @property
     def label(self) -> str:
         inner = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
-                          for k, v in self.params.items() if k != "start_rate")
+                          for k, v in self.params.items())
         return f"{self.kind}({inner})"
 
     def __len__(self) -> int:

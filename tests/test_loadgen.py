@@ -295,3 +295,16 @@ def test_sweep_and_sustainable_rate():
     assert df["rate"].tolist() == [500, 1000] and "meets_target" in df
     best = loadgen.sustainable(df.assign(valid=True), 1e9)
     assert best.loc[0, "sustainable_rate"] == 1000
+
+
+def test_max_sustainable_finds_the_capacity_of_a_known_server():
+    """100 us per request = 10 k/s capacity: below it p99 is the service time; at and above
+    it the single sender is saturated (busy ~100 %, queue growing), so the search must end
+    just under 10 k/s."""
+    clock = VirtualClock()
+    client = ServiceClient(clock, [100_000])
+    rate, trials = loadgen.max_sustainable(lambda: client, 1_000, start_rate=1_000, duration=1,
+                                           warmup=0, workload=QUERIES, clock=clock)
+    assert 8_000 <= rate < 10_000
+    assert trials["meets_target"].any() and not trials["meets_target"].all()
+    assert (trials.loc[trials.meets_target, "p99_us"] <= 1_000).all()

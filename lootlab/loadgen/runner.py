@@ -177,6 +177,8 @@ def _open_sender(lane: _Lane, near, qs: list, gi: int, gstep: int, hard_stop: in
     gi %= nq
     idle = 0
     sent = 0
+    if n:
+        wait(dues[0])   # the wait for the start is not idle time within the run
     try:
         for i in range(n):
             due = dues[i]

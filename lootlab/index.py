@@ -83,12 +83,13 @@ class _Snapshot:
         cz0, cz1 = (z0 + _BIAS) >> s, ((z1 + _BIAS) >> s) + 1
         if r1 - r0 >= _ROWS_BY_SEARCH:
             return self._runs_by_scan(r0, r1, cz0, cz1)
-        bounds = np.empty(2 * (r1 - r0 + 1), np.uint64)
-        rows = np.arange(r0, r1 + 1, dtype=np.uint64) << np.uint64(26)
-        bounds[0::2] = rows | np.uint64(cz0)
-        bounds[1::2] = rows | np.uint64(cz1)
+        bounds = []
+        for row in range(r0, r1 + 1):
+            bounds += (row << 26 | cz0, row << 26 | cz1)
+        at = self.starts[np.searchsorted(self.codes, np.array(bounds, np.uint64))].tolist()
         # Never trust an offset read from the file: clamp run bounds to [0, n].
-        at = self.starts[np.searchsorted(self.codes, bounds, "left")].clip(0, self.n).tolist()
+        n = self.n
+        at = [0 if v < 0 else n if v > n else v for v in at]
         starts, ends = at[0::2], at[1::2]
         return starts, ends
 

@@ -175,8 +175,9 @@ class GrpcClient(LootClient):
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
         if per_call:
-            # Without a local pool, gRPC core shares one connection among all channels to
-            # the same target and "a new channel" would silently reuse it.
+            # Without a local pool, gRPC core may share one connection among channels to
+            # the same target (tests show it for plaintext channels) and "a new channel"
+            # would silently reuse it.
             options.append(("grpc.use_local_subchannel_pool", 1))
             if resume:
                 from grpc.experimental import session_cache

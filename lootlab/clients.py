@@ -359,7 +359,7 @@ def diagnose_tls(target: str, ca: str | None, client_cert: str | None = None,
             return (f"the server's certificate has expired ({exc.verify_message}); "
                     f"renew it (delete the server's tls/ files to get a new development one)")
         if "not yet valid" in msg:
-            return f"the server's certificate is not valid yet; check the clocks"
+            return "the server's certificate is not valid yet; check the clocks"
         if "hostname" in msg or "ip address mismatch" in msg or "mismatch" in msg:
             return (f"the server's certificate is not issued for {name!r} "
                     f"({exc.verify_message}); connect by a name the certificate lists, or "
@@ -382,7 +382,7 @@ def diagnose_tls(target: str, ca: str | None, client_cert: str | None = None,
         return f"{exc}"
     except ConnectionRefusedError:
         return f"nothing is listening at {target}"
-    except (ConnectionResetError, BrokenPipeError, EOFError) as exc:
+    except (ConnectionResetError, BrokenPipeError, EOFError):
         if client_cert is None:
             return ("the server closed the connection during the handshake: it may require "
                     "a client certificate (mutual TLS); pass client_cert= and client_key=")

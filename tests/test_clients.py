@@ -3,7 +3,6 @@ their names say on the wire (counted by the server, over real loopback TLS)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

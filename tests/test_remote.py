@@ -3,7 +3,6 @@ hit (each a lootlab exception naming the cause), hot swaps, loopback lifecycle, 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -29,7 +29,6 @@ class VariantRun:
     variant: str
     latencies_ns: np.ndarray
     records: int
-    peers: int | None             # distinct client addresses the server saw (approximate)
     tls_requests: int | None
     resumed_requests: int | None
 
@@ -69,7 +68,6 @@ def run(*, queries: int = 2000, radius: int = 64, warmup: int = 100, seed: int =
             for name, client in clients.items():
                 for x, y, z, r in warm_q[:20 if name in _SLOW else warmup]:
                     client.near(x, y, z, r)
-            before = {name: srv.stats() for name, srv in servers.items() if srv is not None}
             bar = tqdm(total=sum(counts.values()), desc="queries", disable=not progress,
                        file=sys.stderr)
             for k in range(rounds):
@@ -85,14 +83,12 @@ def run(*, queries: int = 2000, radius: int = 64, warmup: int = 100, seed: int =
                     done[name] += n_here
                     bar.update(n_here)
             bar.close()
-            after = {name: srv.stats() for name, srv in servers.items() if srv is not None}
         finally:
             for client in clients.values():
                 client.close()
-    # Counters are per server; the TLS server is shared by the TLS variants, so attribute
-    # its deltas per variant only when that variant ran alone on it.  The per-request
-    # counters below are therefore measured separately, one variant at a time.
-    runs = [VariantRun(name, lat[name], total[name], None, None, None) for name in names]
+    # The TLS variants share one server above, so its counters cannot be split among
+    # them; what each variant does on the wire is counted separately, one at a time.
+    runs = [VariantRun(name, lat[name], total[name], None, None) for name in names]
     _count_transport(runs, servers, path)
     rows = []
     for r in runs:

@@ -299,3 +299,12 @@ def test_step_chart_draws_every_step_and_the_writeup_reference():
     assert [tuple(o) for o in ax.collections[0].get_offsets()][0][1] == 95.0
     assert any("saturated" in t.get_text() for t in ax.texts)
     assert len(wf.patches) == 5
+
+
+def test_lab_runs_jupyter_lab_from_the_venv_with_its_arguments():
+    proc = subprocess.run([str(Path(sys.executable).parent / "lootlab"), "lab", "--version"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    from importlib.metadata import version
+
+    assert proc.stdout.strip() == version("jupyterlab")

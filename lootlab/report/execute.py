@@ -109,7 +109,9 @@ def execute_notebook(source: str | Path, executed: str | Path, *, parameters: di
             papermill.execute_notebook(
                 str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
                 cwd=str(cwd or executed.parent), progress_bar=False, log_output=False,
-                execution_timeout=cell_timeout, request_save_on_cell_execute=True)
+                execution_timeout=cell_timeout, request_save_on_cell_execute=True,
+                # the kernel's start-up warning about TCP on loopback is noise in a report
+                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except PapermillExecutionError as exc:
             error = CellError(exc.exec_count or -1, exc.ename, exc.evalue, "")
         except Exception as exc:  # timeouts, a dead kernel: still a failed notebook, not a crash

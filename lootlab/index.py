@@ -85,7 +85,7 @@ class _Snapshot:
             return self._runs_by_scan(r0, r1, cz0, cz1)
         bounds = []
         for row in range(r0, r1 + 1):
-            bounds += (row << 26 | cz0, row << 26 | cz1)
+            bounds += ((row << 26) + cz0, (row << 26) + cz1)   # cz1 may be 2**26: add, not OR
         at = self.starts[np.searchsorted(self.codes, np.array(bounds, np.uint64))].tolist()
         # Never trust an offset read from the file: clamp run bounds to [0, n].
         n = self.n
@@ -189,6 +189,7 @@ class LootIndex:
         self.refresh_interval = refresh_interval
         self.last_swap_error: Exception | None = None
         self._lock = threading.Lock()
+        self._rejected: tuple[int, int, int, int] | None = None
         try:
             self._snap: _Snapshot | None = _Snapshot(self.path, verify)
         except FileNotFoundError as exc:
@@ -257,12 +258,20 @@ class LootIndex:
             except OSError as exc:
                 self.last_swap_error = exc
                 return snap
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == snap.ident:
+            ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if ident == snap.ident or ident == self._rejected:
                 return snap
             try:
                 new = _Snapshot(self.path, self.verify)
             except (OSError, InvalidIndexError) as exc:
                 self.last_swap_error = exc   # keep serving the last good generation
+                return snap
+            if new.header.generation < snap.header.generation:
+                # Generations never go backwards for a reader; reopen to accept an older file.
+                self._rejected = new.ident
+                self.last_swap_error = InvalidIndexError(
+                    self.path, f"generation {new.header.generation} is older than the mapped "
+                               f"generation {snap.header.generation}; not swapping")
                 return snap
             self.last_swap_error = None
             self._snap = new

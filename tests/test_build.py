@@ -134,3 +134,15 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path):
     assert out.returncode == 1 and "no such file" in out.stderr
     out = run_cli("query", tmp_path / "x.idx", "near", 1, 2, 3)
     assert out.returncode == 2 and "near takes 4 integers" in out.stderr
+
+
+def test_readers_never_swap_back_to_an_older_generation(tmp_path):
+    path = tmp_path / "loot.idx"
+    lootlab.build_index(small(50, seed=1), path, generation=5)
+    reader = lootlab.open_index(path, refresh_interval=None)
+    lootlab.build_index(small(60, seed=2), path, generation=3)
+    assert reader.refresh().header.generation == 5 and len(reader) == 50
+    assert "older" in str(reader.last_swap_error)
+    lootlab.build_index(small(70, seed=3), path, generation=6)
+    assert reader.refresh().header.generation == 6 and len(reader) == 70
+    assert lootlab.open_index(path).generation == 6

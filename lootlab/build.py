@@ -59,15 +59,21 @@ def is_temp_of(candidate: Path, path: Path) -> bool:
     return candidate.name.startswith(f".{path.name}.tmp-")
 
 
-def read_generation(path: Path) -> int | None:
-    """The generation of the index at ``path``, or None when there is no valid one."""
+def read_header(path: str | Path) -> ff.Header | None:
+    """The header of the index at ``path`` (read, not mapped), or None when there is no valid one."""
     try:
         with open(path, "rb") as f:
             head = f.read(ff.HEADER_SIZE)
             size = os.fstat(f.fileno()).st_size
-        return ff.parse_header(head, path, size).generation
+        return ff.parse_header(head, path, size)
     except (OSError, InvalidIndexError):
         return None
+
+
+def read_generation(path: str | Path) -> int | None:
+    """The generation of the index at ``path``, or None when there is no valid one."""
+    header = read_header(path)
+    return header.generation if header else None
 
 
 def _dedupe_later_wins(keys: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import build as _build
+from .build import read_header
 from .errors import InvalidRecordsError, LootlabError
 from .records import FIELDS, pack_keys
 from .sources import Source, open_source
@@ -389,14 +390,8 @@ class Rebuilder:
 
 
 def _published_source_version(path: Path) -> str | None:
-    from . import fileformat as ff
-    try:
-        with open(path, "rb") as f:
-            head = f.read(ff.HEADER_SIZE)
-            size = os.fstat(f.fileno()).st_size
-        return ff.parse_header(head, path, size).source_version
-    except (OSError, LootlabError):
-        return None
+    header = read_header(path)
+    return header.source_version if header else None
 
 
 def clean_temp_files(index_path: str | Path) -> list[Path]:

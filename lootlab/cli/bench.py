@@ -27,12 +27,16 @@ from ._util import echo_table
               help="Closed loop: seconds each worker waits between requests.")
 @click.option("--factor", type=click.FloatRange(min=0, min_open=True), default=10.0,
               show_default=True, help="Spike: burst rate as a multiple of --rate.")
+@click.option("--spin-us", type=click.FloatRange(min=0), default=None,
+              help="Spin (not sleep) this long before each send [default: 200]; more is "
+                   "tighter on a busy machine but burns CPU a local server needs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for summary.json + latency.hlog (default data/results/...).")
 def command(variant: str, rate: float | None, closed: int | None, schedule: str,
             duration: float, processes: int, concurrency: int, warmup: float,
-            think_time: float, factor: float, seed: int, out: Path | None) -> None:
+            think_time: float, factor: float, spin_us: float | None, seed: int,
+            out: Path | None) -> None:
     """Load a variant with an open-loop schedule; print percentiles and the health verdict."""
     from ..loadgen.scenario import bench
 
@@ -41,7 +45,7 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
     result, where = bench(variant, rate=rate, closed=closed, schedule=schedule,
                           duration=duration, processes=processes, concurrency=concurrency,
                           warmup=warmup, think_time=think_time, factor=factor, seed=seed,
-                          out=out)
+                          spin_us=spin_us, out=out)
     click.echo(result.describe())
     click.echo("")
     table = result.table().round(1).reset_index(names="percentile")

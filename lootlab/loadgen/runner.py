@@ -55,14 +55,16 @@ class Clock:
 
     now = staticmethod(time.perf_counter_ns)
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, spin_us: float | None = None):
         self.threads = threads
+        self.spin_ns = _SPIN_NS if spin_us is None else int(spin_us * 1000)
+        self.sleep_min_ns = self.spin_ns + (_SLEEP_MIN_NS - _SPIN_NS)
 
     def wait_until(self, due: int) -> None:
         clock = time.perf_counter_ns
         rem = due - clock()
-        if rem > _SLEEP_MIN_NS:
-            time.sleep((rem - _SPIN_NS) / 1e9)
+        if rem > self.sleep_min_ns:
+            time.sleep((rem - self.spin_ns) / 1e9)
         if self.threads > 1:
             while clock() < due:     # sleep(0) hands the GIL to the other senders
                 time.sleep(0)
@@ -258,6 +260,7 @@ class Job:
     hard_stop_ns: int                 # relative to t0: stop sending after this
     timeout_ns: int | None
     worker: int = 0
+    spin_us: float | None = None
 
 
 @dataclass
@@ -403,7 +406,7 @@ def _close(client) -> None:
 
 def run_job(job: Job, start_at: Callable[[], int], clock=None) -> Part:
     """Run one worker's share in this process: connect, wait for t0, send, summarize."""
-    clock = clock or Clock(job.threads)
+    clock = clock or Clock(job.threads, job.spin_us)
     client = make_client(job.target)
     try:
         t0 = start_at()
@@ -484,7 +487,7 @@ def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = Fals
     """Run the jobs: inline for one job, else one spawned process per job."""
     stop = threading.Event()
     if len(jobs) == 1:
-        clk = clock or Clock(jobs[0].threads)
+        clk = clock or Clock(jobs[0].threads, jobs[0].spin_us)
 
         def start_at() -> int:
             _progress_thread(total_s, progress, stop)
@@ -558,7 +561,7 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         processes: int = 1, concurrency: int = 1, warmup: float = 0.5,
         workload: np.ndarray | None = None, radius: int = 64, timeout: float | None = None,
         grace: float | None = None, label: str | None = None, progress: bool = False,
-        max_busy: float = 0.97, clock=None):
+        max_busy: float = 0.97, spin_us: float | None = None, clock=None):
     """Drive ``schedule`` at a variant (name) or client factory; return a ``LoadResult``.
 
     ``processes`` > 1 spawns workers (each connects on its own; a factory must pickle).
@@ -568,7 +571,9 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     (``lootlab.overlay.overlay_queries``, seeded with the schedule's seed, r = ``radius``).
     ``timeout`` counts slower answers as timeouts (kept out of the latency histogram, in
     the errors one).  ``grace`` is how long past the schedule a late generator may go on
-    sending before the rest count as unsent (default max(1 s, 25 %)).
+    sending before the rest count as unsent (default max(1 s, 25 %)).  ``spin_us``: how
+    long before each due time a sender stops sleeping and spins (default 200 us; more
+    gives tighter send times on a busy machine, at the cost of CPU a local server needs).
     """
     from .results import combine
 
@@ -585,6 +590,8 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         target = share_server(target)
     jobs = plan(schedule, processes=processes, concurrency=concurrency, warmup=warmup,
                 queries=queries, target=target, timeout=timeout, grace=grace)
+    for job in jobs:
+        job.spin_us = spin_us
     parts = execute(jobs, progress=progress, total_s=warmup + schedule.duration, clock=clock)
     crashes = [p.crash for p in parts if p.crash]
     if crashes:

@@ -29,11 +29,11 @@ def _variants() -> list[str]:
         return ["mmap"]
 
 
-def measure(variants: list[str], *, duration: float = 3.0, queries: int = 500,
-            gc_queries: int = 2000) -> pd.DataFrame:
+def measure(variants: list[str], *, duration: float = 5.0, queries: int = 500,
+            gc_queries: int = 2000, rate: int = 250) -> pd.DataFrame:
     rows = []
     for v in tqdm(variants, desc="profiling variants", unit="variant"):
-        flame = flamegraph(v, duration=duration, native=True)
+        flame = flamegraph(v, duration=duration, native=True, rate=rate)
         shares = bucket_shares([flame]).iloc[0]
         mem = memory(v, queries=queries, flamegraph=False)
         gcs = gc_pauses(v, queries=gc_queries).summary()
@@ -58,14 +58,15 @@ def measure(variants: list[str], *, duration: float = 3.0, queries: int = 500,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lootlab.bench.profile", description=__doc__)
     p.add_argument("--variants", help="comma-separated (default: every variant)")
-    p.add_argument("--duration", type=float, default=3.0, help="py-spy seconds per variant")
+    p.add_argument("--duration", type=float, default=5.0, help="py-spy seconds per variant")
+    p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--queries", type=int, default=500, help="memray ops per variant")
     p.add_argument("--out", type=Path, default=None, help="CSV/JSON output directory")
     args = p.parse_args(argv)
     variants = args.variants.split(",") if args.variants else _variants()
     ensure_default_index()
     t0 = time.time()
-    table = measure(variants, duration=args.duration, queries=args.queries)
+    table = measure(variants, duration=args.duration, queries=args.queries, rate=args.rate)
     out = args.out or results_dir() / "bench-profile"
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "profile.csv", index=False)

@@ -57,6 +57,9 @@ def pss_vs_replicas(totals: pd.DataFrame) -> Figure:
     for v, g in totals.groupby("variant"):
         ax.plot(g["k"], g["pss_total_MiB"], "o-", label=f"{v} total PSS")
         ax.plot(g["k"], g["rss_total_MiB"], "x--", alpha=0.6, label=f"{v} total RSS")
+        if "server_pss_MiB" in g and g["server_pss_MiB"].notna().any():
+            ax.plot(g["k"], g["pss_total_MiB"] + g["server_pss_MiB"].fillna(0), "o-.",
+                    alpha=0.7, label=f"{v} total PSS + its server")
         if "index_pss_total_MiB" in g and g["index_pss_total_MiB"].any():
             ax.plot(g["k"], g["index_pss_total_MiB"], "s:", label=f"{v} index PSS (shared)")
     ax.set_xlabel("replicas (K)")

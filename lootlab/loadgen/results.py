@@ -60,7 +60,7 @@ class Health:
                 "warnings": list(self.warnings)}
 
 
-@dataclass
+@dataclass(repr=False)
 class LoadResult:
     """One run, merged across workers.  Histogram values are integer nanoseconds."""
 
@@ -88,6 +88,11 @@ class LoadResult:
     worker_requests: list[int] = field(default_factory=list)
     first_error: str = ""
     env: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"LoadResult(variant={self.variant!r}, schedule={self.schedule.get('label')!r}, "
+                f"requests={self.requests:,}, p50={self.latency_us(50):,.1f} us, "
+                f"p99={self.latency_us(99):,.1f} us, valid={self.health.valid})")
 
     # ---- percentiles ------------------------------------------------------------------
     @property

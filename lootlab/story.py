@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
-import os
 import queue as queue_mod
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +157,11 @@ def verdict(steps: pd.DataFrame) -> str:
         if local < remote:
             parts.append(f"Even the best remote client pays {_fmt_ms(remote - local)} more at "
                          f"the median than reading the mapped file.")
+    behind = steps[steps["achieved_per_s"] < 0.97 * steps["offered_per_s"]]
+    for _, s in behind.iterrows():
+        parts.append(f"{s['step']} could not keep up with {s['offered_per_s']:,.0f} requests/s "
+                     f"here (it completed {s['achieved_per_s']:,.0f}/s), so its latency is "
+                     f"mostly time spent queued: it is saturated at this load.")
     invalid = steps.loc[~steps["valid"], "step"].tolist()
     if invalid:
         parts.append(f"The load generator could not keep the schedule for {', '.join(invalid)}:"

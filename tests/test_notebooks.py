@@ -13,10 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames
 
 from lootlab.report import build_report, external_urls, notebooks_dir
-
-from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames
 
 NOTEBOOKS = sorted(notebooks_dir().glob("*.ipynb"))
 EXPECTED = ["01-story", "02-latency", "03-flamegraphs", "04-memory", "05-rebuild"]

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames, write_notebook
 
 from lootlab.report import build_report, external_urls, read_summary
 from lootlab.report.embed import interactive_svg_html
 from lootlab.report.environment import page_cache_residency
-
-from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames, write_notebook
 
 FLAME_SCRIPT = textwrap.dedent("""
     import sys, time
@@ -308,3 +307,13 @@ def test_lab_runs_jupyter_lab_from_the_venv_with_its_arguments():
     from importlib.metadata import version
 
     assert proc.stdout.strip() == version("jupyterlab")
+
+
+def test_verdict_names_a_step_that_could_not_keep_up():
+    from lootlab.story import verdict
+
+    steps = _steps([900.0, 30.0, 12.0, 8.0, 0.5])
+    steps.loc[0, "achieved_per_s"] = 150.0
+    text = verdict(steps)
+    assert "grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s)" in text
+    assert verdict(_steps([40.0, 30.0, 12.0, 8.0, 0.5])).count("could not keep up") == 0

@@ -8,10 +8,19 @@ together.  ``publish_summary`` and ``interactive_svg`` are what notebooks call.
 from __future__ import annotations
 
 from .embed import interactive_svg, interactive_svg_html
-from .environment import Environment, collect as collect_environment
+from .environment import Environment
+from .environment import collect as collect_environment
 from .execute import CellError, NotebookRun, execute_notebook
 from .export import export_html, external_urls
-from .pipeline import PROFILES, Report, ReportError, build_report, find_notebooks, notebooks_dir, run_report
+from .pipeline import (
+    PROFILES,
+    Report,
+    ReportError,
+    build_report,
+    find_notebooks,
+    notebooks_dir,
+    run_report,
+)
 from .summary import publish_summary, read_summary
 
 __all__ = [

@@ -1,4 +1,5 @@
 """Profilers for real: py-spy and memray run on workload subprocesses; /proc sharing checked."""
+# ruff: noqa: F811  (pytest fixtures imported from _profiling)
 
 from __future__ import annotations
 
@@ -7,18 +8,28 @@ import xml.etree.ElementTree as ET
 
 import pandas as pd
 import pytest
+from _profiling import data_env, small_index  # noqa: F401
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lootlab.cli import main as cli
-from lootlab.profiling import (BUCKETS, FlameProfile, bucket_shares, categorize, copy_share, diff,
-                               diff_svg, flamegraph, load_flame, memory, parse_collapsed,
-                               stack_bucket)
+from lootlab.profiling import (
+    BUCKETS,
+    FlameProfile,
+    bucket_shares,
+    categorize,
+    copy_share,
+    diff,
+    diff_svg,
+    flamegraph,
+    load_flame,
+    memory,
+    parse_collapsed,
+    stack_bucket,
+)
 from lootlab.profiling.flame import to_collapsed
 from lootlab.profiling.replicas import replicas, totals
-
-from _profiling import data_env, small_index  # noqa: F401
 
 LOOP = ("_run_module_as_main (<frozen runpy>:198)", "main (lootlab/workload.py:270)",
         "_measured_ops (lootlab/workload.py:149)")

@@ -1,4 +1,5 @@
 """The workload process the profilers attach to: real subprocesses, checked against the index."""
+# ruff: noqa: F811  (pytest fixtures imported from _profiling)
 
 from __future__ import annotations
 
@@ -8,17 +9,16 @@ import subprocess
 import sys
 
 import numpy as np
+from _profiling import data_env, small_index  # noqa: F401
 
 import lootlab
 from lootlab.overlay import overlay_queries
 from lootlab.profiling import GcRecorder, GcStats, gc_pauses
 from lootlab.workload import run
 
-from _profiling import data_env, small_index  # noqa: F401
-
 
 def _workload(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lootlab.workload", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "lootlab.workload", *args], capture_output=True, check=False,
                           text=True, timeout=120, **kw)
 
 

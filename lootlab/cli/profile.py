@@ -87,7 +87,8 @@ def memory(variant: str, queries: int, native: bool, show_source: bool, out: Pat
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def replicas(variant: str, ks: str, queries: int, out: Path | None) -> None:
     """PSS per replica and in total with K readers alive at once (shared pages count once)."""
-    from ..profiling.replicas import replicas as run_replicas, totals
+    from ..profiling.replicas import replicas as run_replicas
+    from ..profiling.replicas import totals
     try:
         kk = [int(k) for k in ks.split(",") if k.strip()]
     except ValueError:

@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import LootlabError
 
@@ -61,7 +62,7 @@ def parse_summary(stdout: str) -> dict[str, Any]:
 
 def run(argv: Sequence[str], *, what: str, timeout: float | None = 600) -> tuple[dict[str, Any], str]:
     """Run a command that ends in a workload; returns (summary, stderr). Raises with stderr."""
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False,
                           stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-4:])

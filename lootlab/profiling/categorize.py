@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -174,7 +174,7 @@ def copy_share(stacks: Mapping[tuple[str, ...], int]) -> float:
         if _MEMCPY.match(name):
             hits += count
         elif _LIBC.search(file) and name.startswith("0x") and len(stack) > 1:
-            cname, cfile = split_frame(stack[-2])
+            _, cfile = split_frame(stack[-2])
             if _NUMPY_FILE.search(cfile) and not is_python(stack[-2]):
                 hits += count
     return hits / total

@@ -10,7 +10,7 @@ difffolded.pl/flamegraph.pl is vendored.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -42,19 +43,19 @@ class GcRecorder:
                                        info.get("collected", 0), info.get("uncollectable", 0)))
             self._t0 = None
 
-    def start(self) -> "GcRecorder":
+    def start(self) -> GcRecorder:
         if not self._active:
             gc.callbacks.append(self._callback)
             self._active = True
         return self
 
-    def stop(self) -> "GcRecorder":
+    def stop(self) -> GcRecorder:
         if self._active:
             gc.callbacks.remove(self._callback)
             self._active = False
         return self
 
-    def __enter__(self) -> "GcRecorder":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

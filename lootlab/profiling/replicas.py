@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 from tqdm.auto import tqdm

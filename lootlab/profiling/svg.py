@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import itertools
 import zlib
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 Stacks = Mapping[tuple[str, ...], int]
 

@@ -121,6 +121,17 @@ def test_diff_shows_what_one_profile_spends_that_the_other_does_not(spin_profile
     assert "rgb(255," in svg                                  # red: more in the spin profile
 
 
+def test_flame_diff_saves_table_svg_and_both_profiles(spin_profile, tmp_path):
+    from lootlab.profiling import FlameDiff
+    other = FlameProfile("other", {LOOP + (NP,): 4})
+    fd = FlameDiff(spin_profile, other, diff(spin_profile, other, min_delta=0.01))
+    paths = fd.save(tmp_path / "d")
+    table = pd.read_csv(paths["table"])
+    assert (table[["delta_self", "delta_total"]].abs().max(axis=1) > 0.01).all()
+    assert load_flame(tmp_path / "d" / "other").stacks == other.stacks
+    ET.fromstring(paths["svg"].read_text())
+
+
 def test_cli_profile_flame_writes_artifacts(data_env, small_index, tmp_path):
     res = CliRunner().invoke(cli, ["profile", "flame", "--spin", "--duration", "1",
                                    "--out", str(tmp_path / "f")])

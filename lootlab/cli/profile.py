@@ -113,3 +113,29 @@ def gc(variant: str, queries: int, out: Path | None) -> None:
                                            "pauses_ms": stats.pauses_ms.tolist()}, indent=1))
     echo_table(pd.DataFrame([stats.summary()]).round(4))
     click.echo(f"wrote {d / 'gc.json'}")
+
+
+@command.command("diff")
+@click.argument("variant_a")
+@click.argument("variant_b")
+@click.option("--duration", type=float, default=5.0, show_default=True, help="seconds each")
+@click.option("--rate", type=int, default=None, help="py-spy samples per second [100]")
+@click.option("--idle/--no-idle", default=False, show_default=True)
+@click.option("--min-delta", type=float, default=0.005, show_default=True,
+              help="hide frames whose share differs by less")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def diff(variant_a: str, variant_b: str, duration: float, rate: int | None, idle: bool,
+         min_delta: float, out: Path | None) -> None:
+    """What VARIANT_A spends that VARIANT_B does not (normalised shares, a - b)."""
+    from ..profiling import compare
+    result = compare(variant_a, variant_b, duration=duration, rate=rate, idle=idle,
+                     min_delta=min_delta)
+    d = _out(out, "diff", f"{variant_a}-vs-{variant_b}")
+    paths = result.save(d)
+    t = result.table
+    click.echo(f"more in {variant_a}:")
+    echo_table(t.head(8)[["frame", "bucket", "self_a", "self_b", "delta_self"]].round(3))
+    click.echo(f"more in {variant_b}:")
+    echo_table(t.tail(5).iloc[::-1][["frame", "bucket", "self_a", "self_b", "delta_self"]]
+               .round(3))
+    click.echo(f"wrote {paths['svg']} and {paths['table']}")

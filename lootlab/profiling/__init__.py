@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ._run import ProfilerError
 from .categorize import BUCKETS, bucket_shares, categorize, copy_share, stack_bucket, top_buckets
-from .diff import diff, diff_svg
+from .diff import FlameDiff, compare, diff, diff_svg
 from .flame import FlameProfile, flamegraph, frames_table, load_flame, parse_collapsed
 from .gcpause import GcEvent, GcRecorder, GcStats, gc_pauses
 from .memory import MemoryProfile, memory
@@ -24,8 +24,29 @@ from .procmem import mapping_of, read_proc
 from .replicas import replicas
 
 __all__ = [
-    "BUCKETS", "FlameProfile", "GcEvent", "GcRecorder", "GcStats", "MemoryProfile",
-    "ProfilerError", "bucket_shares", "categorize", "copy_share", "diff", "diff_svg",
-    "flamegraph", "frames_table", "gc_pauses", "load_flame", "mapping_of", "memory",
-    "parse_collapsed", "read_proc", "replicas", "stack_bucket", "top_buckets",
+    "BUCKETS",
+    "FlameDiff",
+    "FlameProfile",
+    "GcEvent",
+    "GcRecorder",
+    "GcStats",
+    "MemoryProfile",
+    "ProfilerError",
+    "bucket_shares",
+    "categorize",
+    "compare",
+    "copy_share",
+    "diff",
+    "diff_svg",
+    "flamegraph",
+    "frames_table",
+    "gc_pauses",
+    "load_flame",
+    "mapping_of",
+    "memory",
+    "parse_collapsed",
+    "read_proc",
+    "replicas",
+    "stack_bucket",
+    "top_buckets",
 ]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from . import svg as _svg
-from .flame import FlameProfile, frames_table
+from .flame import FlameProfile, flamegraph, frames_table
 
 COLUMNS = ["frame", "bucket", "self_a", "self_b", "total_a", "total_b", "delta_self",
            "delta_total"]
@@ -77,3 +80,34 @@ def diff_svg(a: FlameProfile | Mapping, b: FlameProfile | Mapping, *, title: str
     nb = b.variant if isinstance(b, FlameProfile) else "b"
     return _svg.render(sa, title=title or f"{na} vs {nb} (red: more in {na})",
                        color=color, label=label)
+
+
+@dataclass
+class FlameDiff:
+    """Two variants' flame profiles (sampled the same way) and what differs between them."""
+
+    a: FlameProfile
+    b: FlameProfile
+    table: pd.DataFrame
+
+    @property
+    def svg(self) -> str:
+        return diff_svg(self.a, self.b)
+
+    def save(self, directory: str | Path) -> dict[str, Path]:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        paths = {"table": d / "diff.csv", "svg": d / "diff.svg"}
+        self.table.to_csv(paths["table"], index=False)
+        paths["svg"].write_text(self.svg)
+        for p in (self.a, self.b):
+            p.save(d / p.variant)
+        return paths
+
+
+def compare(variant_a: str, variant_b: str, *, min_delta: float = 0.005,
+            **flame_options: Any) -> FlameDiff:
+    """Sample both variants with the same py-spy options (one after the other) and diff them."""
+    a = flamegraph(variant_a, **flame_options)
+    b = flamegraph(variant_b, **flame_options)
+    return FlameDiff(a, b, diff(a, b, min_delta=min_delta))

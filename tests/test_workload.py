@@ -44,6 +44,8 @@ def test_test_workloads_and_duration(data_env):
     assert s["kind"] == "spin" and s["ops"] > 0 and 0.25 < s["seconds"] < 5
     alloc = run(alloc_per_op=7, queries=100)
     assert alloc.kind == "alloc" and alloc.ops == 100
+    paced = run(alloc_per_op=1, queries=21, rate=200, warmup=0)   # due times 0, 5, ..., 100 ms
+    assert paced.ops == 21 and paced.seconds >= 0.099 and paced.rate == 200
 
 
 def test_hold_keeps_the_process_until_stdin_closes(small_index, data_env):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,29 @@ def measure(variants: list[str], *, duration: float = 5.0, queries: int = 500,
     return pd.DataFrame(rows)
 
 
+def environment() -> dict[str, str]:
+    """What the numbers depend on: machine, versions, commit, and how busy the machine was."""
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": platform.python_version(), "cpus": str(os.cpu_count()),
+           "machine": platform.machine(),
+           "loadavg_1m": f"{os.getloadavg()[0]:.2f}"}
+    for pkg in ("py-spy", "memray", "grpcio", "protobuf", "numpy"):
+        try:
+            env[pkg] = version(pkg)
+        except PackageNotFoundError:
+            env[pkg] = "-"
+    try:
+        env["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False,
+                                       capture_output=True, text=True,
+                                       cwd=Path(__file__).parent).stdout.strip() or "-"
+    except OSError:
+        env["commit"] = "-"
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lootlab.bench.profile", description=__doc__)
     p.add_argument("--variants", help="comma-separated (default: every variant)")
@@ -66,11 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     variants = args.variants.split(",") if args.variants else _variants()
     ensure_default_index()
     t0 = time.time()
+    env_before = environment()
     table = measure(variants, duration=args.duration, queries=args.queries, rate=args.rate)
     out = args.out or results_dir() / "bench-profile"
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "profile.csv", index=False)
-    (out / "profile.json").write_text(json.dumps(table.to_dict("records"), indent=1))
+    env = {**env_before, "loadavg_1m_after": f"{os.getloadavg()[0]:.2f}",
+           "duration_s": str(args.duration), "pyspy_rate": str(args.rate),
+           "memray_queries": str(args.queries)}
+    (out / "profile.json").write_text(json.dumps({"environment": env,
+                                                  "rows": table.to_dict("records")}, indent=1))
+    print(" ".join(f"{k}={v}" for k, v in env.items()))
     with pd.option_context("display.width", 250, "display.max_columns", 30,
                            "display.max_colwidth", 60):
         print(table.drop(columns=["flame_samples"]).round(2).to_string(index=False))

@@ -33,7 +33,7 @@ SEND_LAG_WARN_US = 1_000.0
 # the generator's own lag may be at most this share of the latency p99 it reports (so the
 # reported p99 is overstated by at most ~10 %), with a floor for very fast clients
 GENERATOR_LAG_SHARE = 0.10
-GENERATOR_LAG_FLOOR_US = 50.0
+GENERATOR_LAG_FLOOR_US = 100.0
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
                      "achieved/s": round(float(s["achieved_per_s"]), 1),
                      "write-up p99 ms": (None if math.isnan(s["writeup_p99_ms"])
                                          else s["writeup_p99_ms"]),
-                     "generator": "ok" if s["valid"] else "saturated"})
+                     "run": "valid" if s["valid"] else "INVALID (see health)"})
     return rows
 
 

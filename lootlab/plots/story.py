@@ -32,7 +32,7 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
                        edgecolor="#c0392b", s=60, zorder=3, label="p99 in the write-up")
     invalid = ~steps["valid"].to_numpy(dtype=bool)
     for i in np.flatnonzero(invalid):
-        ax.annotate("generator\nsaturated", (i, steps["p99_ms"].iloc[i]), xytext=(0, 18),
+        ax.annotate("INVALID\nrun", (i, steps["p99_ms"].iloc[i]), xytext=(0, 18),
                     textcoords="offset points", ha="center", fontsize=7, color="#b00020")
     ax.set_yscale("log")
     ax.set_xticks(x, steps["step"], rotation=20, ha="right")

@@ -317,3 +317,16 @@ def test_verdict_names_a_step_that_could_not_keep_up():
     text = verdict(steps)
     assert "grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s)" in text
     assert verdict(_steps([40.0, 30.0, 12.0, 8.0, 0.5])).count("could not keep up") == 0
+
+
+def test_a_cell_past_its_timeout_fails_the_notebook_and_keeps_what_ran(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write_notebook(nbs / "01-slow.ipynb", ["print('first cell ran')",
+                                           "import time\ntime.sleep(60)"], title="Slow")
+    rep = build_report("quick", tmp_path / "out", notebooks=nbs, cell_timeout=3,
+                       progress=lambda m: None)
+    run = rep.runs[0]
+    assert not run.ok and "Timeout" in run.error.ename, run.error
+    assert run.seconds < 50
+    assert "first cell ran" in run.html.read_text()

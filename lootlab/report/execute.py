@@ -104,6 +104,7 @@ def execute_notebook(source: str | Path, executed: str | Path, *, parameters: di
     executed.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     error: CellError | None = None
+    raised: Exception | None = None
     with _kernel_env():
         try:
             papermill.execute_notebook(
@@ -114,15 +115,18 @@ def execute_notebook(source: str | Path, executed: str | Path, *, parameters: di
                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except PapermillExecutionError as exc:
             error = CellError(exc.exec_count or -1, exc.ename, exc.evalue, "")
-        except Exception as exc:  # timeouts, a dead kernel: still a failed notebook, not a crash
-            error = CellError(-1, type(exc).__name__, str(exc).strip().splitlines()[-1:][0]
-                              if str(exc).strip() else "", "")
+        except Exception as exc:  # a cell timeout, a dead kernel: a failed notebook, not a crash
+            raised = exc
     seconds = time.perf_counter() - started
     node = nbformat.read(str(executed), as_version=4) if executed.exists() else None
-    if node is not None:
-        found = first_error(node)
-        if found is not None:
-            error = found
+    found = first_error(node) if node is not None else None
+    if raised is not None:
+        # the cell's own output then only shows how it was stopped (KeyboardInterrupt)
+        lines = str(raised).strip().splitlines()
+        error = CellError(found.cell_index if found else -1, type(raised).__name__,
+                          lines[0] if lines else "", found.source if found else "")
+    elif found is not None:
+        error = found
     from .summary import read_summary
 
     return NotebookRun(name=source.stem, source=source, executed=executed, seconds=seconds,

@@ -28,6 +28,15 @@ def test_bench_cli_prints_percentiles_and_verdict(tmp_path):
     assert back.latency.get_total_count() == summary["counts"]["ok"]
 
 
+def test_bench_cli_spike_prints_a_timeline(tmp_path):
+    res = CliRunner().invoke(main, ["bench", "--schedule", "spike", "--rate", "200",
+                                    "--factor", "3", "--duration", "3", "--warmup", "0",
+                                    "--out", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    assert "spike(rate=200, factor=3" in res.output and "per second" in res.output
+    assert "p99_us" in res.output
+
+
 def test_bench_cli_closed_loop_and_user_errors(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["bench", "--closed", "1", "--duration", "0.5", "--warmup", "0",

@@ -50,4 +50,7 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
     click.echo("")
     table = result.table().round(1).reset_index(names="percentile")
     echo_table(table)
+    if closed is None and schedule in ("spike", "ramp"):
+        click.echo("\nper second (by intended send time):")
+        echo_table(result.timeline().drop(columns="variant").round(1), max_rows=120)
     click.echo(f"\nsaved to {where}")

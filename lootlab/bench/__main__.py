@@ -1,0 +1,36 @@
+"""Run every shipped benchmark in turn: ``python -m lootlab.bench [name ...]``.
+
+Each benchmark runs in its own process (so one's imports, caches and threads do not
+colour the next) and prints its own table.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+BENCHMARKS = ["index", "rebuild", "variants", "loadgen", "profile"]
+
+
+def main(argv: list[str]) -> int:
+    names = argv or BENCHMARKS
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+              file=sys.stderr)
+        return 2
+    failed = []
+    for name in names:
+        print(f"\n=== python -m lootlab.bench.{name} ===", flush=True)
+        started = time.perf_counter()
+        if subprocess.run([sys.executable, "-m", f"lootlab.bench.{name}"]).returncode:
+            failed.append(name)
+        print(f"=== {name}: {time.perf_counter() - started:.0f} s ===", flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

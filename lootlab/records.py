@@ -136,11 +136,21 @@ def as_words(raw: np.ndarray) -> np.ndarray:
 def words_to_results(words: np.ndarray) -> Records:
     """Decode (n, 3) uint64 record words into results: three shifts and one word copy."""
     n = len(words)
-    out = np.zeros(n, RESULT_DTYPE)
+    out = np.empty(n, RESULT_DTYPE)
     if n:
-        x, y, z = unpack_keys(words[:, 0])
-        out["x"], out["y"], out["z"] = x, y, z
-        out.view(np.uint64).reshape(n, 4)[:, 2:] = words[:, 1:]
+        # Little-endian word 0 is x (low half) and y (high half), word 1 is z and padding:
+        # build both straight from the key with shifts, no per-field stores.
+        k = words[:, 0].view(np.int64)
+        w = out.view(np.int64).reshape(n, 4)
+        y_high = k << (64 - Y_BITS)
+        y_high >>= 32 - Y_BITS                        # y << 32, sign-extended, low half zero
+        x_low = k >> X_SHIFT
+        x_low &= 0xFFFFFFFF
+        np.bitwise_or(y_high, x_low, out=w[:, 0])
+        z = k << (64 - X_SHIFT)
+        z >>= 64 - Z_BITS
+        np.bitwise_and(z, 0xFFFFFFFF, out=w[:, 1])
+        w[:, 2:] = words[:, 1:].view(np.int64)
     return out.view(Records)
 
 

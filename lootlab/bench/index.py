@@ -5,8 +5,9 @@
 Prints one table: ``near`` p50/p99 (r = 64 around overlay positions) for LootIndex,
 ``scipy.spatial.cKDTree`` (built in memory; indices only, and with the records gathered)
 and an SQLite R*Tree on a file; ``get`` median; ``get_many`` throughput; open time of
-the default-size index and of one 10x larger; build times.  Queries are interleaved
-(LootIndex, cKDTree, SQLite for the same position in turn) so noise hits all alike.
+the default-size index and of one 10x larger; build times.  Queries run in
+interleaved blocks (the same 250 positions for LootIndex, cKDTree and SQLite in rotating
+order), so machine noise hits all alike while each pays for its own garbage collection.
 """
 
 from __future__ import annotations
@@ -87,15 +88,31 @@ def run(records: int = 350_000, queries: int = 5_000, seed: int = 0) -> pd.DataF
         qs = overlay_queries(idx, queries, seed=seed).tolist()
         lo_s, kd_s, kdr_s, sq_s = [], [], [], []
         clock = time.perf_counter_ns
+
+        def loot(x: int, y: int, z: int, r: int) -> None:
+            t0 = clock(); idx.near(x, y, z, r); lo_s.append(clock() - t0)
+
+        def kdtree(x: int, y: int, z: int, r: int) -> None:
+            t0 = clock(); hits = tree.query_ball_point((x, y, z), r); t1 = clock()
+            table[np.asarray(hits, dtype=np.intp)]; t2 = clock()
+            kd_s.append(t1 - t0); kdr_s.append(t2 - t0)
+
+        def rtree(x: int, y: int, z: int, r: int) -> None:
+            t0 = clock()
+            con.execute(_SQL_NEAR, (x - r, x + r, y - r, y + r, z - r, z + r,
+                                    x, x, y, y, z, z, r * r)).fetchall()
+            sq_s.append(clock() - t0)
+
         for x, y, z, r in qs[:200]:                         # warm-up, discarded
             idx.near(x, y, z, r), tree.query_ball_point((x, y, z), r)
-        for x, y, z, r in qs:
-            t0 = clock(); idx.near(x, y, z, r); t1 = clock()
-            hits = tree.query_ball_point((x, y, z), r); t2 = clock()
-            table[np.asarray(hits, dtype=np.intp)]; t3 = clock()
-            con.execute(_SQL_NEAR, (x - r, x + r, y - r, y + r, z - r, z + r,
-                                    x, x, y, y, z, z, r * r)).fetchall(); t4 = clock()
-            lo_s.append(t1 - t0); kd_s.append(t2 - t1); kdr_s.append(t3 - t1); sq_s.append(t4 - t3)
+        subjects = [loot, kdtree, rtree]
+        # Blocks of the same 250 queries for each subject in rotating order: machine noise
+        # falls on all alike, while each subject pays for its own garbage (GC) and caches.
+        for b, start in enumerate(range(0, len(qs), 250)):
+            for k in range(3):
+                run_one = subjects[(b + k) % 3]
+                for q in qs[start:start + 250]:
+                    run_one(*q)
         kd99 = _pct(kd_s, 99)
         for name, s in [("LootIndex.near (mmap)", lo_s), ("cKDTree.query_ball_point", kd_s),
                         ("cKDTree + gather records", kdr_s), ("SQLite R*Tree (file)", sq_s)]:

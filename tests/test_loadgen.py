@@ -308,3 +308,14 @@ def test_max_sustainable_finds_the_capacity_of_a_known_server():
     assert 8_000 <= rate < 10_000
     assert trials["meets_target"].any() and not trials["meets_target"].all()
     assert (trials.loc[trials.meets_target, "p99_us"] <= 1_000).all()
+
+
+def test_a_run_stuck_in_its_warmup_says_so():
+    from lootlab.loadgen.results import judge
+    counts = dict(sent=800, warmup_requests=800, measured=0, ok=0, failed=0, timeouts=0,
+                  dropped=0)
+    health = judge(open_loop=True, counts=counts, scheduled=40_000, busy=[1.0], max_busy=0.97,
+                   offered_rate=4000, achieved_rate=0, cpu_cores=1.0, send_lag_p99_us=1e6,
+                   generator_lag_p99_us=1e6, latency_p99_us=0.0, warmup=2.0, first_error="")
+    assert not health.valid
+    assert any("warm-up" in r and "800" in r for r in health.reasons)

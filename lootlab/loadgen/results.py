@@ -316,6 +316,9 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
             reasons.append(f"the generator sent only {counts['measured']:,} of {scheduled:,} "
                            f"scheduled requests ({sent_ratio:.1%}) before giving up: it could "
                            f"not offer this rate")
+            if counts["measured"] == 0 and counts.get("warmup_requests"):
+                reasons.append(f"all {counts['warmup_requests']:,} requests it did send were "
+                               f"scheduled inside the warm-up window, so none was measured")
         worst = max(busy, default=0.0)
         if worst > max_busy:
             reasons.append(f"a sender was busy {worst:.1%} of the run (never waiting for a send "

@@ -340,11 +340,11 @@ def _own_lag(lane: _Lane) -> np.ndarray:
 
 def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: float) -> Part:
     def cat(attr, dtype=np.int64):
-        arrays = [np.asarray(getattr(l, attr), dtype=dtype) for l in lanes]
+        arrays = [np.asarray(getattr(ln, attr), dtype=dtype) for ln in lanes]
         return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
     intended, start, end = cat("intended"), cat("starts"), cat("ends")
-    status = np.concatenate([np.frombuffer(bytes(l.status), np.uint8) for l in lanes]) \
+    status = np.concatenate([np.frombuffer(bytes(ln.status), np.uint8) for ln in lanes]) \
         if lanes else np.zeros(0, np.uint8)
     if job.timeout_ns is not None:
         status = np.where((status == OK) & (end - start > job.timeout_ns), TIMEOUT, status)
@@ -354,7 +354,7 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
     bad = measured & (status != OK)
     lat, svc, lag = end - intended, end - start, start - intended
     # the generator's own delay, with queueing behind slow answers taken out (_own_lag)
-    own = np.concatenate([_own_lag(l) for l in lanes]) if lanes else np.zeros(0, np.int64)
+    own = np.concatenate([_own_lag(ln) for ln in lanes]) if lanes else np.zeros(0, np.int64)
 
     dropped = 0
     parts = {}
@@ -394,8 +394,8 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
         timeouts=int((bad & (status == TIMEOUT)).sum()), dropped=dropped, cpu_s=cpu_s,
         wall_s=wall_s, busy=busy,
         last_end_ns=int(end_rel.max()) if end_rel.size else 0,
-        crash="\n".join(l.crash for l in lanes if l.crash),
-        first_error=next((l.first_error for l in lanes if l.first_error), ""))
+        crash="\n".join(ln.crash for ln in lanes if ln.crash),
+        first_error=next((ln.first_error for ln in lanes if ln.first_error), ""))
 
 
 def _close(client) -> None:

@@ -11,7 +11,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 typedef struct {
     int32_t x, y, z, pad;
@@ -23,36 +22,6 @@ typedef struct {
     int64_t x, y, z, r2;                /* near: centre and squared radius */
     int64_t lo[3], hi[3];               /* box: inclusive bounds */
 } query;
-
-/* Read run bounds from two Python sequences into C arrays, clamped to [0, n]. */
-static Py_ssize_t read_runs(PyObject *starts, PyObject *ends, Py_ssize_t n,
-                            Py_ssize_t **out_s, Py_ssize_t **out_e) {
-    PyObject *fs = PySequence_Fast(starts, "starts must be a sequence");
-    if (!fs) return -1;
-    PyObject *fe = PySequence_Fast(ends, "ends must be a sequence");
-    if (!fe) { Py_DECREF(fs); return -1; }
-    Py_ssize_t runs = PySequence_Fast_GET_SIZE(fs);
-    if (PySequence_Fast_GET_SIZE(fe) != runs) {
-        PyErr_SetString(PyExc_ValueError, "starts and ends differ in length");
-        Py_DECREF(fs); Py_DECREF(fe); return -1;
-    }
-    Py_ssize_t *s = PyMem_Malloc(sizeof(Py_ssize_t) * (runs ? runs : 1));
-    Py_ssize_t *e = PyMem_Malloc(sizeof(Py_ssize_t) * (runs ? runs : 1));
-    if (!s || !e) { PyMem_Free(s); PyMem_Free(e); Py_DECREF(fs); Py_DECREF(fe);
-                    PyErr_NoMemory(); return -1; }
-    for (Py_ssize_t i = 0; i < runs; i++) {
-        Py_ssize_t a = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(fs, i), PyExc_OverflowError);
-        Py_ssize_t b = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(fe, i), PyExc_OverflowError);
-        if (PyErr_Occurred()) { PyMem_Free(s); PyMem_Free(e); Py_DECREF(fs); Py_DECREF(fe);
-                                return -1; }
-        /* never trust an offset read from the file */
-        s[i] = a < 0 ? 0 : (a > n ? n : a);
-        e[i] = b < s[i] ? s[i] : (b > n ? n : b);
-    }
-    Py_DECREF(fs); Py_DECREF(fe);
-    *out_s = s; *out_e = e;
-    return runs;
-}
 
 static Py_ssize_t select_rows(const uint64_t *w, const Py_ssize_t *s, const Py_ssize_t *e,
                               Py_ssize_t runs, const query *q, result_row *out, Py_ssize_t cap) {
@@ -85,61 +54,102 @@ static Py_ssize_t select_rows(const uint64_t *w, const Py_ssize_t *s, const Py_s
     return count;
 }
 
-static PyObject *run_select(Py_buffer *words, PyObject *starts, PyObject *ends, query *q,
-                            Py_buffer *out) {
+/* First index in codes[0..n) whose value is >= key. */
+static Py_ssize_t lower_bound(const uint64_t *codes, Py_ssize_t n, uint64_t key) {
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (codes[mid] < key) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+#define BIAS ((int64_t)1 << 25)
+#define ROWS_BY_SEARCH 64
+
+/* Select from the cells overlapping the column box x0..x1, z0..z1 (already clipped to the
+ * data's bounds): the runs are found here too, so a query is one call. */
+static Py_ssize_t select_cells(const uint64_t *w, Py_ssize_t n, const uint64_t *codes,
+                               const int64_t *starts, Py_ssize_t cells, int shift,
+                               int64_t x0, int64_t x1, int64_t z0, int64_t z1,
+                               const query *q, result_row *out, Py_ssize_t cap) {
+    Py_ssize_t count = 0;
+    uint64_t r0 = (uint64_t)(x0 + BIAS) >> shift, r1 = (uint64_t)(x1 + BIAS) >> shift;
+    uint64_t cz0 = (uint64_t)(z0 + BIAS) >> shift, cz1 = ((uint64_t)(z1 + BIAS) >> shift) + 1;
+    Py_ssize_t s, e;
+    if (r1 - r0 < ROWS_BY_SEARCH) {
+        for (uint64_t row = r0; row <= r1; row++) {
+            Py_ssize_t lo = lower_bound(codes, cells, (row << 26) + cz0);
+            Py_ssize_t hi = lower_bound(codes, cells, (row << 26) + cz1);
+            if (hi <= lo) continue;
+            s = (Py_ssize_t)starts[lo]; e = (Py_ssize_t)starts[hi];
+            s = s < 0 ? 0 : (s > n ? n : s);          /* never trust an offset from the file */
+            e = e < s ? s : (e > n ? n : e);
+            count += select_rows(w, &s, &e, 1, q, out + (count < cap ? count : cap),
+                                 count < cap ? cap - count : 0);
+        }
+    } else {
+        Py_ssize_t a = lower_bound(codes, cells, r0 << 26);
+        Py_ssize_t b = lower_bound(codes, cells, (r1 + 1) << 26);
+        for (Py_ssize_t c = a; c < b; c++) {
+            uint64_t cz = codes[c] & (((uint64_t)1 << 26) - 1);
+            if (cz < cz0 || cz >= cz1) continue;
+            s = (Py_ssize_t)starts[c]; e = (Py_ssize_t)starts[c + 1];
+            s = s < 0 ? 0 : (s > n ? n : s);
+            e = e < s ? s : (e > n ? n : e);
+            count += select_rows(w, &s, &e, 1, q, out + (count < cap ? count : cap),
+                                 count < cap ? cap - count : 0);
+        }
+    }
+    return count;
+}
+
+PyDoc_STRVAR(query_cells_doc,
+"query_cells(words, codes, starts, shift, x0, x1, z0, z1, mode, a, b, c, d, e, f, out) -> count\n\n"
+"One whole near (mode 0: centre a b c, squared radius d) or box (mode 1: lo a b c, hi d e f)\n"
+"query over the cells overlapping the column box x0..x1, z0..z1.  Writes min(count, capacity)\n"
+"result rows; a count above the capacity means: grow the buffer and call again.");
+
+static PyObject *query_cells(PyObject *self, PyObject *args) {
+    Py_buffer words, codes, starts, out;
+    int shift, mode;
+    long long x0, x1, z0, z1, p[6];
+    query q = {0};
+    if (!PyArg_ParseTuple(args, "y*y*y*iLLLLiLLLLLLw*", &words, &codes, &starts, &shift, &x0,
+                          &x1, &z0, &z1, &mode, &p[0], &p[1], &p[2], &p[3], &p[4], &p[5], &out))
+        return NULL;
     PyObject *result = NULL;
-    Py_ssize_t *s = NULL, *e = NULL;
-    if (words->len % 24 || out->len % (Py_ssize_t)sizeof(result_row)) {
-        PyErr_SetString(PyExc_ValueError, "buffer sizes are not whole records/results");
+    Py_ssize_t cells = codes.len / 8;
+    if (words.len % 24 || codes.len % 8 || starts.len != 8 * (cells + 1) ||
+        out.len % (Py_ssize_t)sizeof(result_row) || shift < 0 || shift > 26) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent buffers for query_cells");
         goto done;
     }
-    Py_ssize_t runs = read_runs(starts, ends, words->len / 24, &s, &e);
-    if (runs < 0) goto done;
-    Py_ssize_t count;
-    Py_BEGIN_ALLOW_THREADS
-    count = select_rows((const uint64_t *)words->buf, s, e, runs, q,
-                        (result_row *)out->buf, out->len / (Py_ssize_t)sizeof(result_row));
-    Py_END_ALLOW_THREADS
+    q.is_box = mode == 1;
+    if (q.is_box) {
+        q.lo[0] = p[0]; q.lo[1] = p[1]; q.lo[2] = p[2];
+        q.hi[0] = p[3]; q.hi[1] = p[4]; q.hi[2] = p[5];
+    } else {
+        q.x = p[0]; q.y = p[1]; q.z = p[2]; q.r2 = p[3];
+    }
+    Py_ssize_t count = 0;
+    if (cells && x0 <= x1 && z0 <= z1) {
+        Py_BEGIN_ALLOW_THREADS
+        count = select_cells((const uint64_t *)words.buf, words.len / 24,
+                             (const uint64_t *)codes.buf, (const int64_t *)starts.buf, cells,
+                             shift, x0, x1, z0, z1, &q, (result_row *)out.buf,
+                             out.len / (Py_ssize_t)sizeof(result_row));
+        Py_END_ALLOW_THREADS
+    }
     result = PyLong_FromSsize_t(count);
 done:
-    PyMem_Free(s); PyMem_Free(e);
-    PyBuffer_Release(words); PyBuffer_Release(out);
+    PyBuffer_Release(&words); PyBuffer_Release(&codes); PyBuffer_Release(&starts);
+    PyBuffer_Release(&out);
     return result;
 }
 
-PyDoc_STRVAR(select_near_doc,
-"select_near(words, starts, ends, x, y, z, r2, out) -> count\n\n"
-"Copy records of runs [starts[i], ends[i]) with dx^2+dy^2+dz^2 <= r2 into out (result rows).\n"
-"Returns how many matched; only min(count, capacity) rows are written.");
-
-static PyObject *select_near(PyObject *self, PyObject *args) {
-    Py_buffer words, out;
-    PyObject *starts, *ends;
-    query q = {0};
-    if (!PyArg_ParseTuple(args, "y*OOLLLLw*", &words, &starts, &ends, &q.x, &q.y, &q.z, &q.r2,
-                          &out))
-        return NULL;
-    return run_select(&words, starts, ends, &q, &out);
-}
-
-PyDoc_STRVAR(select_box_doc,
-"select_box(words, starts, ends, x0, y0, z0, x1, y1, z1, out) -> count\n\n"
-"Copy records of the runs inside the inclusive box into out; returns how many matched.");
-
-static PyObject *select_box(PyObject *self, PyObject *args) {
-    Py_buffer words, out;
-    PyObject *starts, *ends;
-    query q = {0};
-    q.is_box = 1;
-    if (!PyArg_ParseTuple(args, "y*OOLLLLLLw*", &words, &starts, &ends, &q.lo[0], &q.lo[1],
-                          &q.lo[2], &q.hi[0], &q.hi[1], &q.hi[2], &out))
-        return NULL;
-    return run_select(&words, starts, ends, &q, &out);
-}
-
 static PyMethodDef methods[] = {
-    {"select_near", select_near, METH_VARARGS, select_near_doc},
-    {"select_box", select_box, METH_VARARGS, select_box_doc},
+    {"query_cells", query_cells, METH_VARARGS, query_cells_doc},
     {NULL, NULL, 0, NULL},
 };
 

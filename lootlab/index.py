@@ -17,7 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
@@ -112,29 +112,24 @@ class _Snapshot:
         ends = self.starts[cells + 1].clip(0, self.n)
         return starts, ends
 
-    def candidate_runs(self, x0: int, x1: int, z0: int, z1: int) -> tuple[Sequence[int], Sequence[int]]:
-        """Runs of all cells overlapping the column box, clipped to the data's bounds."""
+    def query_cells(self, mode: int, x0: int, x1: int, z0: int, z1: int,
+                    params: tuple[int, ...]) -> Records:
+        """One whole near (mode 0) or box (mode 1) query in the C kernel, GIL released.
+
+        Hits land in a per-thread scratch buffer (a fresh one per query would cost page
+        faults, more than the selection) and are copied out as plain words.
+        """
         x0, x1 = max(x0, self.bmin[0]), min(x1, self.bmax[0])
         z0, z1 = max(z0, self.bmin[2]), min(z1, self.bmax[2])
-        if not self.n or x0 > x1 or z0 > z1:
-            return [], []
-        return self.runs(x0, x1, z0, z1)
-
-    def select(self, kernel, starts: Sequence[int], ends: Sequence[int], *bounds: int) -> Records:
-        """Run a C selection kernel over the runs, then copy the hits out of a scratch buffer.
-
-        The scratch buffer is reused per thread: a fresh buffer sized for every candidate
-        would cost page faults on each query, more than the selection itself.
-        """
-        if isinstance(starts, list):
-            total = sum(ends) - sum(starts)
-        else:
-            total = int(np.sum(ends)) - int(np.sum(starts))
         scratch = getattr(_scratch, "rows", None)
-        if scratch is None or len(scratch) < total:
-            grown = 2 * len(scratch) if scratch is not None else 1024
-            scratch = _scratch.rows = np.empty(max(total, grown), RESULT_DTYPE)
-        count = kernel(self.raw, starts, ends, *bounds, scratch[:total])
+        if scratch is None:
+            scratch = _scratch.rows = np.empty(4096, RESULT_DTYPE)
+        while True:
+            count = _kernels.query_cells(self.raw, self.codes, self.starts, self.shift,
+                                         x0, x1, z0, z1, mode, *params, scratch)
+            if count <= len(scratch):
+                break
+            scratch = _scratch.rows = np.empty(max(count, 2 * len(scratch)), RESULT_DTYPE)
         out = np.empty(count, RESULT_DTYPE)
         # copy as plain words: numpy copies structured dtypes field by field, ~10x slower
         out.view(np.uint64)[:] = scratch[:count].view(np.uint64)
@@ -142,8 +137,12 @@ class _Snapshot:
 
     def gather(self, x0: int, x1: int, z0: int, z1: int) -> np.ndarray:
         """Records of all cells overlapping the column box (a superset of the answer)."""
-        starts, ends = self.candidate_runs(x0, x1, z0, z1)
         raw = self.raw
+        x0, x1 = max(x0, self.bmin[0]), min(x1, self.bmax[0])
+        z0, z1 = max(z0, self.bmin[2]), min(z1, self.bmax[2])
+        if not self.n or x0 > x1 or z0 > z1:
+            return raw[:0]
+        starts, ends = self.runs(x0, x1, z0, z1)
         if len(starts) <= _RUNS_BY_SLICES:
             parts = [raw[a:b] for a, b in zip(starts, ends) if b > a]
             if len(parts) == 1:
@@ -394,8 +393,8 @@ class LootIndex:
         if not snap.n or y + reach < snap.bmin[1] or y - reach > snap.bmax[1]:
             return empty_results()
         if _kernels is not None:
-            starts, ends = snap.candidate_runs(x - reach, x + reach, z - reach, z + reach)
-            return snap.select(_kernels.select_near, starts, ends, x, y, z, r2)
+            return snap.query_cells(0, x - reach, x + reach, z - reach, z + reach,
+                                    (x, y, z, r2, 0, 0))
         cand = snap.gather(x - reach, x + reach, z - reach, z + reach)
         return _results(cand, _distance2(cand, x, y, z) <= r2)
 
@@ -409,8 +408,7 @@ class LootIndex:
         if y1 < snap.bmin[1] or y0 > snap.bmax[1]:
             return empty_results()
         if _kernels is not None:
-            starts, ends = snap.candidate_runs(x0, x1, z0, z1)
-            return snap.select(_kernels.select_box, starts, ends, x0, y0, z0, x1, y1, z1)
+            return snap.query_cells(1, x0, x1, z0, z1, (x0, y0, z0, x1, y1, z1))
         cand = snap.gather(x0, x1, z0, z1)
         cx, cy, cz = unpack_keys(cand[:, 0])
         sel = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1) & (cz >= z0) & (cz <= z1)

@@ -49,6 +49,8 @@ CYGRPC = "grpc_call_start_batch (grpc/_cython/cygrpc.cpython-311-x86_64-linux-gn
     (("near (lootlab/index.py:332)", NP, "memcpy (libc.so.6)"), "numpy/memcpy"),
     (("near (lootlab/index.py:332)", NP, "0x7f00deadbeef (libc.so.6)"), "numpy/memcpy"),
     (("near (lootlab/index.py:332)", NP), "numpy/memcpy"),
+    (("query_cells (lootlab/index.py:140)",
+      "select_cells (lootlab/_kernels.cpython-311-x86_64-linux-gnu.so)"), "numpy/memcpy"),
     (("near (lootlab/index.py:332)",), "Python overhead"),
     (("near (lootlab/index.py:332)", "_PyEval_EvalFrameDefault (libpython3.11.so.1.0)"),
      "Python overhead"),

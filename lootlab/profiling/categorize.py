@@ -9,7 +9,8 @@ A sample goes to exactly one bucket, decided by its stack (leaf first):
 2. the deepest frame that belongs to ``TLS/ssl``, ``protobuf`` or ``gRPC core``: so memcpy
    inside ``SSL_read`` is TLS, and a protobuf decode called from gRPC is protobuf;
 3. ``GC``  the cyclic garbage collector (``gc_collect_main`` and friends);
-4. ``numpy/memcpy``  the leaf is native code in numpy or a libc ``mem*`` copy (the mmap
+4. ``numpy/memcpy``  the leaf is native code in numpy, in lootlab's C kernels
+   (``lootlab/_kernels.c``) or a libc ``mem*`` copy (the mmap
    read path: gathering runs of records, decoding fields);
 5. ``Python overhead``  the leaf is a Python frame or the interpreter itself;
 6. ``other``  any other native code.
@@ -49,7 +50,8 @@ _GRPC = re.compile(r"(grpc|cygrpc|_cython/|absl::|gpr_|census|chttp2|hpack|"
                    r"nghttp2)")
 _GC = re.compile(r"^(gc_collect\w*|collect|_PyGC_\w*|deduce_unreachable|move_unreachable|"
                  r"subtract_refs|update_refs|visit_\w+|gc_collect_main)$")
-_NUMPY_FILE = re.compile(r"(numpy/|_multiarray_umath|_umath|libopenblas|libscipy_openblas)")
+_NUMPY_FILE = re.compile(r"(numpy/|_multiarray_umath|_umath|libopenblas|libscipy_openblas|"
+                         r"lootlab/_kernels|_kernels\.cpython)")
 _MEMCPY = re.compile(r"^(__)?(memcpy|memmove|memset|mempcpy)\w*$")
 _LIBC = re.compile(r"^(libc\.so|libm\.so|ld-linux|libpthread)")
 _PY_FILE = re.compile(r"(\.py(:\d+)?$|^<frozen |^<string>)")

@@ -224,7 +224,10 @@ def test_figures_load_and_flamegraph_is_interactive(report, chromium):
     assert click_zooms(frame)
     page.on("dialog", lambda d: d.accept("spin"))
     frame.locator("#search").click(force=True)
-    assert "Matched:" in frame.evaluate("() => document.getElementById('matched').textContent")
+    # the prompt is answered asynchronously: wait for the search to report, do not race it
+    frame.wait_for_function(
+        "() => document.getElementById('matched').textContent.includes('Matched:')",
+        timeout=10_000)
     assert log.errors == [] and log.network == []
     page.close()
 

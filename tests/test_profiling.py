@@ -229,3 +229,9 @@ def test_svg_stays_interactive_inline_in_html(tmp_path):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_unknown_variant_is_named_before_any_profiler_runs():
+    from lootlab.profiling._run import ProfilerError, workload_args
+    with pytest.raises(ProfilerError, match="unknown variant 'mmpa'.*mmap"):
+        workload_args("mmpa", queries=10)

@@ -33,7 +33,11 @@ def tool(name: str) -> str:
 def workload_args(variant: str, *, queries: int | None = None, duration: float | None = None,
                   rate: float | None = None, index: str | os.PathLike[str] | None = None,
                   seed: int = 0, warmup: int | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """``python -m lootlab.workload ...`` as an argv list."""
+    """``python -m lootlab.workload ...`` as an argv list (the variant is checked here, so a
+    typo is named at once rather than as a profiler failure)."""
+    from ..clients import VARIANTS
+    if variant not in VARIANTS:
+        raise ProfilerError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
     argv = [sys.executable, "-m", "lootlab.workload", "--variant", variant, "--seed", str(seed)]
     if queries is not None:
         argv += ["--queries", str(queries)]

@@ -23,8 +23,11 @@ import functools
 import importlib.util
 import math
 import multiprocessing as mp
+import os
 import pickle
 import queue as queue_mod
+import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -418,20 +421,29 @@ def run_job(job: Job, start_at: Callable[[], int], clock=None) -> Part:
     return _summarize(job, lanes, t0, cpu_s, wall_s)
 
 
-def _worker_main(job: Job, ready, go, t0_value, out) -> None:
-    """Entry point of a spawned worker process."""
+def _worker_main(job_path: str, worker: int, ready, go, t0_value, out) -> None:
+    """Entry point of a spawned worker process.
+
+    The job is read from a file rather than passed as a Process argument: the spawn start
+    method writes arguments into a pipe whose read end the parent keeps open until the
+    write is done, so a job larger than the pipe (the default workload is 2 MiB) blocks the
+    parent forever when the child dies before reading it, as it does when it re-runs an
+    unguarded script."""
     try:
+        with open(job_path, "rb") as f:
+            job = pickle.load(f)
+
         def start_at() -> int:
-            ready.put((job.worker, "ready", ""))
+            ready.put((worker, "ready", ""))
             go.wait()
             return int(t0_value.value)
         part = run_job(job, start_at)
-        out.put((job.worker, "done", part))
+        out.put((worker, "done", part))
     except BaseException:  # noqa: BLE001 - report, then exit
         try:
-            ready.put((job.worker, "error", traceback.format_exc()))
+            ready.put((worker, "error", traceback.format_exc()))
         finally:
-            out.put((job.worker, "error", traceback.format_exc()))
+            out.put((worker, "error", traceback.format_exc()))
 
 
 # --------------------------------------------------------------------------- driver
@@ -482,6 +494,87 @@ def plan(schedule: Schedule | ClosedLoop, *, processes: int, concurrency: int,
     return jobs
 
 
+_MAIN_GUARD = ("workers are spawned and re-run the main script, so a script that calls "
+               "loadgen.run with processes > 1 must put that call under "
+               "`if __name__ == \"__main__\":`")
+
+
+def _write_jobs(jobs: list[Job], directory: str) -> list[str]:
+    """Pickle each job to a file for its worker (see ``_worker_main`` for why a file)."""
+    paths = []
+    for job in jobs:
+        path = os.path.join(directory, f"job-{job.worker}.pickle")
+        try:
+            with open(path, "wb") as f:
+                pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise LoadgenError(f"the client factory cannot be sent to worker processes ({exc}); "
+                               "with processes > 1 pass a variant name, a module-level "
+                               "function or a functools.partial of one") from None
+        paths.append(path)
+    return paths
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _collect(q, procs: dict[int, Any], *, deadline: float, stage: str,
+             hint: str = "") -> dict[int, Any]:
+    """One message per worker from ``q``.  Raise as soon as a worker reports an error, exits
+    without a message, or the deadline passes: the parent never waits on a dead worker."""
+    got: dict[int, Any] = {}
+
+    def take(msg) -> None:
+        worker, state, info = msg
+        if state == "error":
+            raise LoadgenError(f"load worker {worker} failed {stage}:\n{info}")
+        got[worker] = info
+
+    while len(got) < len(procs):
+        try:
+            take(q.get(timeout=0.2))
+            continue
+        except queue_mod.Empty:
+            pass
+        dead = [k for k, p in procs.items() if k not in got and p.exitcode is not None]
+        if dead:
+            # a worker's queue is flushed before it exits: read what it sent before dying
+            try:
+                while True:
+                    take(q.get(timeout=0.5))
+            except queue_mod.Empty:
+                pass
+            dead = [k for k in dead if k not in got]
+            if dead:
+                p = procs[dead[0]]
+                raise LoadgenError(f"load worker process {p.name} {_exit_text(p.exitcode)} "
+                                   f"{stage}{hint}")
+        if time.monotonic() > deadline:
+            raise LoadgenError(f"load workers {sorted(set(procs) - set(got))} did not report "
+                               f"{stage} in time")
+    return got
+
+
+def _stop(procs, *, failed: bool) -> None:
+    """Reap the workers: a finished one exits by itself; after a failure, stop the rest now."""
+    for p in procs:
+        if failed and p.is_alive():
+            p.terminate()
+        p.join(timeout=5)
+        if p.is_alive():
+            p.terminate()
+            p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+
+
 def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = False,
             total_s: float = 0.0, clock=None, startup_timeout: float = 120.0) -> list[Part]:
     """Run the jobs: inline for one job, else one spawned process per job."""
@@ -498,63 +591,38 @@ def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = Fals
             stop.set()
     if clock is not None:
         raise LoadgenError("a custom clock only works with processes=1")
+    if getattr(mp.current_process(), "_inheriting", False):
+        # we are a worker re-running an unguarded main script: say so instead of
+        # multiprocessing's RuntimeError
+        raise LoadgenError("loadgen.run was called while a worker process was starting; "
+                           + _MAIN_GUARD)
     ctx = mp.get_context("spawn")
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     t0_value = ctx.Value("q", 0, lock=False)
-    procs = [ctx.Process(target=_worker_main, args=(job, ready, go, t0_value, out),
-                         name=f"loadgen-worker-{job.worker}", daemon=True) for job in jobs]
-    try:
-        for p in procs:
-            p.start()
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        raise LoadgenError(f"the client factory cannot be sent to worker processes ({exc}); "
-                           "with processes > 1 pass a variant name, a module-level function "
-                           "or a functools.partial of one") from None
-    try:
-        started = 0
-        limit = time.monotonic() + startup_timeout
-        while started < len(jobs):
-            try:
-                worker, state, info = ready.get(timeout=0.2)
-            except queue_mod.Empty:
-                dead = [p for p in procs if p.exitcode is not None]
-                if dead:
-                    raise LoadgenError(
-                        f"load worker process {dead[0].name} exited (code {dead[0].exitcode}) "
-                        "before it started; workers are spawned, so a script that calls "
-                        "loadgen.run with processes > 1 needs `if __name__ == \"__main__\":`"
-                    ) from None
-                if time.monotonic() > limit:
-                    raise LoadgenError(f"load workers did not start within "
-                                       f"{startup_timeout:g} s") from None
-                continue
-            if state == "error":
-                raise LoadgenError(f"load worker {worker} failed to start:\n{info}")
-            started += 1
-        t0_value.value = time.perf_counter_ns() + int(start_delay * NS)
-        go.set()
-        _progress_thread(total_s, progress, stop)
-        parts: dict[int, Part] = {}
-        deadline = time.monotonic() + total_s + startup_timeout
-        while len(parts) < len(jobs):
-            try:
-                worker, state, info = out.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue_mod.Empty:
-                raise LoadgenError("load workers did not report back in time") from None
-            if state == "error":
-                raise LoadgenError(f"load worker {worker} failed:\n{info}")
-            parts[worker] = info
-        return [parts[k] for k in sorted(parts)]
-    finally:
-        stop.set()
-        for p in procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=5)
+    with tempfile.TemporaryDirectory(prefix="lootlab-loadgen-") as tmp:
+        paths = _write_jobs(jobs, tmp)
+        procs = {job.worker: ctx.Process(target=_worker_main,
+                                         args=(path, job.worker, ready, go, t0_value, out),
+                                         name=f"loadgen-worker-{job.worker}", daemon=True)
+                 for job, path in zip(jobs, paths)}
+        failed = False
+        try:
+            for p in procs.values():
+                p.start()
+            _collect(ready, procs, deadline=time.monotonic() + startup_timeout,
+                     stage="before it started", hint=f" (the usual cause: {_MAIN_GUARD})")
+            t0_value.value = time.perf_counter_ns() + int(start_delay * NS)
+            go.set()
+            _progress_thread(total_s, progress, stop)
+            parts = _collect(out, procs, deadline=time.monotonic() + total_s + startup_timeout,
+                             stage="before it reported its measurements")
+            return [parts[k] for k in sorted(parts)]
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            stop.set()
+            _stop(procs.values(), failed=failed)
 
 
 def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,

@@ -31,3 +31,8 @@ class InvalidRecordsError(LootlabError, ValueError):
 
 class QueryError(LootlabError, ValueError):
     """A query's arguments are out of range (coordinates, radius, k)."""
+
+
+class LootlabTimeout(LootlabError, TimeoutError):
+    """Something did not finish within its time limit.  A ``TimeoutError`` as well, so a
+    caller (the load generator, for one) can tell a timeout from a failure by type."""

@@ -25,8 +25,9 @@ _BACKENDS = ["mmap", "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "g
               "(mutual TLS).")
 @click.option("--workers", type=click.IntRange(1, 256), default=8, show_default=True,
               help="gRPC worker threads.")
-@click.option("--max-streams", type=click.IntRange(1, 10_000), default=100, show_default=True,
-              help="Concurrent streams per connection.")
+@click.option("--max-streams", type=click.IntRange(1, 2**31 - 1), default=None,
+              show_default="no limit", help="Concurrent streams per connection (a client "
+              "opening more is refused; calls beyond --workers queue either way).")
 @click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None,
               help="Serve the JSON search endpoint (GET /near, /get) on this port instead.")
 @click.option("--https", is_flag=True, help="With --http: serve HTTPS (the development "
@@ -42,7 +43,7 @@ _BACKENDS = ["mmap", "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "g
 @click.option("--max-results", type=click.IntRange(0, 100_000), default=1000, show_default=True,
               help="With --http: cap on records per answer (the answer says truncated).")
 def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Path | None,
-            key: Path | None, client_ca: Path | None, workers: int, max_streams: int,
+            key: Path | None, client_ca: Path | None, workers: int, max_streams: int | None,
             http_port: int | None, https: bool, backend: str, target: str | None,
             ca: Path | None, client_cert: Path | None, client_key: Path | None,
             max_results: int) -> None:

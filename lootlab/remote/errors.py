@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import LootlabError
+from ..errors import LootlabError, LootlabTimeout
 
 
 class RemoteError(LootlabError):
@@ -24,8 +24,9 @@ class TLSError(RemoteError):
     plaintext server, or a missing/refused client certificate (mutual TLS)."""
 
 
-class DeadlineExceeded(RemoteError):
-    """No answer within the client's timeout."""
+class DeadlineExceeded(RemoteError, LootlabTimeout):
+    """No answer within the client's timeout (a ``TimeoutError``: load runs count it as a
+    timeout, not an error)."""
 
 
 class ServerBusy(RemoteError):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import LootlabError
+from ..errors import LootlabError, LootlabTimeout
 
 _START_TIMEOUT = 60.0
 
@@ -29,19 +29,25 @@ class LoopbackError(LootlabError):
     """The loopback server did not start."""
 
 
+class LoopbackTimeout(LoopbackError, LootlabTimeout):
+    """The loopback server did not report ready in time."""
+
+
 class LoopbackServer:
     """``with LoopbackServer() as srv: cli = srv.connect("grpc-tls-pooled")``.
 
     ``index`` defaults to the default index (built on first use); ``tls=False`` serves
     plaintext; ``client_ca`` turns on mutual TLS; ``cert``/``key`` replace the development
-    certificate (tests use it for broken certificates).
+    certificate (tests use it for broken certificates); ``delay`` makes every query wait
+    that many seconds first (a slow server, for tests of timeouts).
     """
 
     def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
                  client_ca: str | Path | None = None, cert: str | Path | None = None,
                  key: str | Path | None = None, workers: int = 8,
-                 max_concurrent_streams: int = 100, limits: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None):
+                 max_concurrent_streams: int | None = None,
+                 limits: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 delay: float = 0.0):
         if index is None:
             from ..paths import ensure_default_index
             index = ensure_default_index()
@@ -51,6 +57,7 @@ class LoopbackServer:
         self.options: dict[str, Any] = {
             "index": str(self.index), "tls": tls, "port": port, "workers": workers,
             "max_concurrent_streams": max_concurrent_streams, "limits": limits or {},
+            "delay": delay,
         }
         for name, value in (("client_ca", client_ca), ("cert", cert), ("key", key)):
             if value is not None:
@@ -89,8 +96,8 @@ class LoopbackServer:
             while not line.endswith(b"\n"):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise LoopbackError(f"loopback server did not report ready within "
-                                        f"{_START_TIMEOUT:.0f} s")
+                    raise LoopbackTimeout(f"loopback server did not report ready within "
+                                          f"{_START_TIMEOUT:.0f} s")
                 if not sel.select(timeout=left):
                     continue
                 chunk = os.read(self.proc.stdout.fileno(), 4096)

@@ -3,20 +3,26 @@
 Because it queries a ``LootIndex``, a newly published index file is picked up without a
 restart.  The server binds to 127.0.0.1 unless told otherwise, uses TLS by default
 (a development CA is created on first use), validates every request (``INVALID_ARGUMENT``
-with a message, never a crash), and bounds its worker pool, streams per connection,
-request size and answer size.  ``ServerStats`` counts connections and resumed TLS
-sessions, so tests can prove what each client variant really does on the wire.
+with a message, never a crash), and bounds its worker pool, pending calls, request size
+and answer size, with defaults a standard gRPC client works with (no per-connection
+stream limit: calls queue, they are not refused; answers fit in 4 MiB).  ``ServerStats``
+counts connections and resumed TLS sessions, so tests can prove what each client variant
+really does on the wire.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
+import os
+import sys
+import tempfile
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import grpc
 import numpy as np
@@ -28,15 +34,22 @@ from . import loot_pb2 as pb
 from . import loot_pb2_grpc as pb_grpc
 
 SERVICE = "lootlab.v1.LootService"
+# What a standard gRPC client (grpc-js, grpc-go, grpcio...) accepts by default.
+STANDARD_CLIENT_MAX_MESSAGE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for.  Larger answers are refused, not truncated."""
+    """What one request may ask for.  Larger answers are refused (OUT_OF_RANGE), not
+    truncated.  ``max_results`` keeps every answer inside a standard client's 4 MiB
+    receive limit: a record takes at most 43 bytes as a repeated ``Record`` (41 for its
+    fields at their longest varints, 2 for tag and length) and 24 packed, so 95,000
+    records are at most 4,085,011 bytes (with ``generation``) of 4,194,304.  Raising it
+    needs clients that accept more (``grpc.max_receive_message_length``)."""
 
     max_radius: float = 4096.0
     max_k: int = 10_000
-    max_results: int = 200_000
+    max_results: int = 95_000
     max_request_bytes: int = 16 * 1024
     max_response_bytes: int = 64 * 1024 * 1024
 
@@ -101,9 +114,10 @@ def _point(p: pb.Point) -> tuple[int, int, int]:
 class LootServicer(pb_grpc.LootServiceServicer):
     """Request handlers.  Validation errors become INVALID_ARGUMENT with the reason."""
 
-    def __init__(self, index: LootIndex, limits: Limits = Limits()):
+    def __init__(self, index: LootIndex, limits: Limits = Limits(), delay: float = 0.0):
         self.index = index
         self.limits = limits
+        self.delay = delay
         self.counters = _Counters()
 
     # -- helpers -----------------------------------------------------------------------
@@ -123,8 +137,17 @@ class LootServicer(pb_grpc.LootServiceServicer):
                     rarity=rarity, flags=flags, tick=tick)
         return out
 
+    def _pause(self, context: grpc.ServicerContext) -> None:
+        """Fault injection (``delay``): a slow server, for tests of client timeouts.  The
+        wait ends early when the call does (deadline, cancel), so it holds no worker longer."""
+        done = threading.Event()
+        if context.add_callback(done.set):
+            done.wait(self.delay)
+
     def _run(self, context: grpc.ServicerContext, query: Callable[[], object]):
         self.counters.note(context)
+        if self.delay > 0:
+            self._pause(context)
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the query ran")
@@ -200,13 +223,26 @@ class RunningServer:
         self.server.stop(grace).wait()
 
 
+# gRPC core refuses (RST_STREAM REFUSED_STREAM, seen as UNAVAILABLE "Stream refused") the
+# streams a client opens beyond this per connection, even with the option unset (grpcio
+# 1.85 refused a fresh channel's 101st call), so "no limit" is said explicitly.  Work is
+# bounded by the worker pool instead: calls beyond ``workers`` wait in its queue.
+UNLIMITED_STREAMS = 2**31 - 1
+
+
 def start_server(index: LootIndex, *, host: str = "127.0.0.1", port: int = 0,
                  tls: TLSConfig | None = None, workers: int = 8,
-                 max_concurrent_streams: int = 100, max_pending_rpcs: int | None = 1000,
-                 limits: Limits = Limits()) -> RunningServer:
-    """Start a gRPC server on ``host:port`` (0 picks a free port) answering from ``index``."""
+                 max_concurrent_streams: int | None = None,
+                 max_pending_rpcs: int | None = 1000, limits: Limits = Limits(),
+                 delay: float = 0.0) -> RunningServer:
+    """Start a gRPC server on ``host:port`` (0 picks a free port) answering from ``index``.
+
+    ``max_concurrent_streams`` (None: no limit) is per connection; calls beyond
+    ``workers`` queue; more than ``max_pending_rpcs`` calls in the server at once get
+    RESOURCE_EXHAUSTED.  ``delay`` seconds before every query is fault injection (tests).
+    """
     options = [
-        ("grpc.max_concurrent_streams", max_concurrent_streams),
+        ("grpc.max_concurrent_streams", max_concurrent_streams or UNLIMITED_STREAMS),
         ("grpc.max_receive_message_length", limits.max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes),
         ("grpc.so_reuseport", 0),
@@ -214,23 +250,67 @@ def start_server(index: LootIndex, *, host: str = "127.0.0.1", port: int = 0,
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
                                                     thread_name_prefix="lootlab-grpc"),
                          options=options, maximum_concurrent_rpcs=max_pending_rpcs)
-    servicer = LootServicer(index, limits)
+    servicer = LootServicer(index, limits, delay)
     pb_grpc.add_LootServiceServicer_to_server(servicer, server)
     address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-    try:
-        bound = (server.add_secure_port(address, tls.credentials()) if tls
-                 else server.add_insecure_port(address))
-    except (RuntimeError, OSError, ValueError) as exc:
-        if "bind" in str(exc).lower():
-            raise ServerError(f"cannot listen on {address}: the port is in use (another "
-                              f"`lootlab serve`?) or the host is not an address of this "
-                              f"machine; pick another --port (0 picks a free one)") from exc
-        raise ServerError(f"cannot listen on {address}: {exc}") from exc
-    if not bound:
-        raise ServerError(f"cannot listen on {address}: the port is in use or the host is not "
-                          f"an address of this machine (pick another --port)")
+    bound = _add_port(server, address, tls)
     server.start()
     return RunningServer(server, servicer, host, bound, tls)
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """Send fd 2 to a temporary file for the block; yields a reader of what was written.
+
+    gRPC core logs a failed bind from C (``E1201 ... add_port.cc``) straight to fd 2
+    before Python sees the error, and lootlab's message says the same in one line.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:               # no fd 2 at all: nothing to keep clean
+        yield lambda: ""
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _add_port(server: grpc.Server, address: str, tls: TLSConfig | None) -> int:
+    """Bind ``address``; a failure is one ``ServerError`` naming the address and the cause."""
+    credentials = tls.credentials() if tls else None
+    error: Exception | None = None
+    with _stderr_captured() as captured:
+        try:
+            bound = (server.add_secure_port(address, credentials) if credentials
+                     else server.add_insecure_port(address))
+        except (RuntimeError, OSError, ValueError) as exc:
+            error, bound = exc, 0
+        log = captured()
+    if bound:
+        if log:
+            os.write(2, log.encode())     # not ours to hide: pass it on
+        return bound
+    raise ServerError(f"cannot listen on {address}: {_bind_problem(log)}") from error
+
+
+def _bind_problem(log: str) -> str:
+    """What gRPC core's bind log says went wrong, in words a user can act on."""
+    low = log.lower()
+    if "address already in use" in low:
+        return ("the port is in use (another `lootlab serve`?); pick another --port "
+                "(0 picks a free one)")
+    if "cannot assign requested address" in low:
+        return "the host is not an address of this machine (see --host)"
+    if "permission denied" in low:
+        return "permission denied (ports below 1024 need privileges); pick another --port"
+    detail = low.strip().splitlines()[-1] if low.strip() else ""
+    return (f"the port is in use or the host is not an address of this machine"
+            f"{f' ({detail})' if detail else ''}; pick another --port (0 picks a free one)")
 
 
 @dataclass(frozen=True)
@@ -269,23 +349,27 @@ def tls_config(*, plaintext: bool = False, cert: Path | None = None, key: Path |
 
 
 def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
-          tls: TLSConfig | None = None, workers: int = 8, max_concurrent_streams: int = 100,
-          limits: Limits = Limits(), grace: float = 5.0,
-          on_ready: Callable[[ServeInfo], None] | None = None,
-          stop: threading.Event | None = None) -> None:
+          tls: TLSConfig | None = None, workers: int = 8,
+          max_concurrent_streams: int | None = None, limits: Limits = Limits(),
+          grace: float = 5.0, on_ready: Callable[[ServeInfo], None] | None = None,
+          stop: threading.Event | None = None, delay: float = 0.0) -> None:
     """Run the service until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
     Shutdown is graceful: new calls are refused and running ones get ``grace`` seconds.
     """
-    import os
     import signal
 
     from ..index import open_index
 
     stop = stop or threading.Event()
     index = open_index(index_path)
-    running = start_server(index, host=host, port=port, tls=tls, workers=workers,
-                           max_concurrent_streams=max_concurrent_streams, limits=limits)
+    try:
+        running = start_server(index, host=host, port=port, tls=tls, workers=workers,
+                               max_concurrent_streams=max_concurrent_streams, limits=limits,
+                               delay=delay)
+    except BaseException:
+        index.close()
+        raise
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

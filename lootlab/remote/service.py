@@ -21,9 +21,20 @@ def _index_path(index: Path | None) -> Path:
     return ensure_default_index()
 
 
+def _populated_spot(path: Path) -> tuple[int, int, int]:
+    """A position that holds loot, so the suggested first query finds some (on the
+    default world, 16824 64 6566: 1,275 records within r = 64)."""
+    from ..index import open_index
+    with open_index(path) as idx:
+        if len(idx) == 0:
+            return 0, 64, 0
+        p = idx.sample(1, seed=0)[0]
+        return int(p["x"]), int(p["y"]), int(p["z"])
+
+
 def run_grpc(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 50051,
              plaintext: bool = False, cert: Path | None = None, key: Path | None = None,
-             client_ca: Path | None = None, workers: int = 8, max_streams: int = 100,
+             client_ca: Path | None = None, workers: int = 8, max_streams: int | None = None,
              echo: Echo = print) -> None:
     """Serve the gRPC loot service until SIGTERM/SIGINT."""
     from .server import ServeInfo, serve, tls_config
@@ -88,10 +99,12 @@ def run_http(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 
                     options[name] = str(value)
         client = connect(backend, **options)
 
+    x, y, z = _populated_spot(path)
+
     def ready(info: HttpInfo) -> None:
         echo(f"lootlab: search endpoint on {info.url} (backend {info.backend}, at most "
              f"{info.max_results} records per answer)")
-        echo(f"  try: curl '{info.url}/near?x=0&y=64&z=0&r=64'")
+        echo(f"  try: curl '{info.url}/near?x={x}&y={y}&z={z}&r=64'")
         echo("  stop with Ctrl-C or SIGTERM")
 
     try:

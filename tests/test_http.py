@@ -4,6 +4,7 @@ local index and a remote variant as backends; wrk can drive it."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import ssl
@@ -14,6 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import lootlab
 
@@ -21,6 +24,12 @@ from _remote import small_index
 
 
 def _start(index_path: Path, *args: str, env=None) -> tuple[subprocess.Popen, str]:
+    proc, url, _ = _start_with_hint(index_path, *args, env=env)
+    return proc, url
+
+
+def _start_with_hint(index_path: Path, *args: str, env=None):
+    """Start ``serve --http 0``; return the process, its URL and the curl it suggests."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "from lootlab.cli import main; main()", "serve", "--http", "0",
          "--index", str(index_path), *args],
@@ -30,7 +39,8 @@ def _start(index_path: Path, *args: str, env=None) -> tuple[subprocess.Popen, st
         if not line:
             raise AssertionError(f"endpoint did not start: {proc.stderr.read()}")
         if "search endpoint on " in line:
-            return proc, line.split(" on ")[1].split()[0]
+            hint = proc.stdout.readline()
+            return proc, line.split(" on ")[1].split()[0], hint
     raise AssertionError("no endpoint line")
 
 
@@ -108,17 +118,139 @@ def test_get(endpoint, index):
     ("near?x=1&y=2&z=3", "missing query parameter 'r'"),
     ("near?x=a&y=2&z=3&r=4", "'x' must be an integer"),
     ("near?x=1&y=2&z=3&r=-4", "'r' must be in"),
-    ("near?x=1&y=2&z=3&r=1e9", "'r' must be in"),
-    ("near?x=1&y=2&z=3&r=nan", "'r' must be in"),
+    ("near?x=1&y=2&z=3&r=1e9", "'r' must be a plain decimal"),
+    ("near?x=1&y=2&z=3&r=nan", "'r' must be a plain decimal"),
     ("near?x=1&y=99999&z=3&r=4", "packable range"),
     ("near?x=1&y=2&z=3&r=4&limit=51", "'limit' must be in"),
     ("get?x=1&z=3", "missing query parameter 'y'"),
+    ("near?x=1_6824&y=64&z=6566&r=4", "'x' must be an integer"),
+    ("near?x=%201&y=64&z=6566&r=4", "'x' must be an integer"),                 # " 1"
+    ("near?x=1&y=%D9%A6%D9%A4&z=3&r=4", "'y' must be an integer"),             # Arabic-Indic 64
+    ("get?x=1&y=2&z=%EF%BC%93", "'z' must be an integer"),                     # fullwidth 3
+    ("near?x=1&y=2&z=3&r=%EF%BC%94", "'r' must be a plain decimal"),
+    ("near?x=1&y=2&z=3&x=1&r=4", "'x' is given 2 times"),
+    ("get?x=1&y=2&z=3&z=3", "'z' is given 2 times"),
+    ("near?x=1&y=2&z=3&r=4&limit=3&limit=3", "'limit' is given 2 times"),
 ])
 def test_bad_query_strings_get_400(endpoint, query, pattern):
-    import re
     status, body = _get(f"{endpoint}/{query}")
     assert status == 400
     assert re.search(pattern, body["error"])
+
+
+# -- the query-string grammar, as properties (in-process app over the same index) -------------
+_ASCII_INT = re.compile(r"-?[0-9]+", re.ASCII)
+_ASCII_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
+
+
+@pytest.fixture(scope="module")
+def app_client(index_path):
+    import warnings
+    with warnings.catch_warnings():     # starlette's notice that httpx2 will replace httpx
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    from lootlab.clients import MmapClient
+    from lootlab.remote.http import create_app
+    backend = MmapClient(index_path)
+    with TestClient(create_app(backend, max_results=50)) as client:
+        yield client
+    backend.close()
+
+
+def _query(**params: str) -> str:
+    from urllib.parse import quote
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+
+
+_ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+# Near misses that int()/float() accept: padding, '+', '_', non-ASCII digits, exponents...
+_DIGITS = st.text(alphabet=st.characters(whitelist_categories=("Nd",)) | st.sampled_from("_"),
+                  min_size=1, max_size=6)
+_NEAR_MISS = st.builds(lambda pre, sign, digits, post: pre + sign + digits + post,
+                       st.sampled_from(["", " ", "\t", "\n", "\u00a0", "\u3000"]),
+                       st.sampled_from(["", "-", "+", "--", "\u2212"]), _DIGITS,
+                       st.sampled_from(["", " ", "\n", ".", ".5", ".٥", "e1", "E+2", "j"]))
+_TEXT = st.one_of(_ANY_TEXT, _NEAR_MISS,
+                  st.sampled_from(["inf", "-inf", "nan", "Infinity", "1e3", "0x10", "1_000",
+                                   "١٢", "１２", "12.", ".5", "+5", " 5", "5 ", "5\n"]))
+
+
+@pytest.mark.parametrize("name", ["x", "y", "z", "limit"])
+@settings(max_examples=300, deadline=None)
+@given(raw=_TEXT)
+def test_any_integer_parameter_outside_the_ascii_grammar_is_400(app_client, name, raw):
+    assume(not _ASCII_INT.fullmatch(raw))
+    params = dict(x="16", y="64", z="-40", r="8")
+    params[name] = raw
+    resp = app_client.get(f"/near?{_query(**params)}")
+    assert resp.status_code == 400, (raw, resp.text)
+    assert f"'{name}'" in resp.json()["error"]
+    if name != "limit":
+        resp = app_client.get(f"/get?{_query(**{k: params[k] for k in 'xyz'})}")
+        assert resp.status_code == 400 and f"'{name}'" in resp.json()["error"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=_TEXT)
+def test_any_radius_outside_the_ascii_decimal_grammar_is_400(app_client, raw):
+    assume(not _ASCII_DECIMAL.fullmatch(raw))
+    resp = app_client.get(f"/near?{_query(x='16', y='64', z='-40', r=raw)}")
+    assert resp.status_code == 400, (raw, resp.text)
+    assert "'r'" in resp.json()["error"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    x=st.integers(-40_000, 40_000),
+    y=st.integers(-2048, 2047),
+    z=st.integers(-40_000, 40_000),
+    r=st.sampled_from(["0", "8", "12.5", "64", "040"]))
+def test_ascii_queries_answer_like_the_index(app_client, index, x, y, z, r):
+    resp = app_client.get(f"/near?x={x}&y={y}&z={z}&r={r}")
+    want = index.near(x, y, z, float(r))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["count"] == len(want)
+    assert resp.json()["records"] == _as_rows(want[:50])
+
+
+@pytest.mark.parametrize("name", ["x", "y", "z", "r", "limit", "other"])
+def test_a_repeated_parameter_is_400_naming_it(app_client, name):
+    params = "x=16&y=64&z=-40&r=8&limit=5&other=1"
+    value = params.split(f"{name}=")[1].split("&")[0]
+    resp = app_client.get(f"/near?{params}&{name}={value}")
+    assert resp.status_code == 400 and f"'{name}' is given 2 times" in resp.json()["error"]
+
+
+def test_the_suggested_curl_finds_loot(index_path, index, tmp_path):
+    import os
+    env = dict(os.environ, LOOTLAB_DATA=str(tmp_path))
+    proc, url, hint = _start_with_hint(index_path, env=env)
+    try:
+        suggested = hint.split("curl '", 1)[1].split("'")[0]
+        assert suggested.startswith(f"{url}/near?")
+        status, body = _get(suggested)
+        assert status == 200 and body["count"] >= 1
+    finally:
+        _stop(proc)
+
+
+def test_http_port_in_use_prints_only_lootlabs_line(index_path, tmp_path):
+    import os
+    import socket
+    env = dict(os.environ, LOOTLAB_DATA=str(tmp_path))
+    with socket.socket() as held:                      # a port something else listens on
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-c", "from lootlab.cli import main; main()", "serve", "--http",
+             str(port), "--index", str(index_path)],
+            capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr                 # no uvicorn "ERROR: [Errno 98]" line
+    assert lines[0].startswith(f"lootlab: error: cannot listen on 127.0.0.1:{port}: "
+                               f"the port is in use"), proc.stderr
 
 
 def test_https_with_the_development_certificate(index_path, tmp_path):

@@ -65,6 +65,35 @@ def test_bad_schedules_raise_lootlab_errors(bad):
         bad()
 
 
+_NAN, _INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: loadgen.constant(1, 0.001), lambda: loadgen.poisson(1, 0.5),
+    lambda: loadgen.ramp(1, 1, 0.5), lambda: loadgen.spike(1, 0.5, factor=1),
+    lambda: loadgen.constant(_NAN, 1), lambda: loadgen.constant(1, _NAN),
+    lambda: loadgen.constant(_INF, 1), lambda: loadgen.poisson(-5, 1),
+    lambda: loadgen.ramp(10, 20, -1), lambda: loadgen.spike(10, 2, factor=_NAN),
+    lambda: loadgen.spike(10, 2, length=_NAN), lambda: loadgen.closed(1, 1, think_time=_NAN),
+    lambda: loadgen.closed(1, 0)])
+def test_schedules_that_cannot_measure_anything_are_refused(bad):
+    with pytest.raises(loadgen.ScheduleError):
+        bad()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-3, 1e5), st.floats(1e-4, 10.0))
+def test_a_constant_schedule_offers_what_was_asked_or_is_refused(rate, duration):
+    if rate * duration < 1:
+        with pytest.raises(loadgen.ScheduleError, match="fewer than one"):
+            loadgen.constant(rate, duration)
+        return
+    s = loadgen.constant(rate, duration)
+    # whole requests only: at most one more than rate x duration, never none
+    assert 1 <= len(s) <= rate * duration + 1
+    assert rate <= s.rate * (1 + 1e-9) and s.rate <= 2 * rate
+
+
 # --------------------------------------------------------------------------- histograms
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(0, hist.HIGHEST_NS), min_size=1, max_size=400),

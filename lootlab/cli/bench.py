@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from ._util import echo_table
+from ._util import echo_table, writable_dir
 
 
 @click.command("bench")
@@ -32,7 +32,8 @@ from ._util import echo_table
                    "tighter on a busy machine but burns CPU a local server needs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for summary.json + latency.hlog (default data/results/...).")
+              help="Directory for summary.json + latency.hlog, created if missing "
+                   "(default data/results/...).")
 def command(variant: str, rate: float | None, closed: int | None, schedule: str,
             duration: float, processes: int, concurrency: int, warmup: float,
             think_time: float, factor: float, spin_us: float | None, seed: int,
@@ -42,6 +43,8 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
 
     if rate is not None and closed is not None:
         raise click.UsageError("give --rate (open loop) or --closed (closed loop), not both")
+    if out is not None:
+        writable_dir(out)    # before the run, not after it
     result, where = bench(variant, rate=rate, closed=closed, schedule=schedule,
                           duration=duration, processes=processes, concurrency=concurrency,
                           warmup=warmup, think_time=think_time, factor=factor, seed=seed,

@@ -9,29 +9,34 @@ import click
 import pandas as pd
 
 from ..paths import results_dir
-from ._util import echo_table
+from ._util import echo_table, writable_dir
 
 _VARIANT = click.option("--variant", "-v", default="mmap", show_default=True,
                         help="client variant (see lootlab.VARIANTS)")
 
 
+_SECONDS = click.FloatRange(min=0, min_open=True)   # a measurement needs time to happen
+_COUNT = click.IntRange(min=1)
+
+
 def _out(out: Path | None, kind: str, variant: str) -> Path:
-    d = out or results_dir() / "profile" / kind / variant
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    """The artifact directory, created and proven writable (called before the run, so a
+    read-only or missing-permission --out fails at once, and again after it)."""
+    return writable_dir(out or results_dir() / "profile" / kind / variant)
 
 
 @click.group("profile")
 def command() -> None:
     """Profile a variant's overlay workload in a fresh process (py-spy, memray, /proc, GC).
 
-    Artifacts go under data/results/profile/ unless --out is given."""
+    Artifacts go under data/results/profile/ unless --out is given (created if missing,
+    checked writable before the run)."""
 
 
 @command.command("flame")
 @_VARIANT
-@click.option("--duration", type=float, default=5.0, show_default=True, help="seconds sampled")
-@click.option("--rate", type=int, default=None, help="py-spy samples per second [100]")
+@click.option("--duration", type=_SECONDS, default=5.0, show_default=True, help="seconds sampled")
+@click.option("--rate", type=_COUNT, default=None, help="py-spy samples per second [100]")
 @click.option("--native/--no-native", default=True, show_default=True,
               help="sample C frames (memcpy, OpenSSL, gRPC core)")
 @click.option("--idle/--no-idle", default=False, show_default=True,
@@ -45,6 +50,7 @@ def flame(variant: str, duration: float, rate: int | None, native: bool, idle: b
           pyspy_svg: bool, spin: bool, out: Path | None) -> None:
     """CPU flame graph: SVG, speedscope JSON, collapsed stacks and frame table."""
     from ..profiling import bucket_shares, flamegraph
+    _out(out, "flame", variant)
     prof = flamegraph(variant, duration=duration, native=native, idle=idle, gil=gil, rate=rate,
                       pyspy_svg=pyspy_svg, spin=spin)
     d = _out(out, "flame", prof.variant)
@@ -61,13 +67,14 @@ def flame(variant: str, duration: float, rate: int | None, native: bool, idle: b
 
 @command.command("memory")
 @_VARIANT
-@click.option("--queries", "-n", type=int, default=2000, show_default=True)
+@click.option("--queries", "-n", type=_COUNT, default=2000, show_default=True)
 @click.option("--native", is_flag=True, help="memray native traces (slower)")
 @click.option("--show-source", is_flag=True, help="let the memray HTML include source lines")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def memory(variant: str, queries: int, native: bool, show_source: bool, out: Path | None) -> None:
     """Allocations and bytes per op (memray), /proc memory over an import-only baseline."""
     from ..profiling import memory as run_memory
+    _out(out, "memory", variant)
     prof = run_memory(variant, queries=queries, native=native, show_source=show_source)
     d = _out(out, "memory", variant)
     (d / "memory.json").write_text(json.dumps(prof.to_dict(), indent=1))
@@ -83,7 +90,7 @@ def memory(variant: str, queries: int, native: bool, show_source: bool, out: Pat
 @command.command("replicas")
 @_VARIANT
 @click.option("--ks", default="1,2,4,8", show_default=True, help="replica counts")
-@click.option("--queries", "-n", type=int, default=2000, show_default=True)
+@click.option("--queries", "-n", type=_COUNT, default=2000, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def replicas(variant: str, ks: str, queries: int, out: Path | None) -> None:
     """PSS per replica and in total with K readers alive at once (shared pages count once)."""
@@ -93,6 +100,9 @@ def replicas(variant: str, ks: str, queries: int, out: Path | None) -> None:
         kk = [int(k) for k in ks.split(",") if k.strip()]
     except ValueError:
         raise click.BadParameter(f"--ks must be integers separated by commas, not {ks!r}")
+    if not kk or min(kk) < 1:
+        raise click.BadParameter(f"--ks must be replica counts >= 1, not {ks!r}")
+    _out(out, "replicas", variant)
     frame = run_replicas(variant, kk, queries=queries)
     d = _out(out, "replicas", variant)
     frame.to_csv(d / "replicas.csv", index=False)
@@ -102,11 +112,12 @@ def replicas(variant: str, ks: str, queries: int, out: Path | None) -> None:
 
 @command.command("gc")
 @_VARIANT
-@click.option("--queries", "-n", type=int, default=5000, show_default=True)
+@click.option("--queries", "-n", type=_COUNT, default=5000, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def gc(variant: str, queries: int, out: Path | None) -> None:
     """GC collections per 1k ops by generation, total/p99/max pause (gc.callbacks)."""
     from ..profiling import gc_pauses
+    _out(out, "gc", variant)
     stats = gc_pauses(variant, queries=queries)
     d = _out(out, "gc", variant)
     (d / "gc.json").write_text(json.dumps({"summary": stats.summary(),
@@ -118,8 +129,8 @@ def gc(variant: str, queries: int, out: Path | None) -> None:
 @command.command("diff")
 @click.argument("variant_a")
 @click.argument("variant_b")
-@click.option("--duration", type=float, default=5.0, show_default=True, help="seconds each")
-@click.option("--rate", type=int, default=None, help="py-spy samples per second [100]")
+@click.option("--duration", type=_SECONDS, default=5.0, show_default=True, help="seconds each")
+@click.option("--rate", type=_COUNT, default=None, help="py-spy samples per second [100]")
 @click.option("--idle/--no-idle", default=False, show_default=True)
 @click.option("--min-delta", type=float, default=0.005, show_default=True,
               help="hide frames whose share differs by less")
@@ -128,6 +139,7 @@ def diff(variant_a: str, variant_b: str, duration: float, rate: int | None, idle
          min_delta: float, out: Path | None) -> None:
     """What VARIANT_A spends that VARIANT_B does not (normalised shares, a - b)."""
     from ..profiling import compare
+    _out(out, "diff", f"{variant_a}-vs-{variant_b}")
     result = compare(variant_a, variant_b, duration=duration, rate=rate, idle=idle,
                      min_delta=min_delta)
     d = _out(out, "diff", f"{variant_a}-vs-{variant_b}")

@@ -5,13 +5,15 @@ from pathlib import Path
 import click
 
 from ..report import PROFILES, run_report
+from ._util import writable_dir
 
 
 @click.command("report")
 @click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
               help="quick: small sizes, about a minute per notebook; full: the real experiment.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-              show_default=True, help="Directory for index.html and one HTML per notebook.")
+              show_default=True,
+              help="Directory for index.html and one HTML per notebook (created if missing).")
 @click.option("--show-code", is_flag=True, help="Keep the code cells in the HTML.")
 @click.option("--notebooks", "notebooks", type=click.Path(file_okay=False, exists=True,
               path_type=Path), default=None, help="Notebook directory (default: notebooks/).")
@@ -19,5 +21,6 @@ from ..report import PROFILES, run_report
 def command(profile: str, out: Path, show_code: bool, notebooks: Path | None,
             only: tuple[str, ...]) -> None:
     """Execute every notebook (fresh kernel each) and export self-contained HTML reports."""
+    writable_dir(out)    # before minutes of notebooks, not after them
     report = run_report(profile, out, show_code=show_code, notebooks=notebooks, only=only or None)
     click.echo(f"{report.index} ({len(report.runs)} notebooks, {report.seconds:.0f} s)")

@@ -8,7 +8,7 @@ import click
 from ..paths import DEFAULT_RECORDS, DEFAULT_SEED, default_world_path
 from ..tables import write_table
 from ..world import generate_world
-from ._util import human_bytes
+from ._util import human_bytes, writable_file
 
 
 @click.command("world")
@@ -16,10 +16,11 @@ from ._util import human_bytes
               show_default=True, help="How many loot records (distinct block positions).")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Parquet (or .csv) file to write [default: data/world.parquet].")
+              help="Parquet (or .csv) file to write, missing directories created "
+                   "[default: data/world.parquet].")
 def command(records: int, seed: int, out: Path | None) -> None:
     """Generate a deterministic synthetic loot world and write it as Parquet."""
-    out = out or default_world_path()
+    out = writable_file(out or default_world_path())
     started = time.perf_counter()
     write_table(generate_world(records, seed), out)
     click.echo(f"wrote {records:,} records (seed {seed}) to {out} "

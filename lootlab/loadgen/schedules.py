@@ -118,6 +118,14 @@ def _check(rate: float, duration: float) -> None:
         raise ScheduleError(f"rate must be a positive number of requests/s, got {rate!r}")
 
 
+def _check_count(expected: float, what: str) -> None:
+    """Refuse a schedule that sends less than one request: its "offered rate" would be
+    one request divided by a tiny duration, a figure nothing was measured at."""
+    if not expected >= 1:
+        raise ScheduleError(f"{what} sends {expected:.3g} requests on average, fewer than one: "
+                            "nothing to measure (raise the rate or the duration)")
+
+
 def _piecewise(segments: list[tuple[float, float]], duration: float) -> np.ndarray:
     """Evenly spaced sends for piecewise-constant rates: [(seconds, rate), ...]."""
     out = []
@@ -142,6 +150,7 @@ def _piecewise(segments: list[tuple[float, float]], duration: float) -> np.ndarr
 def constant(rate: float, duration: float, seed: int = 0) -> Schedule:
     """``rate`` requests/s evenly spaced for ``duration`` s (wrk2's -R)."""
     _check(rate, duration)
+    _check_count(rate * duration, f"constant({rate:g}/s for {duration:g} s)")
     return Schedule("constant", float(duration), _piecewise([(duration, rate)], duration),
                     {"rate": float(rate)}, seed)
 
@@ -149,6 +158,7 @@ def constant(rate: float, duration: float, seed: int = 0) -> Schedule:
 def poisson(rate: float, duration: float, seed: int = 0) -> Schedule:
     """Poisson arrivals at mean ``rate``: exponential gaps, seeded."""
     _check(rate, duration)
+    _check_count(rate * duration, f"poisson({rate:g}/s for {duration:g} s)")
     rng = np.random.default_rng([seed, 0x5C4ED])
     expect = rate * duration
     n = int(expect + 10 * math.sqrt(expect) + 10)
@@ -166,6 +176,7 @@ def ramp(start_rate: float, end_rate: float, duration: float, seed: int = 0) -> 
     _check(end_rate, duration)
     a, b = float(start_rate), (float(end_rate) - float(start_rate)) / duration
     total = a * duration + b * duration ** 2 / 2
+    _check_count(total, f"ramp({start_rate:g} -> {end_rate:g}/s over {duration:g} s)")
     k = np.arange(math.floor(total - 1e-9) + 1, dtype=np.float64)
     if abs(b) < 1e-12:
         times = k / a
@@ -183,13 +194,15 @@ def spike(rate: float, duration: float, *, factor: float = 10.0, at: float | Non
     ``at`` defaults to a third of the way in.  The story's spike was 7.8 M requests/min.
     """
     _check(rate, duration)
-    if not factor > 0:
+    if not (factor > 0 and math.isfinite(factor)):
         raise ScheduleError(f"spike factor must be positive, got {factor!r}")
     at = duration / 3 if at is None else float(at)
-    if not (0 <= at < duration and length > 0):
+    if not (0 <= at < duration and length > 0 and math.isfinite(length)):
         raise ScheduleError(f"spike must start inside the run (0 <= at < {duration:g}) and "
                             f"last > 0 s, got at={at!r}, length={length!r}")
     length = min(length, duration - at)
+    _check_count(rate * (duration - length) + rate * factor * length,
+                 f"spike({rate:g}/s for {duration:g} s)")
     segs = [(at, rate), (length, rate * factor), (duration - at - length, rate)]
     return Schedule("spike", float(duration), _piecewise(segs, duration),
                     {"rate": float(rate), "factor": float(factor), "at": at, "length": length},
@@ -202,6 +215,6 @@ def closed(concurrency: int, duration: float, think_time: float = 0.0,
     if int(concurrency) < 1:
         raise ScheduleError(f"closed-loop concurrency must be >= 1, got {concurrency!r}")
     _check(1.0, duration)
-    if think_time < 0:
+    if not (think_time >= 0 and math.isfinite(think_time)):
         raise ScheduleError(f"think_time must be >= 0 seconds, got {think_time!r}")
     return ClosedLoop(int(concurrency), float(duration), float(think_time), seed)

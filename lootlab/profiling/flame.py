@@ -15,6 +15,7 @@ network, sleeping) which py-spy otherwise drops; ``gil`` keeps only samples hold
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections import Counter
 from collections.abc import Mapping
@@ -210,6 +211,10 @@ def flamegraph(variant: str = "mmap", *, duration: float = 5.0, native: bool = T
     (unpaced by default: a closed loop as fast as the client goes).  ``spin=True`` profiles
     the CPU-bound test workload instead.
     """
+    if not (math.isfinite(duration) and duration > 0):
+        raise ProfilerError(f"duration must be a positive number of seconds, got {duration!r}")
+    if rate is not None and not rate >= 1:
+        raise ProfilerError(f"rate must be at least 1 sample per second, got {rate!r}")
     extra = ["--spin"] if spin else []
     wl = workload_args(variant, duration=duration, rate=query_rate, index=index, extra=extra)
     options = {"native": native, "idle": idle, "gil": gil, "rate": rate or 100,

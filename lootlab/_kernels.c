@@ -67,36 +67,56 @@ static Py_ssize_t lower_bound(const uint64_t *codes, Py_ssize_t n, uint64_t key)
 #define BIAS ((int64_t)1 << 25)
 #define ROWS_BY_SEARCH 64
 
-/* Select from the cells overlapping the column box x0..x1, z0..z1 (already clipped to the
- * data's bounds): the runs are found here too, so a query is one call. */
+/* Records [s, e) of one run, clamped so that runs never leave [0, n) or overlap: *floor
+ * is where the previous run ended.  The reader checks the cell table at open, but the
+ * loops must not depend on that: whatever the table says, a query reads each record at
+ * most once, so it returns at most n rows. */
+static void clamp_run(int64_t s, int64_t e, Py_ssize_t n, Py_ssize_t *floor,
+                      Py_ssize_t *out_s, Py_ssize_t *out_e) {
+    if (s < *floor) s = *floor;
+    if (s > n) s = n;
+    if (e < s) e = s;
+    if (e > n) e = n;
+    *out_s = (Py_ssize_t)s;
+    *out_e = (Py_ssize_t)e;
+    *floor = (Py_ssize_t)e;
+}
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* Select from the cells overlapping the column box x0..x1, z0..z1 (clipped here to the
+ * packable range, so rows and z cells stay within [0, 2^(26-shift)) whatever the caller
+ * passes): the runs are found here too, so a query is one call.  All bounds are signed;
+ * every loop is bounded by the row count or the cell count. */
 static Py_ssize_t select_cells(const uint64_t *w, Py_ssize_t n, const uint64_t *codes,
                                const int64_t *starts, Py_ssize_t cells, int shift,
                                int64_t x0, int64_t x1, int64_t z0, int64_t z1,
                                const query *q, result_row *out, Py_ssize_t cap) {
-    Py_ssize_t count = 0;
-    uint64_t r0 = (uint64_t)(x0 + BIAS) >> shift, r1 = (uint64_t)(x1 + BIAS) >> shift;
-    uint64_t cz0 = (uint64_t)(z0 + BIAS) >> shift, cz1 = ((uint64_t)(z1 + BIAS) >> shift) + 1;
-    Py_ssize_t s, e;
+    Py_ssize_t count = 0, floor = 0, s, e;
+    x0 = clamp64(x0, -BIAS, BIAS - 1); x1 = clamp64(x1, -BIAS, BIAS - 1);
+    z0 = clamp64(z0, -BIAS, BIAS - 1); z1 = clamp64(z1, -BIAS, BIAS - 1);
+    if (x0 > x1 || z0 > z1) return 0;
+    int64_t r0 = (x0 + BIAS) >> shift, r1 = (x1 + BIAS) >> shift;
+    uint64_t cz0 = (uint64_t)((z0 + BIAS) >> shift), cz1 = (uint64_t)((z1 + BIAS) >> shift) + 1;
     if (r1 - r0 < ROWS_BY_SEARCH) {
-        for (uint64_t row = r0; row <= r1; row++) {
-            Py_ssize_t lo = lower_bound(codes, cells, (row << 26) + cz0);
-            Py_ssize_t hi = lower_bound(codes, cells, (row << 26) + cz1);
+        for (int64_t row = r0; row <= r1; row++) {
+            uint64_t base = (uint64_t)row << 26;
+            Py_ssize_t lo = lower_bound(codes, cells, base + cz0);
+            Py_ssize_t hi = lower_bound(codes, cells, base + cz1);
             if (hi <= lo) continue;
-            s = (Py_ssize_t)starts[lo]; e = (Py_ssize_t)starts[hi];
-            s = s < 0 ? 0 : (s > n ? n : s);          /* never trust an offset from the file */
-            e = e < s ? s : (e > n ? n : e);
+            clamp_run(starts[lo], starts[hi], n, &floor, &s, &e);
             count += select_rows(w, &s, &e, 1, q, out + (count < cap ? count : cap),
                                  count < cap ? cap - count : 0);
         }
     } else {
-        Py_ssize_t a = lower_bound(codes, cells, r0 << 26);
-        Py_ssize_t b = lower_bound(codes, cells, (r1 + 1) << 26);
+        Py_ssize_t a = lower_bound(codes, cells, (uint64_t)r0 << 26);
+        Py_ssize_t b = lower_bound(codes, cells, (uint64_t)(r1 + 1) << 26);
         for (Py_ssize_t c = a; c < b; c++) {
             uint64_t cz = codes[c] & (((uint64_t)1 << 26) - 1);
             if (cz < cz0 || cz >= cz1) continue;
-            s = (Py_ssize_t)starts[c]; e = (Py_ssize_t)starts[c + 1];
-            s = s < 0 ? 0 : (s > n ? n : s);
-            e = e < s ? s : (e > n ? n : e);
+            clamp_run(starts[c], starts[c + 1], n, &floor, &s, &e);
             count += select_rows(w, &s, &e, 1, q, out + (count < cap ? count : cap),
                                  count < cap ? cap - count : 0);
         }
@@ -121,7 +141,8 @@ static PyObject *query_cells(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     Py_ssize_t cells = codes.len / 8;
     if (words.len % 24 || codes.len % 8 || starts.len != 8 * (cells + 1) ||
-        out.len % (Py_ssize_t)sizeof(result_row) || shift < 0 || shift > 26) {
+        out.len % (Py_ssize_t)sizeof(result_row) || shift < 0 || shift > 26 ||
+        (mode != 0 && mode != 1)) {
         PyErr_SetString(PyExc_ValueError, "inconsistent buffers for query_cells");
         goto done;
     }

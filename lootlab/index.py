@@ -49,21 +49,32 @@ class _Snapshot:
 
     __slots__ = ("mm", "header", "ident", "raw", "keys", "codes", "starts", "table", "n",
                  "hash_shift", "hash_mask", "hash_offset", "records_offset", "shift",
-                 "bmin", "bmax", "__weakref__")
+                 "bmin", "bmax", "max_probe", "lineage", "__weakref__")
 
     def __init__(self, path: Path, verify: bool):
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
+        fd = ff.open_regular(path)      # never blocks: a FIFO at the path is refused
+        try:
+            st = os.fstat(fd)
             if st.st_size < ff.HEADER_SIZE:
-                ff.parse_header(b"", path, st.st_size)  # raises "too small"
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                ff.parse_header(os.pread(fd, ff.HEADER_SIZE, 0), path, st.st_size)  # says why
+            mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
         try:
             # a bytes copy, not a memoryview: an exception traceback holding an exported
             # view would make mm.close() raise BufferError and hide the real error
             header = ff.parse_header(mm[:ff.HEADER_SIZE], path, st.st_size)
             if verify:
                 ff.verify_body(mm, header, path)
+            lay = header.layout
+            c = header.cell_count
+            codes = np.frombuffer(mm, "<u8", count=c, offset=lay.cells_offset)
+            starts = np.frombuffer(mm, "<i8", count=c + 1, offset=lay.cells_offset + 8 * c)
+            problem = ff.cell_table_problem(codes, starts, header.record_count)
+            if problem:
+                raise InvalidIndexError(path, problem)
         except BaseException:
+            codes = starts = None
             mm.close()
             raise
         lay = header.layout
@@ -75,8 +86,7 @@ class _Snapshot:
         # (n, 3) uint64 words: a copy of a run is one memcpy, not a per-field loop
         self.raw = np.frombuffer(mm, "<u8", count=3 * n, offset=lay.records_offset).reshape(n, 3)
         self.keys = self.raw[:, 0]
-        self.codes = np.frombuffer(mm, "<u8", count=c, offset=lay.cells_offset)
-        self.starts = np.frombuffer(mm, "<i8", count=c + 1, offset=lay.cells_offset + 8 * c)
+        self.codes, self.starts = codes, starts
         self.table = np.frombuffer(mm, "<u4", count=header.hash_slots, offset=lay.hash_offset)
         self.hash_shift = 64 - header.hash_bits
         self.hash_mask = header.hash_slots - 1
@@ -84,6 +94,8 @@ class _Snapshot:
         self.records_offset = lay.records_offset
         self.shift = header.cell_shift
         self.bmin, self.bmax = header.bbox_min, header.bbox_max
+        self.max_probe = header.max_probe    # a miss costs at most this many probes
+        self.lineage = header.lineage
 
     # -- spatial runs -------------------------------------------------------------------
     def runs(self, x0: int, x1: int, z0: int, z1: int) -> tuple[list[int], list[int]]:
@@ -183,15 +195,71 @@ def _distance2(words: np.ndarray, x: int, y: int, z: int) -> np.ndarray:
     return d2
 
 
-def _check_point(x: int, y: int, z: int) -> tuple[int, int, int]:
-    try:
-        x, y, z = int(x), int(y), int(z)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise QueryError(f"coordinates must be integers, got ({x!r}, {y!r}, {z!r})") from exc
+def _coord(v: object) -> int:
+    """One coordinate as an int: Python and numpy integers, or floats with no fraction.
+
+    Anything else (a fractional float, a string, a bool, None) is a QueryError, never
+    truncated or parsed: ``get(x + 0.9, y, z)`` must not answer for ``x``.
+    """
+    if type(v) is int:
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        raise QueryError(f"coordinates must be integers, got the bool {v!r}")
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
+        return int(v)
+    raise QueryError(f"coordinates must be integers, got {v!r} ({type(v).__name__})")
+
+
+def _check_point(x: object, y: object, z: object) -> tuple[int, int, int]:
+    x, y, z = _coord(x), _coord(y), _coord(z)
     if not in_range(x, y, z):
         raise QueryError(f"position ({x}, {y}, {z}) is outside the packable range "
                          f"(x, z in [-33554432, 33554431], y in [-2048, 2047])")
     return x, y, z
+
+
+def _check_corner(name: str, corner: object) -> tuple[int, int, int]:
+    """A box corner: exactly three coordinates."""
+    try:
+        values = tuple(corner)  # type: ignore[call-overload]
+    except TypeError:
+        raise QueryError(f"box {name} must be (x, y, z), got {corner!r}") from None
+    if len(values) != 3 or isinstance(corner, (str, bytes)):
+        raise QueryError(f"box {name} must be (x, y, z), got {corner!r}")
+    return _check_point(*values)
+
+
+_XYZ_LIMITS = ((-_BIAS, _BIAS - 1), (-2048, 2047), (-_BIAS, _BIAS - 1))
+
+
+def _positions(xyz: object) -> np.ndarray:
+    """``get_many`` input as an (n, 3) int64 array, range-checked before any cast.
+
+    Integers of any numpy width and floats with no fraction are accepted; bool, object
+    (e.g. Python ints beyond 64 bits), str, complex and ragged input are QueryErrors.
+    Values are checked in their own dtype, so a uint64 or a float 1e30 cannot wrap into
+    range on the way to int64.
+    """
+    try:
+        pts = np.asarray(xyz)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise QueryError(f"get_many expects an (n, 3) array of integer positions: {exc}") from None
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise QueryError(f"get_many expects an (n, 3) array of positions, got shape {pts.shape}")
+    if pts.dtype.kind not in "iuf":
+        raise QueryError(f"get_many positions must be integers, got dtype {pts.dtype}")
+    if pts.dtype.kind == "f" and pts.size and not np.all(np.isfinite(pts) & (pts == np.floor(pts))):
+        raise QueryError("get_many positions must be integers (found a fraction, inf or nan)")
+    for axis, (low, high) in enumerate(_XYZ_LIMITS):
+        col = pts[:, axis]
+        bad = (col < low) | (col > high) if pts.dtype.kind != "u" else col > high
+        if bad.any():
+            row = int(np.argmax(bad))
+            shown = ", ".join(str(v) for v in pts[row].tolist())
+            raise QueryError(f"row {row}: position ({shown}) is outside the packable range")
+    return pts.astype(np.int64, copy=False)
 
 
 def _radius_squared(r: float) -> int:
@@ -216,7 +284,7 @@ class LootIndex:
     def __init__(self, path: str | Path, *, verify: bool = False,
                  refresh_interval: float | None = 0.05):
         self.path = Path(path)
-        self.verify = verify
+        self.verify_on_open = verify   # not ``verify``: that is the method
         self.refresh_interval = refresh_interval
         self.last_swap_error: Exception | None = None
         self._lock = threading.Lock()
@@ -225,10 +293,10 @@ class LootIndex:
             self._snap: _Snapshot | None = _Snapshot(self.path, verify)
         except FileNotFoundError as exc:
             raise InvalidIndexError(self.path, "no such file (build one with `lootlab build`)") from exc
-        except IsADirectoryError as exc:
-            raise InvalidIndexError(self.path, "is a directory, not an index file") from exc
         except PermissionError as exc:
             raise InvalidIndexError(self.path, "permission denied") from exc
+        except OSError as exc:
+            raise InvalidIndexError(self.path, f"cannot open: {exc.strerror or exc}") from exc
         self._next_check = time.monotonic() + (refresh_interval or 0)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -258,6 +326,11 @@ class LootIndex:
     @property
     def header(self) -> ff.Header:
         return self._current().header
+
+    @property
+    def lineage(self) -> int:
+        """Random id of the file's lineage: a publisher keeps it while it replaces its own file."""
+        return self._current().header.lineage
 
     @property
     def source_version(self) -> str:
@@ -293,16 +366,19 @@ class LootIndex:
             if ident == snap.ident or ident == self._rejected:
                 return snap
             try:
-                new = _Snapshot(self.path, self.verify)
+                new = _Snapshot(self.path, self.verify_on_open)
             except (OSError, InvalidIndexError) as exc:
                 self.last_swap_error = exc   # keep serving the last good generation
                 return snap
-            if new.header.generation < snap.header.generation:
-                # Generations never go backwards for a reader; reopen to accept an older file.
+            if new.lineage == snap.lineage and new.header.generation < snap.header.generation:
+                # Within a lineage generations never go backwards; a new lineage (a file
+                # built afresh, e.g. after the old one was deleted) is swapped in whatever
+                # its generation, so a reader never serves a dead lineage forever.
                 self._rejected = new.ident
                 self.last_swap_error = InvalidIndexError(
                     self.path, f"generation {new.header.generation} is older than the mapped "
-                               f"generation {snap.header.generation}; not swapping")
+                               f"generation {snap.header.generation} of the same lineage; "
+                               f"not swapping")
                 return snap
             self.last_swap_error = None
             self._snap = new
@@ -331,7 +407,7 @@ class LootIndex:
         mm, n, mask = snap.mm, snap.n, snap.hash_mask
         slot = ((key * ff.HASH_MULTIPLIER) & 0xFFFFFFFFFFFFFFFF) >> snap.hash_shift
         hoff, roff = snap.hash_offset, snap.records_offset
-        for _ in range(mask + 1):
+        for _ in range(snap.max_probe):   # no record lies farther from its home slot
             (i,) = _U32.unpack_from(mm, hoff + 4 * slot)
             if i == ff.HASH_EMPTY:
                 return None
@@ -348,19 +424,8 @@ class LootIndex:
         Rows not found are zero-filled; use ``records[found]``.
         """
         snap = self._current()
-        pts = np.asarray(xyz)
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise QueryError(f"get_many expects an (n, 3) array of positions, got shape {pts.shape}")
-        if pts.dtype.kind not in "iu":
-            if pts.size and not np.all(np.isfinite(pts) & (pts == np.floor(pts))):
-                raise QueryError("get_many positions must be integers")
-        pts = pts.astype(np.int64, copy=False)
+        pts = _positions(xyz)
         x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
-        bad = (x < -_BIAS) | (x >= _BIAS) | (z < -_BIAS) | (z >= _BIAS) | (y < -2048) | (y > 2047)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise QueryError(f"row {row}: position {tuple(pts[row].tolist())} is outside the "
-                             f"packable range")
         n = len(pts)
         found_at = np.full(n, -1, dtype=np.int64)
         if n and snap.n:
@@ -368,7 +433,7 @@ class LootIndex:
             pos = ((keys * np.uint64(ff.HASH_MULTIPLIER)) >> np.uint64(snap.hash_shift)).astype(np.int64)
             pending = np.arange(n)
             table, rkeys, mask = snap.table, snap.keys, snap.hash_mask
-            for _ in range(mask + 1):
+            for _ in range(snap.max_probe):
                 cand = table[pos[pending]].astype(np.int64)
                 live = (cand != ff.HASH_EMPTY) & (cand < snap.n)
                 hit = np.zeros(len(pending), dtype=bool)
@@ -400,8 +465,8 @@ class LootIndex:
 
     def box(self, lo: tuple[int, int, int], hi: tuple[int, int, int]) -> Records:
         """All records with lo <= (x, y, z) <= hi on every axis (inclusive); empty if lo > hi."""
-        x0, y0, z0 = _check_point(*lo)
-        x1, y1, z1 = _check_point(*hi)
+        x0, y0, z0 = _check_corner("lo", lo)
+        x1, y1, z1 = _check_corner("hi", hi)
         snap = self._current()
         if not snap.n or x0 > x1 or y0 > y1 or z0 > z1:
             return empty_results()
@@ -422,6 +487,7 @@ class LootIndex:
         snap = self._current()
         if k == 0 or not snap.n:
             return empty_results()
+        k = min(int(k), snap.n)
         reach = 1 << snap.shift
         while True:
             x0, x1, z0, z1 = x - reach, x + reach, z - reach, z + reach

@@ -49,16 +49,21 @@ def data_lock(name: str = ".lock") -> Iterator[None]:
 
 
 def ensure_default_index() -> Path:
-    """The default index path, generating the default world and building it if missing."""
-    from .build import build_index
+    """The default index path, generating the default world and building it if missing.
+
+    A default index written by an older lootlab (another format version) is rebuilt, not
+    left to fail: it is lootlab's own generated file.  A user's own index is never rebuilt
+    behind their back; opening it names the version and says to rebuild.
+    """
+    from .build import build_index, is_outdated
     from .tables import write_table
     from .world import generate_world
 
     index = default_index_path()
-    if index.exists():
+    if index.exists() and not is_outdated(index):
         return index
     with data_lock():
-        if not index.exists():
+        if not index.exists() or is_outdated(index):
             world_path = default_world_path()
             if world_path.exists():
                 from .tables import read_table

@@ -82,9 +82,108 @@ def test_publish_is_atomic_and_generations_increase(tmp_path):
     assert reader.generation == 3 and reader.refresh().header.generation == 4
 
 
-def test_build_into_missing_directory_is_a_clear_error(tmp_path):
-    with pytest.raises(lootlab.PublishError, match="does not exist"):
-        lootlab.build_index(small(10), tmp_path / "nope" / "x.idx")
+def test_build_creates_missing_parent_directories(tmp_path):
+    """One rule for every output (``world --out`` already did this): create the parents."""
+    path = tmp_path / "new" / "deeper" / "x.idx"
+    rep = lootlab.build_index(small(10), path)
+    assert rep.records == 10 and lootlab.open_index(path, verify=True).generation == 1
+
+
+def test_build_under_a_file_is_a_clear_publish_error(tmp_path):
+    (tmp_path / "afile").write_text("not a directory")
+    with pytest.raises(lootlab.PublishError, match=r"afile") as info:
+        lootlab.build_index(small(10), tmp_path / "afile" / "x.idx")
+    assert "cannot publish index" in str(info.value)
+
+
+@pytest.mark.parametrize("generation", [-1, 2**64, True, 1.5, "3"])
+def test_out_of_range_generation_is_a_lootlab_error(tmp_path, generation):
+    with pytest.raises(lootlab.LootlabError, match="generation must be an integer in"):
+        lootlab.build_index(small(10), tmp_path / "x.idx", generation=generation)
+    assert not (tmp_path / "x.idx").exists()
+
+
+def test_the_largest_generation_is_accepted_and_the_next_refused(tmp_path):
+    path = tmp_path / "x.idx"
+    assert lootlab.build_index(small(10), path, generation=2**64 - 1).generation == 2**64 - 1
+    assert lootlab.open_index(path).generation == 2**64 - 1
+    with pytest.raises(lootlab.LootlabError, match="last one"):
+        lootlab.build_index(small(10), path)
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("cell_shift", 27, "cell shift"), ("cell_shift", -1, "cell shift"),
+    ("source_version", "e" * 127, "at most 126"), ("lineage", 0, "lineage"),
+])
+def test_other_out_of_range_build_options_are_lootlab_errors(tmp_path, option, value, message):
+    with pytest.raises(lootlab.LootlabError, match=message):
+        lootlab.build_index(small(10), tmp_path / "x.idx", **{option: value})
+
+
+def test_cli_build_with_a_generation_beyond_u64_is_one_line(tmp_path):
+    world = tmp_path / "w.csv"
+    small(20).to_csv(world, index=False)
+    out = run_cli("build", world, tmp_path / "x.idx", "--generation", 2**64)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "generation" in out.stderr
+
+
+def test_build_report_repr_reads_well(tmp_path):
+    rep = lootlab.build_index(small(10), tmp_path / "x.idx")
+    text = repr(rep)
+    assert f"crc32={rep.crc32:#010x}" in text
+    seconds = text.split("seconds=")[1].split(",")[0]
+    assert seconds == f"{rep.seconds:.3f}"
+
+
+def _mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+def test_read_only_filesystem_is_one_publish_error(tmp_path):
+    """The failed write's cleanup (unlink) fails with EROFS too and used to replace the
+    error with a bare OSError; now one PublishError with the path and the OS reason."""
+    out = tmp_path / "ro"
+    out.mkdir()
+    if os.geteuid() != 0 or not _mount("--bind", str(out), str(out)):
+        pytest.skip("cannot bind-mount here (needs root)")
+    try:
+        assert _mount("-o", "remount,bind,ro", str(out))
+        with pytest.raises(lootlab.PublishError, match="Read-only file system") as info:
+            lootlab.build_index(small(10), out / "x.idx")
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)
+    assert str(out / "x.idx") in str(info.value)
+    assert isinstance(info.value.__cause__, OSError)
+    assert os.listdir(out) == []
+
+
+def test_an_outdated_default_index_is_rebuilt(tmp_path, monkeypatch):
+    """A default index left by an older lootlab (format version 1) is rebuilt on first use;
+    a user's own old file gives the "rebuild" error instead."""
+    import struct
+    import zlib
+
+    from lootlab import fileformat as ff
+    from lootlab.paths import ensure_default_index
+    from lootlab.tables import write_table
+    monkeypatch.setenv("LOOTLAB_DATA", str(tmp_path))
+    write_table(small(300), tmp_path / "world.parquet")
+    index = tmp_path / "loot.idx"
+    lootlab.build_index(small(300), index)
+    data = bytearray(index.read_bytes())
+    struct.pack_into("<H", data, 8, 1)
+    struct.pack_into("<I", data, 20, 0)
+    struct.pack_into("<I", data, 20, zlib.crc32(bytes(data[:ff.HEADER_SIZE])))
+    index.write_bytes(bytes(data))
+    mine = tmp_path / "mine.idx"
+    mine.write_bytes(bytes(data))
+    with pytest.raises(lootlab.InvalidIndexError, match="format version 1; .*rebuild"):
+        lootlab.open_index(mine)
+    assert ensure_default_index() == index
+    with lootlab.open_index(index, verify=True) as idx:
+        assert idx.header.version == ff.FORMAT_VERSION and len(idx) == 300
 
 
 def test_world_is_deterministic_clustered_and_unique():
@@ -142,7 +241,7 @@ def test_readers_never_swap_back_to_an_older_generation(tmp_path):
     reader = lootlab.open_index(path, refresh_interval=None)
     lootlab.build_index(small(60, seed=2), path, generation=3)
     assert reader.refresh().header.generation == 5 and len(reader) == 50
-    assert "older" in str(reader.last_swap_error)
+    assert "older" in str(reader.last_swap_error)     # same lineage: refused
     lootlab.build_index(small(70, seed=3), path, generation=6)
     assert reader.refresh().header.generation == 6 and len(reader) == 70
     assert lootlab.open_index(path).generation == 6

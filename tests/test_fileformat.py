@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import struct
 import subprocess
 import sys
+import textwrap
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +47,11 @@ def test_writer_still_produces_the_golden_bytes():
     assert dups == 1
     assert b"".join(bytes(p) for p in pieces) == data[ff.HEADER_SIZE:]
     ours, theirs = bytearray(header.pack()), bytearray(data[:ff.HEADER_SIZE])
-    for buf in (ours, theirs):      # build time and the header CRC legitimately differ
+    assert header.lineage == 0                     # unset: publish decides it
+    for buf in (ours, theirs):      # build time, lineage and the header CRC legitimately differ
         buf[40:48] = bytes(8)
         buf[20:24] = bytes(4)
+        buf[256:264] = bytes(8)
     assert ours == theirs
 
 
@@ -71,7 +77,9 @@ CASES = {
     "truncated body": (lambda d: d[:-10], "truncated"),
     "truncated header": (lambda d: d[:100], "too small"),
     "trailing bytes": (lambda d: d + b"junk", "trailing"),
-    "wrong version": (lambda d: (struct.pack_into("<H", d, 8, 2), _reseal(d)), "format version 2"),
+    "wrong version": (lambda d: (struct.pack_into("<H", d, 8, 3), _reseal(d)), "format version 3"),
+    "version 1 (older lootlab)": (lambda d: (struct.pack_into("<H", d, 8, 1), _reseal(d)),
+                                  r"format version 1; .*rebuild"),
     "byte order": (lambda d: (struct.pack_into(">I", d, 12, ff.BYTE_ORDER_TAG), _reseal(d)),
                    "byte order"),
     "header corrupt": (lambda d: d.__setitem__(30, d[30] ^ 0xFF), "header checksum"),
@@ -99,15 +107,23 @@ def test_body_corruption_is_caught_by_verify(tmp_path):
         lootlab.open_index(path, verify=True)
 
 
+def _scramble(start: str, end: str):
+    def edit(d: bytearray) -> None:
+        lay = ff.parse_header(bytes(d), "x", len(d)).layout
+        a, b = getattr(lay, start), getattr(lay, end)
+        d[a:b] = np.random.default_rng(0).integers(0, 256, b - a, dtype=np.uint8).tobytes()
+    return edit
+
+
+def test_a_scrambled_cell_table_is_refused_at_open(tmp_path):
+    path = _damaged(tmp_path, _scramble("cells_offset", "hash_offset"))
+    with pytest.raises(lootlab.InvalidIndexError, match="cell"):
+        lootlab.open_index(path)
+
+
 def test_corrupt_offsets_never_crash_or_read_out_of_bounds(tmp_path):
-    """Garbage in the cell table and hash table: answers may be lost, never invented."""
-    def scramble(d: bytearray) -> None:
-        h = ff.parse_header(bytes(d), "x", len(d))
-        lay = h.layout
-        rng = np.random.default_rng(0)
-        d[lay.cells_offset:lay.file_size] = rng.integers(0, 256, lay.file_size - lay.cells_offset,
-                                                         dtype=np.uint8).tobytes()
-    path = _damaged(tmp_path, scramble)
+    """Garbage in the hash table: answers may be lost, never invented."""
+    path = _damaged(tmp_path, _scramble("hash_offset", "file_size"))
     truth = oracle.dedupe(golden_frame())
     with lootlab.open_index(path) as idx:
         for row in ROWS:
@@ -134,3 +150,281 @@ def test_cli_query_reports_a_bad_file_without_traceback(tmp_path):
     assert proc.returncode == 1
     assert "truncated" in proc.stderr and str(bad) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- header fields a query uses: every one range-checked at open (issue 10, items 1-4) -------
+
+def _set(fmt: str, offset: int, *values):
+    """An edit that stores ``values`` at ``offset`` and recomputes the header CRC."""
+    def edit(d: bytearray) -> None:
+        struct.pack_into(fmt, d, offset, *values)
+        _reseal(d)
+    return edit
+
+
+X_MAX = (1 << 25) - 1
+RESEALED = {   # name: (edit, the field the message must name)
+    "bbox x max beyond packable": (_set("<i", 68, X_MAX + 1), "bounding box x"),
+    "bbox x min below packable": (_set("<i", 56, -(1 << 25) - 1), "bounding box x"),
+    "bbox x both below packable": (_set("<ii", 56, -(1 << 25) - 5, 0), "bounding box x"),
+    "bbox y max beyond packable": (_set("<i", 72, 5000), "bounding box y"),
+    "bbox z min above max": (_set("<6i", 56, -(1 << 25), -2048, 10, X_MAX, 2047, 0),
+                             "bounding box z 10..0"),
+    "bbox min above max": (_set("<6i", 56, 10, 10, 10, 0, 0, 0), "bounding box x"),
+    "max probe 0": (_set("<I", 52, 0), "max probe length 0"),
+    "max probe beyond N": (_set("<I", 52, 2**32 - 1), "max probe length"),
+    "cell shift 27": (_set("<B", 18, 27), "cell shift 27"),
+    "no cells for records": (_set("<Q", 96, 0), "0 cells for 7 records"),
+    "hash slots not a power of two": (_set("<Q", 112, 24), "hash table of 24 slots"),
+    "lineage unset": (_set("<Q", 256, 0), "lineage"),
+}
+
+
+@pytest.mark.parametrize("case", list(RESEALED))
+def test_header_fields_out_of_range_are_refused_at_open(tmp_path, case):
+    """Fields are checked even with the header CRC recomputed (it opened before, and then
+    near() looped forever in C or knn raised a bare numpy OverflowError)."""
+    edit, field = RESEALED[case]
+    path = _damaged(tmp_path, edit)
+    for verify in (False, True):
+        with pytest.raises(lootlab.InvalidIndexError, match=field) as info:
+            lootlab.open_index(path, verify=verify)
+        assert str(path) in str(info.value)
+
+
+def test_empty_index_needs_the_empty_bounding_box(tmp_path):
+    import pandas as pd
+    path = tmp_path / "e.idx"
+    lootlab.build_index(pd.DataFrame(columns=lootlab.FIELDS, dtype="int64"), path)
+    data = bytearray(path.read_bytes())
+    _set("<6i", 56, -(1 << 25) - 1, 0, 0, 2**31 - 1, 0, 0)(data)
+    path.write_bytes(bytes(data))
+    with pytest.raises(lootlab.InvalidIndexError, match="bounding box .* empty index"):
+        lootlab.open_index(path)
+
+
+def _cells_of(d: bytearray) -> tuple[int, int, int]:
+    h = ff.parse_header(bytes(d), "x", len(d))
+    return h.layout.cells_offset, h.cell_count, h.record_count
+
+
+def test_overlapping_cell_runs_are_refused_at_open(tmp_path):
+    """Starts going back to 0 made every cell cover the whole file (cells x N rows)."""
+    def overlap(d: bytearray) -> None:
+        off, c, n = _cells_of(d)
+        starts = [0 if i % 2 == 0 else n for i in range(c)] + [n]
+        struct.pack_into(f"<{c + 1}q", d, off + 8 * c, *starts)
+    path = _damaged(tmp_path, overlap)
+    with pytest.raises(lootlab.InvalidIndexError, match="cell starts go backwards") as info:
+        lootlab.open_index(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (lambda c, n: ([5] + [n] * c, None), "from 0 to the record count"),
+    (lambda c, n: ([0] * c + [n + 1], None), "from 0 to the record count"),
+    (lambda c, n: (None, "swap"), "not strictly ascending"),
+])
+def test_a_damaged_cell_table_is_refused_at_open(tmp_path, damage, problem):
+    def edit(d: bytearray) -> None:
+        off, c, n = _cells_of(d)
+        starts, codes = damage(c, n)
+        if starts is not None:
+            struct.pack_into(f"<{c + 1}q", d, off + 8 * c, *starts)
+        else:
+            a, b = struct.unpack_from("<QQ", d, off)
+            struct.pack_into("<QQ", d, off, b, a)
+    with pytest.raises(lootlab.InvalidIndexError, match=problem):
+        lootlab.open_index(_damaged(tmp_path, edit))
+
+
+KERNEL_EXTREMES = """
+import json, sys
+import numpy as np
+import lootlab
+from lootlab import _kernels
+from lootlab.records import RESULT_DTYPE
+B = 1 << 25
+out = np.empty(64, RESULT_DTYPE)
+results = {}
+for path in sys.argv[1:]:
+    idx = lootlab.open_index(path)
+    s = idx._current()
+    for x0, x1 in [(-B - 1, -B - 1), (-B - 9, -B - 1), (-2**62, 2**62), (B, B + 10),
+                   (2**62, 2**62 + 5), (-2**63, 2**63 - 1), (5, -5)]:
+        for mode in (0, 1):
+            n = _kernels.query_cells(s.raw, s.codes, s.starts, s.shift, x0, x1, x0, x1, mode,
+                                     0, 0, 0, 2**62, 0, 0, out) if mode == 0 else \
+                _kernels.query_cells(s.raw, s.codes, s.starts, s.shift, x0, x1, x0, x1, mode,
+                                     -B, -2048, -B, B, 2047, B, out)
+            results[f"{path} {x0} {x1} {mode}"] = (n, s.n)
+print(json.dumps(results))
+"""
+
+
+def test_c_kernel_loops_are_bounded_whatever_the_bounds(tmp_path):
+    """Bounds outside the packable range once made a ``uint64_t row <= r1`` loop endless
+    (r1 = UINT64_MAX with cell shift 0): now signed and clamped, so every call returns."""
+    pytest.importorskip("lootlab._kernels")
+    paths = []
+    for shift in (0, 5, 26):
+        p = tmp_path / f"s{shift}.idx"
+        lootlab.build_index(golden_frame(), p, cell_shift=shift)
+        paths.append(str(p))
+    proc = subprocess.run([sys.executable, "-c", KERNEL_EXTREMES, *paths], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for case, (count, n) in json.loads(proc.stdout).items():
+        assert 0 <= count <= n, case
+
+
+def test_c_kernel_reads_each_record_at_most_once_with_overlapping_runs(tmp_path):
+    """Even when handed a cell table whose runs overlap (bypassing the open check), one
+    query returns at most N rows, each record once."""
+    kernels = pytest.importorskip("lootlab._kernels")
+    from lootlab.records import RESULT_DTYPE
+    p = tmp_path / "w.idx"
+    lootlab.build_index(lootlab.generate_world(3000, seed=5), p, cell_shift=2)
+    snap = lootlab.open_index(p)._current()
+    n, c = snap.n, len(snap.codes)
+    starts = np.array([0 if i % 2 == 0 else n for i in range(c)] + [n], np.int64)
+    out = np.empty(n + 1, RESULT_DTYPE)
+    b = 1 << 25
+    for mode, params in ((0, (0, 0, 0, 2**60, 0, 0)), (1, (-b, -2048, -b, b, 2047, b))):
+        count = kernels.query_cells(snap.raw, snap.codes, starts, snap.shift, -b, b - 1, -b,
+                                    b - 1, mode, *params, out)
+        assert count == n                                   # all records, each once
+        keys = np.unique(out[:count][["x", "y", "z"]])
+        assert len(keys) == n
+
+
+# -- the hash table: a miss costs at most the recorded longest probe (item 4) ---------------
+
+def _fill_hash_table(d: bytearray) -> None:
+    """No empty slot left: every slot names record 0 (body only; header CRC still valid)."""
+    h = ff.parse_header(bytes(d), "x", len(d))
+    off = h.layout.hash_offset
+    d[off:off + 4 * h.hash_slots] = bytes(4 * h.hash_slots)
+
+
+class _Counting:
+    """Counts the probes of ``get`` (each one a ``_U32.unpack_from``)."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def unpack_from(self, *args):
+        self.calls += 1
+        return self.real.unpack_from(*args)
+
+
+def test_a_miss_in_a_full_hash_table_costs_at_most_the_longest_probe(tmp_path, monkeypatch):
+    import lootlab.index as index_mod
+    big = tmp_path / "big.idx"
+    lootlab.build_index(lootlab.generate_world(20_000, seed=3), big)
+    data = bytearray(big.read_bytes())
+    _fill_hash_table(data)
+    path = tmp_path / "full.idx"
+    path.write_bytes(bytes(data))
+    idx = lootlab.open_index(path)
+    h = idx.header
+    assert 1 <= h.max_probe < 64 and h.hash_slots == 32768
+    counter = _Counting(index_mod._U32)
+    monkeypatch.setattr(index_mod, "_U32", counter)
+    misses = [(7, 2000, 7), (-9, -2000, 11), (12345, 0, -54321)]
+    for p in misses:
+        assert idx.get(*p) is None
+    assert counter.calls <= len(misses) * h.max_probe            # not 3 x 32768
+    snap = idx._current()
+    real, reads = snap.table, []
+
+    class CountingTable:
+        def __getitem__(self, i):
+            reads.append(1)
+            return real[i]
+    monkeypatch.setattr(snap, "table", CountingTable(), raising=False)
+    found, _ = idx.get_many(np.array(misses * 30))
+    assert not found.any() and len(reads) <= h.max_probe
+
+
+def test_max_probe_is_the_longest_probe_sequence_of_the_built_table(tmp_path):
+    """The builder's figure is exact: every record is found within it, and one needs all of it."""
+    path = tmp_path / "w.idx"
+    lootlab.build_index(lootlab.generate_world(5000, seed=8), path)
+    with lootlab.open_index(path) as idx:
+        snap = idx._current()
+        keys, table, mask = snap.keys, snap.table, snap.hash_mask
+        home = (keys * np.uint64(ff.HASH_MULTIPLIER)) >> np.uint64(snap.hash_shift)
+        home = home.astype(np.int64)
+        where = np.empty(len(keys), np.int64)
+        occupied = np.flatnonzero(table != ff.HASH_EMPTY)
+        where[table[occupied].astype(np.int64)] = occupied
+        longest = int(((where - home) & mask).max()) + 1
+        assert idx.header.max_probe == longest
+
+
+# -- non-regular files at the path never block (item 5) ----------------------------------
+
+FIFO_SCRIPT = """
+import json, os, sys, time
+import lootlab
+good, fifo_dir = sys.argv[1], sys.argv[2]
+out = {}
+fifo = os.path.join(fifo_dir, "fifo.idx")
+os.mkfifo(fifo)
+try:
+    lootlab.open_index(fifo)
+    out["open"] = "opened"
+except lootlab.LootlabError as exc:
+    out["open"] = str(exc)
+reader = lootlab.open_index(good, refresh_interval=0)
+before = reader.generation
+other = os.path.join(os.path.dirname(good), "other-fifo")
+os.mkfifo(other)
+os.replace(other, good)                     # a FIFO published over a live reader's path
+out["len_after"] = len(reader)              # refresh runs here: it must not block
+out["swap_error"] = str(reader.last_swap_error)
+out["generation"] = [before, reader.generation]
+try:
+    lootlab.build_index(lootlab.generate_world(50, seed=1), fifo)
+    out["build"] = "built"
+except lootlab.LootlabError as exc:
+    out["build"] = str(exc)
+out["still_fifo"] = __import__("stat").S_ISFIFO(os.stat(fifo).st_mode)
+print(json.dumps(out))
+"""
+
+
+def test_a_fifo_at_the_index_path_is_refused_without_blocking(tmp_path):
+    good = tmp_path / "loot.idx"
+    lootlab.build_index(golden_frame(), good, generation=3)
+    proc = subprocess.run([sys.executable, "-c", FIFO_SCRIPT, str(good), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "fifo.idx: is a FIFO (named pipe), not an index file" in out["open"]
+    assert out["len_after"] == 7 and out["generation"] == [3, 3]
+    assert "FIFO" in out["swap_error"]
+    assert "not a regular file" in out["build"] and out["still_fifo"]
+
+
+def test_cli_query_of_a_fifo_is_one_line_and_exit_1(tmp_path):
+    fifo = tmp_path / "q.idx"
+    os.mkfifo(fifo)
+    proc = subprocess.run([sys.executable, "-m", "lootlab.cli", "query", str(fifo), "get", "0",
+                           "0", "0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "FIFO" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# -- the public surface (item 6) ------------------------------------------------------------
+
+def test_verify_method_is_callable_and_catches_body_corruption(tmp_path):
+    with lootlab.open_index(GOLDEN) as idx:
+        assert idx.verify() is None
+        assert idx.verify_on_open is False
+    bad = _damaged(tmp_path, lambda d: d.__setitem__(ff.HEADER_SIZE + 3, d[ff.HEADER_SIZE + 3] ^ 4))
+    with lootlab.open_index(bad) as idx:
+        with pytest.raises(lootlab.InvalidIndexError, match="body checksum mismatch"):
+            idx.verify()

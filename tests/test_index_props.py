@@ -157,9 +157,100 @@ def test_bad_query_arguments_raise_query_error(tmp_path, call):
 
 
 def test_results_are_copies_not_views_of_the_mapping(tmp_path):
-    lootlab.build_index(lootlab.generate_world(500, seed=2), tmp_path / "w.idx")
-    idx = lootlab.open_index(tmp_path / "w.idx")
+    """Results share no memory with the mapping, and stay equal to the oracle after the
+    index is closed, its mapping released and the file replaced."""
+    import gc
+
+    df = lootlab.generate_world(500, seed=2)
+    path = tmp_path / "w.idx"
+    lootlab.build_index(df, path)
+    idx = lootlab.open_index(path)
+    snap = idx._current()
     res = idx.near(0, 64, 0, 10**6)
+    box = idx.box((X_MIN, Y_MIN, X_MIN), (X_MAX, Y_MAX, X_MAX))
+    with numpy_only():
+        res_np = idx.near(0, 64, 0, 10**6)
+    for got in (res, box, res_np):
+        assert not np.shares_memory(got, snap.raw)
     idx.close()
-    assert res.base is None or not isinstance(res.base, memoryview)
+    del snap
+    gc.collect()
+    with open("/proc/self/maps") as f:
+        assert str(path) not in f.read()                  # the mapping is gone
+    lootlab.build_index(lootlab.generate_world(300, seed=9), path)
+    truth = oracle.canonical(oracle.as_results(oracle.dedupe(df)))
+    for got in (res, box, res_np):
+        assert oracle.fields_equal(oracle.canonical(got), truth)
     assert len(res.to_pandas()) == 500
+
+
+BAD_COORDS = [0.9, 5.5, float("nan"), float("inf"), "5", "0", b"1", True, None, 1 + 0j,
+              np.float64(0.5), np.bool_(True), [0]]
+
+
+@pytest.mark.parametrize("bad", BAD_COORDS, ids=repr)
+@pytest.mark.parametrize("op", ["get", "near", "box", "knn"])
+def test_non_integral_coordinates_are_query_errors_everywhere(tmp_path, op, bad):
+    """``get(x + 0.9, y, z)`` used to answer for x, and digit strings were parsed."""
+    lootlab.build_index(lootlab.generate_world(50, seed=1), tmp_path / "w.idx")
+    calls = {"get": lambda i: i.get(bad, 64, 0), "near": lambda i: i.near(0, bad, 0, 5),
+             "box": lambda i: i.box((0, 0, bad), (1, 1, 1)), "knn": lambda i: i.knn(bad, 0, 0, 1)}
+    with lootlab.open_index(tmp_path / "w.idx") as idx:
+        for path in ("default", "numpy"):
+            with on(path), pytest.raises(lootlab.QueryError, match="integer"):
+                calls[op](idx)
+
+
+def test_a_fraction_never_answers_for_the_truncated_position(tmp_path):
+    df = lootlab.generate_world(200, seed=4)
+    lootlab.build_index(df, tmp_path / "w.idx")
+    x, y, z = (int(v) for v in df.iloc[0][["x", "y", "z"]])
+    with lootlab.open_index(tmp_path / "w.idx") as idx:
+        assert idx.get(x, y, z) is not None
+        with pytest.raises(lootlab.QueryError):
+            idx.get(x + 0.9, y, z)
+        # integral floats and numpy integers name the same position, consistently
+        for px, py, pz in ((float(x), float(y), float(z)), (np.int64(x), np.int16(y), np.int32(z))):
+            assert idx.get(px, py, pz) == idx.get(x, y, z)
+            assert oracle.fields_equal(idx.near(px, py, pz, 3), idx.near(x, y, z, 3))
+            assert oracle.fields_equal(idx.knn(px, py, pz, 2), idx.knn(x, y, z, 2))
+            assert oracle.fields_equal(idx.box((px, py, pz), (x, y, z)),
+                                       idx.box((x, y, z), (x, y, z)))
+
+
+@pytest.mark.parametrize("lo,hi", [((0, 0), (1, 1, 1)), ((0, 0, 0), (1, 1, 1, 1)), (0, (1, 1, 1)),
+                                   ("abc", (1, 1, 1)), ((0, 0, 0), None)], ids=repr)
+def test_box_corners_must_have_three_coordinates(tmp_path, lo, hi):
+    lootlab.build_index(lootlab.generate_world(50, seed=1), tmp_path / "w.idx")
+    with lootlab.open_index(tmp_path / "w.idx") as idx, pytest.raises(lootlab.QueryError,
+                                                                      match="box"):
+        idx.box(lo, hi)
+
+
+@pytest.mark.parametrize("xyz", [
+    np.array([[object(), 0, 0]], dtype=object), np.array([["1", "2", "3"]]),
+    np.array([[1 + 0j, 0, 0]]), [[0, 0, 0], [1, 2]], [[2**70, 0, 0]],
+    np.array([[True, False, True]]), np.array([[0.5, 0, 0]]), np.array([[np.inf, 0, 0]]),
+    np.array([[2**64 - 1, 64, 0]], dtype=np.uint64), np.array([[1e30, 64, 0]]),
+    np.array([[-2**63, 64, 0]], dtype=np.int64), [[0, 0, 0, 0]],
+], ids=lambda v: repr(np.asarray(v, dtype=object).tolist()) if not isinstance(v, list) else repr(v))
+def test_get_many_refuses_what_is_not_an_integer_position(tmp_path, xyz):
+    """Object, str, complex, bool, ragged or out-of-range input (a uint64 2**64 - 1 used to
+    wrap to x = -1 and answer for it) is a QueryError."""
+    df = pd.DataFrame([[-1, 64, 0, 1, 1, 1, 1, 1, 1]], columns=lootlab.FIELDS)
+    lootlab.build_index(df, tmp_path / "w.idx")
+    with lootlab.open_index(tmp_path / "w.idx") as idx, pytest.raises(lootlab.QueryError):
+        idx.get_many(xyz)
+
+
+def test_get_many_accepts_every_integer_width_and_integral_floats(tmp_path):
+    df = lootlab.generate_world(100, seed=6)
+    lootlab.build_index(df, tmp_path / "w.idx")
+    pts = df[["x", "y", "z"]].to_numpy(np.int64)[:20]
+    with lootlab.open_index(tmp_path / "w.idx") as idx:
+        found, recs = idx.get_many(pts)
+        assert found.all()
+        for dtype in (np.int32, np.float64):
+            f2, r2 = idx.get_many(pts.astype(dtype))
+            assert f2.all() and oracle.fields_equal(r2, recs)
+        assert idx.get_many(pts.tolist())[0].all()

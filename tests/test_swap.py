@@ -16,7 +16,7 @@ import weakref
 import pytest
 
 import lootlab
-from _rebuild import PYTHON, SCRIPT, Checker, canon, gen_table, small_world
+from _rebuild import PYTHON, SCRIPT, Checker, brute_near, canon, gen_table, small_world
 from lootlab.rebuild import Rebuilder
 from lootlab.tables import write_table
 
@@ -58,7 +58,9 @@ def test_a_held_snapshot_stays_readable_and_is_released_after(tmp_path):
     lootlab.build_index(gen_table(base, 2), path)
     idx.refresh()
     assert idx.generation == 2 and old.header.generation == 1
-    assert int(old.raw[:, 0].sum()) >= 0                 # still mapped, still readable
+    # still mapped, still readable: the held snapshot holds exactly generation 1's rows
+    held = lootlab.records.words_to_results(old.raw)
+    assert canon(held) == canon(gen_table(base, 1))
     assert ref() is not None
     del old
     gc.collect()
@@ -73,7 +75,11 @@ def test_no_leaked_maps_or_fds_after_many_swaps(tmp_path):
     assert _maps_and_fds(tmp_path) == (1, 1)       # one mapping (mmap keeps a dup'd fd)
     for g in range(2, 202):
         lootlab.build_index(gen_table(base, g), path)
-        assert len(idx.near(0, 64, 0, 300)) >= 0
+        if g % 20 == 0:                                  # answers come from the new file
+            expected = brute_near(gen_table(base, g), 0, 64, 0, 300)
+            assert canon(idx.near(0, 64, 0, 300)) == canon(expected)
+        else:
+            idx.near(0, 64, 0, 300)
         assert idx.generation == g
     assert _maps_and_fds(tmp_path) == (1, 1)
     idx.close()
@@ -172,3 +178,84 @@ def test_truncating_a_mapped_file_kills_its_reader_with_sigbus(tmp_path):
             reader.kill()
             reader.wait()
     assert reader.returncode == -signal.SIGBUS
+
+
+# -- lineage: a file built afresh is never refused as "older" (issue 10, item 7) -----------
+
+def test_a_deleted_and_rebuilt_index_is_swapped_in_by_a_live_reader_thread(tmp_path):
+    """Deleting the index and building it again with default settings restarts the
+    generation at 1; it is a new lineage, so running readers switch to it."""
+    base = small_world(600)
+    path = tmp_path / "loot.idx"
+    for g in (1, 2, 3):
+        lootlab.build_index(gen_table(base, g), path)
+    idx = lootlab.open_index(path, refresh_interval=0.01)
+    first_lineage = getattr(idx, "lineage", None)
+    seen: list[tuple[int, int, int]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            rows = idx.box((-10**6, -2048, -10**6), (10**6, 2047, 10**6))
+            seen.append((idx.generation, len(rows), int(rows["tick"].max())))
+            time.sleep(0.001)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        os.unlink(path)
+        rep = lootlab.build_index(gen_table(base, 9), path)     # default settings
+        assert rep.generation == 1
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not seen or seen[-1][2] != 9):
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        reader.join(30)
+    assert seen and seen[-1] == (1, len(gen_table(base, 9)), 9), seen[-3:]
+    assert idx.lineage != first_lineage and idx.last_swap_error is None
+    # and the new lineage continues as usual: an explicit older generation is refused
+    lootlab.build_index(gen_table(base, 10), path)
+    assert idx.refresh().header.generation == 2
+    lootlab.build_index(gen_table(base, 11), path, generation=1)
+    assert idx.refresh().header.generation == 2 and "older" in str(idx.last_swap_error)
+
+
+READER = """
+import sys, time
+import lootlab
+idx = lootlab.open_index(sys.argv[1], refresh_interval=0)
+print("ready", idx.generation, getattr(idx, "lineage", 0), flush=True)
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    rows = idx.box((-10**6, -2048, -10**6), (10**6, 2047, 10**6))
+    if len(rows) and int(rows["tick"].max()) == 9:
+        print("swapped", idx.generation, getattr(idx, "lineage", 0), len(rows), flush=True)
+        break
+    time.sleep(0.005)
+else:
+    print("stale", idx.generation, repr(idx.last_swap_error), flush=True)
+"""
+
+
+def test_a_reader_process_swaps_to_a_rebuilt_index_of_a_new_lineage(tmp_path):
+    base = small_world(600)
+    path = tmp_path / "loot.idx"
+    for g in (1, 2, 3, 4):
+        lootlab.build_index(gen_table(base, g), path)
+    proc = subprocess.Popen([PYTHON, "-c", READER, str(path), "90"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        ready = proc.stdout.readline().split()
+        assert ready[:2] == ["ready", "4"], ready
+        os.unlink(path)
+        lootlab.build_index(gen_table(base, 9), path)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    words = out.split()
+    assert words[:2] == ["swapped", "1"], out
+    assert int(words[2]) == lootlab.open_index(path).lineage != int(ready[2])
+    assert int(words[3]) == len(gen_table(base, 9))

@@ -187,6 +187,7 @@ class Rebuilder:
         self._published_version = _published_source_version(self.index_path)
         self.removed_temp_files: list[Path] = []
         self.callback_error: Exception | None = None
+        self.last_exception: BaseException | None = None   # of the last failed cycle
         if clean_temp:
             self.removed_temp_files = clean_temp_files(self.index_path)
 
@@ -294,6 +295,7 @@ class Rebuilder:
 
     def _fail(self, exc: BaseException, started: float, fetch_s: float) -> CycleResult:
         message = f"{type(exc).__name__}: {exc}"
+        self.last_exception = exc
         with self._state_lock:
             self._cycles += 1
             self._failures += 1
@@ -444,8 +446,11 @@ def serve(source: Source | str | Path, index_path: str | Path, *, interval: floa
     if once:
         result = worker.run_once()
         if result.outcome == "failed":
+            exc = worker.last_exception
+            # lootlab's own errors read as sentences; anything else keeps its type name
+            why = str(exc) if isinstance(exc, LootlabError) else result.error
             raise RebuildError(f"rebuild of {index_path} from {worker.source.description} "
-                               f"failed: {result.error}")
+                               f"failed: {why}")
         return worker.status
     deadline = None if duration is None else time.monotonic() + duration
     worker.start()

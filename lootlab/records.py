@@ -78,6 +78,21 @@ class Records(np.ndarray):
 
     to_frame = to_pandas
 
+    def __repr__(self) -> str:
+        """How many records and the first few, as a table (numpy's repr dumps the dtype)."""
+        if self.ndim != 1 or self.dtype.names is None:
+            return repr(self.view(np.ndarray))
+        n = len(self)
+        head = f"Records: {n:,} record{'s' if n != 1 else ''}"
+        if n == 0:
+            return head
+        shown = pd.DataFrame({k: np.asarray(self[k][:_REPR_ROWS]) for k in self.dtype.names})
+        more = f"\n... {n - _REPR_ROWS:,} more" if n > _REPR_ROWS else ""
+        return f"{head}\n{shown.to_string(index=False)}{more}"
+
+
+_REPR_ROWS = 5
+
 
 def empty_results() -> Records:
     return np.empty(0, RESULT_DTYPE).view(Records)

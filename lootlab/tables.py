@@ -63,11 +63,25 @@ def columns_of(records: pd.DataFrame | np.ndarray) -> dict[str, np.ndarray]:
         raise InvalidRecordsError(
             f"expected a DataFrame or numpy structured array with columns {' '.join(FIELDS)}, "
             f"got {type(records).__name__}")
+    twice = sorted({name for name in names if names.count(name) > 1 and name in FIELDS})
+    if twice:
+        raise InvalidRecordsError(f"column(s) given more than once: {', '.join(twice)} "
+                                  f"(a loot table has each of {' '.join(FIELDS)} once)",
+                                  field=twice[0])
     missing = [name for name in FIELDS if name not in names]
     if missing:
         raise InvalidRecordsError(f"missing column(s): {', '.join(missing)} "
                                   f"(a loot table has {' '.join(FIELDS)})")
     return {name: get(name) for name in FIELDS}
+
+
+def _plain(value) -> str:
+    """A value as a person writes it: 5000, 2.5, nan; not np.int16(5000)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e18 else f"{value:g}"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def validate_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -106,7 +120,7 @@ def validate_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if bad.any():
             row = int(np.argmax(bad))
             if first is None or row < first[0]:
-                first = (row, name, f"{col[row]!r} is {why} [{lo}, {hi}]")
+                first = (row, name, f"{_plain(cols[name][row])} is {why} [{lo}, {hi}]")
             bad_any |= bad
         out[name] = ints.astype(np.int64, copy=False)
     if first is not None:

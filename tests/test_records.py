@@ -68,3 +68,62 @@ def test_results_round_trip_to_records(rows):
     assert np.array_equal(results_to_records(res), recs)
     assert list(res.to_pandas().columns) == ["x", "y", "z", "item_id", "value", "quantity",
                                             "rarity", "flags", "tick"]
+
+
+# ------------------------------------------------------------- what a person reads (issue 10)
+def _results(n: int):
+    from lootlab.records import Records
+    rows = np.zeros(n, RESULT_DTYPE)
+    rows["x"] = np.arange(n) + 12_500
+    rows["item_id"] = 7
+    return rows.view(Records)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 5, 6, 1000])
+def test_records_repr_is_a_count_and_a_few_rows_not_the_dtype(n):
+    text = repr(_results(n))
+    lines = text.splitlines()
+    assert lines[0] == f"Records: {n:,} record{'' if n == 1 else 's'}"
+    assert "dtype" not in text and "'<i" not in text
+    shown = min(n, 5)
+    assert len(lines) == 1 + (shown + 1 if n else 0) + (n > 5)
+    if n:
+        assert lines[1].split() == list(RESULT_DTYPE.names)
+        assert [int(line.split()[0]) for line in lines[2:2 + shown]] == \
+            list(range(12_500, 12_500 + shown))
+    if n > 5:
+        assert lines[-1] == f"... {n - 5:,} more"
+
+
+def _world(n: int = 50):
+    from lootlab import generate_world
+    return generate_world(n, seed=2)
+
+
+def test_a_duplicate_column_is_an_invalid_records_error_naming_it(tmp_path):
+    import pandas as pd
+
+    from lootlab import build_index
+    from lootlab.errors import InvalidRecordsError
+    df = _world()
+    twice = pd.concat([df, df[["rarity"]]], axis=1)
+    with pytest.raises(InvalidRecordsError, match="more than once: rarity") as info:
+        build_index(twice, tmp_path / "loot.idx")
+    assert info.value.field == "rarity"
+    assert not (tmp_path / "loot.idx").exists()
+
+
+@pytest.mark.parametrize("dtype, value, shown", [
+    ("int64", 5000, "5000 is outside"), ("float64", 2.5, "2.5 is not an integer"),
+    ("float64", 5000.0, "5000 is not an integer"), ("float64", float("nan"), "nan is not"),
+    ("object", "abc", "'abc' is not an integer")])
+def test_bad_values_are_shown_as_written_not_as_numpy_reprs(dtype, value, shown):
+    from lootlab.errors import InvalidRecordsError
+    from lootlab.tables import columns_of, validate_columns
+    df = _world().astype({"y": dtype})
+    df.loc[5, "y"] = value
+    with pytest.raises(InvalidRecordsError) as info:
+        validate_columns(columns_of(df))
+    message = str(info.value)
+    assert message.startswith(f"row 5, field 'y': {shown}"), message
+    assert "np." not in message

@@ -35,3 +35,18 @@ def command(index: Path, kind: str, args: tuple[int, ...], limit: int) -> None:
             frame = idx.knn(*args).to_pandas()
         click.echo(f"{len(frame):,} record(s) from {index} (generation {idx.generation})")
         echo_table(frame, max_rows=limit)
+        if frame.empty:
+            centre = args[:3] if kind != "box" else \
+                tuple((a + b) // 2 for a, b in zip(args[:3], args[3:]))
+            click.echo(_hint(idx, index, centre))
+
+
+def _hint(idx, index: Path, at: tuple[int, ...]) -> str:
+    """Where the nearest loot is, as a query that finds it (an empty answer teaches little)."""
+    if len(idx) == 0:
+        return "hint: this index holds no records"
+    x0, y0, z0 = at
+    x, y, z = (int(v) for v in idx.knn(x0, y0, z0, 1)[["x", "y", "z"]][0])
+    away = ((x - x0) ** 2 + (y - y0) ** 2 + (z - z0) ** 2) ** 0.5
+    return (f"hint: the nearest record is at {x} {y} {z}, {away:,.0f} blocks away; try "
+            f"`lootlab query {index} near {x} {y} {z} 16`")

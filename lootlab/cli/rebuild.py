@@ -19,9 +19,12 @@ def _line(result: CycleResult, status: RebuildStatus) -> str:
         what = (f"unchanged (generation {result.generation}, version {result.source_version}), "
                 f"checked in {result.seconds * 1000:.1f} ms")
     else:
-        serving = (f"serving generation {result.generation}, stale {status.staleness:.1f} s"
-                   if status.last_success is not None else
-                   f"serving generation {result.generation}, never confirmed by this worker")
+        if result.generation is None:
+            serving = "no index published by this worker yet"
+        elif status.last_success is not None:
+            serving = f"serving generation {result.generation}, stale {status.staleness:.1f} s"
+        else:
+            serving = f"serving generation {result.generation}, never confirmed by this worker"
         what = f"FAILED ({status.consecutive_failures} in a row; {serving}): {result.error}"
     return f"{stamp} {what}"
 
@@ -59,8 +62,13 @@ def command(source: str | None, index: Path | None, interval: float, once: bool,
     if not once:
         click.echo(f"rebuilding {index} from {src.description} every {interval:g} s "
                    f"(Ctrl-C to stop)", err=True)
-    status = serve(src, index, interval=interval, once=once, duration=duration,
-                   report=lambda r, s: click.echo(_line(r, s)))
+    def report(result: CycleResult, status: RebuildStatus) -> None:
+        if not (once and result.outcome == "failed"):   # --once: the error line says it
+            click.echo(_line(result, status))
+
+    status = serve(src, index, interval=interval, once=once, duration=duration, report=report)
     if not once:
+        serving = ("no index published" if status.generation is None
+                   else f"generation {status.generation}")
         click.echo(f"stopped: {status.cycles} cycles, {status.builds} builds, "
-                   f"{status.failures} failures, generation {status.generation}", err=True)
+                   f"{status.failures} failures, {serving}", err=True)

@@ -20,9 +20,8 @@ survive one); use the ``spawn`` start method with multiprocessing.
 
 from __future__ import annotations
 
-import socket
-import ssl
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,16 +29,11 @@ import numpy as np
 
 from .errors import LootlabError, QueryError
 from .records import RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, to_results
+from .remote.address import is_loopback_ip, split_target
 from .remote.errors import DeadlineExceeded, RemoteError, ServerBusy, ServerUnavailable, TLSError
+from .variants import Endpoint, HasEndpoint, Variant, VariantDescriptions, resolve
 
-VARIANTS: dict[str, str] = {
-    "grpc-tls-fresh": "gRPC over TLS, a new channel and full TLS handshake per request",
-    "grpc-tls-resumed": "gRPC over TLS, a new channel per request resuming the TLS session",
-    "grpc-tls-pooled": "gRPC over TLS, one long-lived channel with bounded concurrent streams",
-    "grpc-tls-packed": "pooled gRPC over TLS, records as one packed bytes field decoded by numpy",
-    "grpc-plain": "pooled gRPC without TLS (isolates the cost of TLS)",
-    "mmap": "the local memory-mapped index file (no network)",
-}
+VARIANTS: Mapping[str, str] = VariantDescriptions()   # name -> description, from the registry
 
 DEFAULT_TIMEOUT = 10.0
 _METHOD = "/lootlab.v1.LootService/"
@@ -106,21 +100,6 @@ def _pb():
     return loot_pb2
 
 
-def _split_target(target: str) -> tuple[str, int]:
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
-        raise LootlabError(f"target must look like host:port, got {target!r}")
-    return host.strip("[]"), int(port)
-
-
-def _is_loopback_ip(target: str) -> bool:
-    import ipaddress
-    try:
-        return ipaddress.ip_address(_split_target(target)[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def _decode_messages(resp: Any) -> Records:
     """The generic path: one Python tuple per protobuf message."""
     recs = resp.records
@@ -155,12 +134,12 @@ class GrpcClient(LootClient):
         self._grpc = grpc
         self.name = name
         self.target = target
-        _split_target(target)
+        split_target(target)
         self.tls = tls
         self.ca = str(ca) if ca else None
         self.client_cert = str(client_cert) if client_cert else None
         self.client_key = str(client_key) if client_key else None
-        if resume and server_name is None and _is_loopback_ip(target):
+        if resume and server_name is None and is_loopback_ip(target):
             # gRPC core keys its TLS session cache by server name and sends no name to an IP
             # address, so sessions to 127.0.0.1 are never resumed; the development
             # certificate lists "localhost", which names the same machine.
@@ -314,6 +293,7 @@ class GrpcClient(LootClient):
                 f"cannot connect to {t}: nothing is listening there. Is `lootlab serve` "
                 f"running, and is the port right?", target=t, code=code)
         if self.tls:
+            from .remote.tlsdiag import diagnose_tls
             problem = diagnose_tls(t, self.ca, self.client_cert, self.client_key,
                                    self.server_name)
             if problem:
@@ -324,125 +304,29 @@ class GrpcClient(LootClient):
             f"grpc-tls-* variant and ca=<the CA it printed>", target=t, code=code)
 
 
-def diagnose_tls(target: str, ca: str | None, client_cert: str | None = None,
-                 client_key: str | None = None, server_name: str | None = None,
-                 timeout: float = 3.0) -> str | None:
-    """Redo the handshake with Python's ssl module to name why it fails (None if it works).
-
-    gRPC reports every handshake failure alike; OpenSSL's verify message tells expired
-    from wrong host from unknown CA.
-    """
-    host, port = _split_target(target)
-    try:
-        ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
-        ctx.set_alpn_protocols(["h2"])
-        if client_cert and client_key:
-            ctx.load_cert_chain(client_cert, client_key)
-    except (OSError, ssl.SSLError) as exc:
-        return f"cannot load the TLS files (ca={ca}, client_cert={client_cert}): {exc}"
-    name = server_name or host
-    ca_hint = f"ca={ca}" if ca else "the system CAs (no ca= given)"
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            with ctx.wrap_socket(sock, server_hostname=name) as tls:
-                # TLS 1.3 servers reject a missing client certificate after the handshake.
-                tls.settimeout(3.0)   # only a failing server gets here; a good one speaks at once
-                try:
-                    closed = tls.recv(1) == b""
-                except (socket.timeout, TimeoutError):
-                    closed = False
-                if closed:
-                    raise ConnectionResetError("closed right after the handshake")
-    except ssl.SSLCertVerificationError as exc:
-        msg = (exc.verify_message or str(exc)).lower()
-        if "expired" in msg:
-            return (f"the server's certificate has expired ({exc.verify_message}); "
-                    f"renew it (delete the server's tls/ files to get a new development one)")
-        if "not yet valid" in msg:
-            return "the server's certificate is not valid yet; check the clocks"
-        if "hostname" in msg or "ip address mismatch" in msg or "mismatch" in msg:
-            return (f"the server's certificate is not issued for {name!r} "
-                    f"({exc.verify_message}); connect by a name the certificate lists, or "
-                    f"pass server_name=")
-        return (f"the server's certificate is not trusted by {ca_hint} ({exc.verify_message}); "
-                f"pass ca= the CA certificate that `lootlab serve` printed")
-    except ssl.SSLError as exc:
-        text = f"{exc.reason or ''} {exc}".lower()
-        if "wrong_version_number" in text or "record layer failure" in text \
-                or "packet length too long" in text or "http request" in text:
-            return (f"{target} does not speak TLS (is it serving with --plaintext?); "
-                    f"use the grpc-plain variant for a plaintext server")
-        if "certificate required" in text or "certificate_required" in text \
-                or "handshake failure" in text and not client_cert:
-            return ("the server requires a client certificate (mutual TLS); pass "
-                    "client_cert= and client_key=")
-        if "unknown ca" in text or "bad certificate" in text or "certificate unknown" in text:
-            return ("the server rejected the client certificate: it is not signed by the CA "
-                    "the server trusts (--client-ca)")
-        return f"{exc}"
-    except ConnectionRefusedError:
-        return f"nothing is listening at {target}"
-    except (ConnectionResetError, BrokenPipeError, EOFError):
-        if client_cert is None:
-            return ("the server closed the connection during the handshake: it may require "
-                    "a client certificate (mutual TLS); pass client_cert= and client_key=")
-        return ("the server closed the connection right after the handshake: it "
-                "rejected the client certificate (is it signed by the CA the server trusts "
-                "with --client-ca, and still valid?)")
-    except OSError as exc:
-        return f"cannot reach {target}: {exc}"
-    return None
-
-
 # -- connect --------------------------------------------------------------------------------
-_REMOTE = {
-    # name: (tls, per_call, resume, packed)
-    "grpc-tls-fresh": (True, True, False, False),
-    "grpc-tls-resumed": (True, True, True, False),
-    "grpc-tls-pooled": (True, False, False, False),
-    "grpc-tls-packed": (True, False, False, True),
-    "grpc-plain": (False, False, False, False),
-}
-_TLS_OPTIONS = {"ca", "client_cert", "client_key", "server_name"}
-_REMOTE_OPTIONS = {"target", "timeout"}
-_POOLED_OPTIONS = {"max_streams"}
-_MMAP_OPTIONS = {"index", "refresh_interval", "verify"}
+def open_mmap(variant: Variant, **options: Any) -> MmapClient:
+    """The registry's opener for local index variants."""
+    return MmapClient(**options)
 
 
-def _allowed(name: str) -> set[str]:
-    if name == "mmap":
-        return _MMAP_OPTIONS
-    tls, per_call, _, _ = _REMOTE[name]
-    return _REMOTE_OPTIONS | (_TLS_OPTIONS if tls else set()) | (set() if per_call else _POOLED_OPTIONS)
+def open_grpc(variant: Variant, **options: Any) -> GrpcClient:
+    """The registry's opener for gRPC variants: the transport facts come from the Variant."""
+    return GrpcClient(variant.name, tls=variant.tls, per_call=variant.channel_per_call,
+                      resume=variant.resumption, packed=variant.packed, **options)
 
 
-def connect(name: str, **options: Any) -> LootClient:
-    """A client of the named variant (see ``VARIANTS``); the same answers as ``LootIndex``."""
-    if name not in VARIANTS:
-        raise LootlabError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}")
-    unknown = set(options) - _allowed(name)
-    if unknown:
-        raise LootlabError(f"variant {name!r} does not take option(s) "
-                           f"{', '.join(sorted(unknown))}; it takes: "
-                           f"{', '.join(sorted(_allowed(name)))}")
-    if name == "mmap":
-        return MmapClient(**options)
-    tls, per_call, resume, packed = _REMOTE[name]
-    if options.get("target") is None:
-        if any(options.get(k) for k in _TLS_OPTIONS):
-            raise LootlabError(f"{name}: ca=/client_cert= given without target=; say which "
-                               f"server they are for")
-        from .remote.loopback import shared_server
-        srv = shared_server(tls=tls)
-        options["target"] = srv.target
-        if tls:
-            options["ca"] = srv.ca
-    elif tls and options.get("ca") is None:
-        from .remote.tls import tls_dir
-        dev_ca = tls_dir() / "ca.pem"
-        if dev_ca.is_file():    # the CA `lootlab serve` made and printed, on this machine
-            options["ca"] = str(dev_ca)
-    return GrpcClient(name, tls=tls, per_call=per_call, resume=resume, packed=packed, **options)
+def connect(name: str | Variant, *, where: Endpoint | HasEndpoint | None = None,
+            **options: Any) -> LootClient:
+    """A connected client of the named variant (see ``VARIANTS``); the same answers as
+    ``LootIndex``.
+
+    ``where`` is a ``LoopbackServer`` or an ``Endpoint``; or give ``target=``/``ca=``;
+    with neither, a remote variant uses the embedded loopback server on the default index.
+    Raises ``UnknownVariantError`` for an unknown name, ``LootlabError`` for an option the
+    variant does not take, and ``ServerUnavailable``/``TLSError`` when it cannot connect.
+    """
+    return resolve(name, where, **options)()
 
 
 def server_stats(target: str, *, ca: str | None = None, client_cert: str | None = None,

@@ -63,14 +63,13 @@ class _LootUser(User):
     wait_time = constant_throughput(RATE)
 
     def on_start(self) -> None:
-        from lootlab import connect
-        options = {}
+        from lootlab.variants import Endpoint, get, resolve
+        variant = get(self.variant)
         target = os.environ.get("LOOTLAB_TARGET")
-        if target:
-            options["target"] = target
-            if self.variant.startswith("grpc-tls") and os.environ.get("LOOTLAB_CA"):
-                options["ca"] = os.environ["LOOTLAB_CA"]
-        self.loot = connect(self.variant, **options)
+        where = None
+        if target and variant.remote:
+            where = Endpoint(target, tls=variant.tls, ca=os.environ.get("LOOTLAB_CA") or None)
+        self.loot = resolve(variant, where)()
         queries = _queries()
         start = hash((id(self), time.monotonic_ns())) % len(queries)
         self.queries = itertools.cycle(queries[start:] + queries[:start])

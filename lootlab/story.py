@@ -78,18 +78,10 @@ def step_row(variant: str, result: Any) -> dict[str, Any]:
 
 
 def variant_target(variant: str, server: Any = None) -> Any:
-    """What ``loadgen.run`` drives: the variant's name (embedded defaults), or, given a
-    ``LoopbackServer``, a picklable factory connecting remote variants to that server."""
-    if server is None or variant == "mmap" or not variant.startswith("grpc"):
-        return variant
-    from functools import partial
-
-    from .clients import connect
-
-    options: dict[str, Any] = {"target": server.target}
-    if variant.startswith("grpc-tls"):
-        options["ca"] = server.ca
-    return partial(connect, variant, **options)
+    """What ``loadgen.run`` drives: a factory from the variant registry, reaching remote
+    variants at ``server`` (a ``LoopbackServer``) or, without one, the embedded default."""
+    from .variants import get, resolve
+    return resolve(variant, server if server is not None and get(variant).remote else None)
 
 
 def run_steps(rate: float, duration: float, *, variants: list[str] | None = None,

@@ -100,41 +100,22 @@ def _alloc_op(k: int) -> Callable[[np.ndarray], int]:
 
 # -- the real workload ---------------------------------------------------------------------
 
-class _IndexClient:
-    """Stand-in for ``connect("mmap")`` while ``lootlab.clients`` is not there yet."""
-
-    def __init__(self, path: Path):
-        from .index import open_index
-        self._idx = open_index(path)
-
-    def near(self, x: int, y: int, z: int, r: float):
-        return self._idx.near(x, y, z, r)
-
-    def close(self) -> None:
-        self._idx.close()
-
-
-def connect_variant(variant: str, index: Path, **options: Any) -> Any:
-    """``lootlab.connect(variant)`` (with ``index`` for ``mmap``, ``options`` such as target
-    and ca for remote variants); the local index if clients are not installed yet and the
-    variant is ``mmap``."""
-    try:
-        from .clients import connect
-    except ModuleNotFoundError as exc:
-        if exc.name != "lootlab.clients" or variant != "mmap":
-            from .errors import LootlabError
-            raise LootlabError(f"variant {variant!r} needs lootlab.clients, which is not "
-                               f"available ({exc}); only 'mmap' runs without it") from exc
-        return _IndexClient(index)
-    if variant == "mmap":
-        return connect(variant, index=str(index))
-    return connect(variant, **{k: v for k, v in options.items() if v is not None})
+def connect_variant(variant: str, index: Path, *, target: str | None = None,
+                    ca: str | None = None) -> Any:
+    """The workload's client, through the variant registry: a local variant opens
+    ``index``; a remote one reaches ``target`` (with ``ca``), else the embedded default."""
+    from .variants import Endpoint, get, resolve
+    v = get(variant)
+    if not v.remote:
+        return resolve(v, index=str(index))()
+    return resolve(v, Endpoint(target, tls=v.tls, ca=ca) if target else None)()
 
 
 def _own_server(variant: str, index: Path, stack: ExitStack) -> tuple[str, str | None]:
     """A loopback server for ``index`` (the embedded one serves the default index only)."""
     from .remote.loopback import LoopbackServer
-    srv = stack.enter_context(LoopbackServer(index, tls=variant != "grpc-plain"))
+    from .variants import get
+    srv = stack.enter_context(LoopbackServer(index, tls=get(variant).tls))
     return srv.target, srv.ca
 
 
@@ -203,7 +184,8 @@ def run(variant: str = "mmap", queries: int | None = DEFAULT_QUERIES, *, duratio
         stream = itertools.repeat(np.zeros(4, np.int64))
     else:
         kind = "overlay"
-        if index_path is not None and variant != "mmap" and target is None:
+        from .variants import get
+        if index_path is not None and get(variant).remote and target is None:
             target, ca = _own_server(variant, index_path, servers)
         index_path = index_path or ensure_default_index()
         client = connect_variant(variant, index_path, target=target, ca=ca)

@@ -3,6 +3,8 @@ their names say on the wire (counted by the server, over real loopback TLS)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -199,28 +201,35 @@ def test_connect_without_options_uses_default_index_and_loopback(tmp_path, monke
     monkeypatch.setenv("LOOTLAB_DATA", str(tmp_path))
     from lootlab.paths import default_index_path
     from lootlab.remote import loopback
+    from lootlab.variants import resolve
     small_index(tmp_path, n=5_000, seed=9)          # the "default" index, pre-made: fast
     assert default_index_path().exists()
-    monkeypatch.setattr(loopback, "_shared", {})
+    servers = loopback.DefaultServers()
+    monkeypatch.setattr(loopback, "_default", servers)
     try:
         with lootlab.connect("mmap") as local, lootlab.connect("grpc-tls-pooled") as remote:
-            srv = loopback.shared_server(tls=True)
+            srv = servers.server(tls=True)
             assert srv.running and srv.ca and srv.ca.startswith(str(tmp_path))
+            assert srv.target in repr(servers)
             rec = local.index.sample(1, seed=1)[0]
             x, y, z = int(rec["x"]), int(rec["y"]), int(rec["z"])
             assert same_records(remote.near(x, y, z, 32), local.near(x, y, z, 32))
-            assert loopback.shared_server(tls=True) is srv      # one per process
-            # spawned workers use the parent's server instead of starting their own
+            assert servers.server(tls=True) is srv      # one per process
+            assert servers.stats()["tls"]["requests"] >= 1
+            # a spawned worker reaches the parent's server through the factory it is given
             import multiprocessing
+            factory = resolve("grpc-tls-packed")
+            assert factory.endpoint.target == srv.target
             with multiprocessing.get_context("spawn").Pool(1) as pool:
-                assert pool.apply(_worker_sees, ((x, y, z),)) == (srv.pid, len(local.near(x, y, z, 32)))
+                got = pool.apply(_worker_sees, (factory, (x, y, z)))
+            assert got == len(local.near(x, y, z, 32))
+            assert servers.stats()["tls"]["connections"] >= 2    # the worker's own channel
     finally:
-        loopback._stop_shared()
+        servers.stop()
     assert not srv.running
+    assert "LOOTLAB_LOOPBACK_TLS" not in os.environ       # no environment writes
 
 
-def _worker_sees(point):
-    from lootlab.remote.loopback import shared_server
-    with lootlab.connect("grpc-tls-packed") as c:
-        n = len(c.near(*point, 32))
-    return shared_server(tls=True).pid, n
+def _worker_sees(factory, point):
+    with factory() as c:
+        return len(c.near(*point, 32))

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from ..variants import descriptions
+
 _FILE = click.Path(dir_okay=False, path_type=Path)
-_BACKENDS = ["mmap", "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "grpc-tls-packed",
-             "grpc-plain"]
+_BACKENDS = list(descriptions())     # every registered variant can back the endpoint
 
 
 @click.command("serve")

@@ -20,7 +20,6 @@ How a sender keeps an open-loop schedule in Python:
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import multiprocessing as mp
 import os
@@ -80,53 +79,25 @@ class Clock:
 
 
 # --------------------------------------------------------------------------- targets
-def _connect(name: str):
-    if importlib.util.find_spec("lootlab.clients") is not None:
-        from ..clients import connect
-        return connect(name)
-    if name == "mmap":  # until lootlab.clients lands: the default index is the mmap variant
-        from ..index import open_index
-        from ..paths import ensure_default_index
-        return open_index(ensure_default_index())
-    raise LoadgenError(f"variant {name!r} needs lootlab.connect, which is not installed yet; "
-                       "pass a client factory instead")
-
-
-def make_client(target: str | Callable[[], Any]):
-    """A client from a variant name (``lootlab.connect``) or a zero-argument factory."""
+def client_factory(target: str | Callable[[], Any]) -> Callable[[], Any]:
+    """What a job opens its client with: a variant name goes through the registry's
+    resolver (so P worker processes share this process's default server), a zero-argument
+    factory is used as it is."""
     if isinstance(target, str):
-        return _connect(target)
+        from ..variants import resolve
+        return resolve(target)
     if callable(target):
-        return target()
+        return target
     raise LoadgenError(f"target must be a variant name or a zero-argument client factory, "
                        f"got {type(target).__name__}")
-
-
-def _connect_to(name: str, **options: Any):
-    from ..clients import connect
-    return connect(name, **options)
-
-
-def share_server(target: str | Callable[[], Any]) -> str | Callable[[], Any]:
-    """For a remote variant name: start (or reuse) this process's loopback server and
-    return a picklable factory that connects to it, so P worker processes load one
-    server instead of each starting its own."""
-    if not isinstance(target, str) or target == "mmap" or not target.startswith("grpc"):
-        return target
-    if importlib.util.find_spec("lootlab.clients") is None:
-        return target
-    from ..remote.loopback import shared_server
-    tls = target.startswith("grpc-tls")
-    srv = shared_server(tls=tls)
-    options = {"target": srv.target}
-    if tls:
-        options["ca"] = str(srv.ca)
-    return functools.partial(_connect_to, target, **options)
 
 
 def target_label(target: str | Callable[[], Any]) -> str:
     if isinstance(target, str):
         return target
+    name = getattr(target, "name", None)          # a ClientFactory names its variant
+    if isinstance(name, str) and name:
+        return name
     if isinstance(target, functools.partial):
         return getattr(target.func, "__name__", "client")
     return getattr(target, "__name__", type(target).__name__)
@@ -404,7 +375,7 @@ def _close(client) -> None:
 def run_job(job: Job, start_at: Callable[[], int], clock=None) -> Part:
     """Run one worker's share in this process: connect, wait for t0, send, summarize."""
     clock = clock or Clock(job.threads, job.spin_us)
-    client = make_client(job.target)
+    client = job.target()
     try:
         t0 = start_at()
         cpu0, wall0 = time.process_time(), clock.now()
@@ -648,8 +619,7 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         raise LoadgenError(f"workload must be an (n, 4) array of x y z r, got shape "
                            f"{queries.shape}")
     label = label or target_label(target)
-    if processes > 1:
-        target = share_server(target)
+    target = client_factory(target)
     jobs = plan(schedule, processes=processes, concurrency=concurrency, warmup=warmup,
                 queries=queries, target=target, timeout=timeout, grace=grace)
     for job in jobs:
@@ -664,4 +634,4 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
 
 
 __all__ = ["run", "plan", "execute", "run_job", "Job", "Part", "Clock", "LoadgenError",
-           "make_client", "default_workload", "OK", "ERROR", "TIMEOUT"]
+           "client_factory", "default_workload", "OK", "ERROR", "TIMEOUT"]

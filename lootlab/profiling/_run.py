@@ -33,12 +33,25 @@ def tool(name: str) -> str:
 def workload_args(variant: str, *, queries: int | None = None, duration: float | None = None,
                   rate: float | None = None, index: str | os.PathLike[str] | None = None,
                   seed: int = 0, warmup: int | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """``python -m lootlab.workload ...`` as an argv list (the variant is checked here, so a
-    typo is named at once rather than as a profiler failure)."""
-    from ..clients import VARIANTS
-    if variant not in VARIANTS:
-        raise ProfilerError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
+    """``python -m lootlab.workload ...`` as an argv list.
+
+    The variant is checked here, so a typo is named at once rather than as a profiler
+    failure.  A remote variant on the default index is pointed at this process's embedded
+    server (through the registry's resolver), so every profiled run shares one server
+    instead of each starting its own.
+    """
+    from ..variants import UnknownVariantError, get, resolve
+    try:
+        v = get(variant)
+    except UnknownVariantError as exc:
+        raise ProfilerError(str(exc)) from None
     argv = [sys.executable, "-m", "lootlab.workload", "--variant", variant, "--seed", str(seed)]
+    if v.remote and index is None and "--target" not in extra:
+        endpoint = resolve(v).endpoint
+        if endpoint is not None:
+            argv += ["--target", endpoint.target]
+            if endpoint.ca:
+                argv += ["--ca", endpoint.ca]
     if queries is not None:
         argv += ["--queries", str(queries)]
     if duration is not None:

@@ -93,9 +93,11 @@ def replicas(variant: str = "mmap", ks: Iterable[int] = (1, 2, 4, 8), *, queries
     with ExitStack() as stack:
         target = ca = None
         server_pid = None
-        if variant != "mmap":
-            from ..remote.loopback import LoopbackServer  # the remote engineer's module
-            srv = stack.enter_context(LoopbackServer(index=index, tls=variant != "grpc-plain"))
+        from ..variants import get
+        v = get(variant)
+        if v.remote:
+            from ..remote.loopback import LoopbackServer
+            srv = stack.enter_context(LoopbackServer(index=index, tls=v.tls))
             target, ca, server_pid = srv.target, srv.ca, srv.pid
             served = str(getattr(srv, "index", index) or "") or None
         for k in tqdm(ks, desc=f"replicas {variant}", unit="K", leave=False):

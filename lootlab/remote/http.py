@@ -88,10 +88,11 @@ def create_app(client: Any, *, max_results: int = DEFAULT_MAX_RESULTS, blocking:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from ..clients import MmapClient
+    from ..variants import REGISTRY
 
-    if blocking is None:
-        blocking = not isinstance(client, MmapClient)
+    if blocking is None:     # only a registered local variant is known not to wait
+        name = getattr(client, "name", "")
+        blocking = name not in REGISTRY or REGISTRY.get(name).remote
 
     async def call(fn: Callable, *args: Any) -> Any:
         return await run_in_threadpool(fn, *args) if blocking else fn(*args)

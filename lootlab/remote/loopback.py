@@ -3,8 +3,8 @@
 ``LoopbackServer`` starts ``lootlab serve`` machinery in a subprocess, waits until the
 child reports its bound port (no sleeps), and stops it on exit.  The child also exits by
 itself when this process dies (it watches its stdin pipe and its parent pid), so no
-orphans are left behind.  ``shared_server()`` is the process-wide one that
-``lootlab.connect(variant)`` uses when no target is given.
+orphans are left behind.  ``default_servers()`` owns the ones that ``lootlab.connect(variant)``
+uses when no target is given (the embedded default).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LootlabError, LootlabTimeout
+from ..variants import Endpoint
 
 _START_TIMEOUT = 60.0
 
@@ -156,29 +157,9 @@ class LoopbackServer:
             pass
 
     # -- what clients need -------------------------------------------------------------
-    @classmethod
-    def attach(cls, info: dict[str, Any], *, tls: bool) -> "LoopbackServer":
-        """A handle on a server another process started (it is not stopped by this one)."""
-        srv = cls.__new__(cls)
-        srv.index, srv.tls, srv.port = Path(info.get("index", "")), tls, 0
-        srv.options, srv.env, srv.proc, srv.info = {"tls": tls}, None, None, dict(info)
-        return srv
-
     @property
     def running(self) -> bool:
-        if self.proc is None:
-            return self._attached_alive()
-        return self.proc.poll() is None
-
-    def _attached_alive(self) -> bool:
-        pid = self.info.get("pid")
-        if not pid:
-            return False
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
+        return self.proc is not None and self.proc.poll() is None
 
     @property
     def target(self) -> str:
@@ -192,25 +173,22 @@ class LoopbackServer:
     def pid(self) -> int:
         return self.info["pid"]
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """How to reach this server, as data (with the development client certificate
+        when it asks for mutual TLS)."""
+        if not self.info:
+            raise LoopbackError("the loopback server is not started; call start() first")
+        return Endpoint(self.target, tls=self.tls, ca=self.ca, **self._client_cert_options())
+
     def connect(self, variant: str = "grpc-tls-pooled", **options: Any):
-        """A client of this server; TLS variants get its CA (and, for mutual TLS, the
-        development client certificate) unless given."""
-        from ..clients import connect
-        options.setdefault("target", self.target)
-        if self.tls and variant.startswith("grpc-tls"):
-            options.setdefault("ca", self.ca)
-            if "client_ca" in self.options and "client_cert" not in options:
-                from .tls import ensure_dev_tls
-                files = ensure_dev_tls()
-                options.setdefault("client_cert", str(files.client_cert))
-                options.setdefault("client_key", str(files.client_key))
-        return connect(variant, **options)
+        """A client of this server (through the variant registry)."""
+        from ..variants import resolve
+        return resolve(variant, self, **options)()
 
     def stats(self) -> dict[str, int]:
         """The server's counters (requests, connections, tls_connections, tls_resumed...)."""
-        from ..clients import server_stats
-        return server_stats(self.target, ca=self.ca if self.tls else None,
-                            **self._client_cert_options())
+        return server_stats(self.endpoint)
 
     def _client_cert_options(self) -> dict[str, str]:
         if "client_ca" not in self.options:
@@ -224,56 +202,91 @@ class LoopbackServer:
         return f"<LoopbackServer {state} tls={self.tls} index={str(self.index)!r}>"
 
 
-_shared: dict[bool, LoopbackServer] = {}
-_shared_lock = threading.Lock()
-_shared_pid: int | None = None
+class DefaultServers:
+    """The embedded default: one loopback server per transport (TLS, plaintext) on the
+    default index, owned by the process that created this object.
 
-
-def _env_name(tls: bool) -> str:
-    return "LOOTLAB_LOOPBACK_TLS" if tls else "LOOTLAB_LOOPBACK_PLAIN"
-
-
-def shared_server(tls: bool = True) -> LoopbackServer:
-    """The process-wide loopback server on the default index, started on first use and
-    stopped at interpreter exit.
-
-    Its address is put in the environment, so worker processes started afterwards (spawn)
-    use the same server instead of each starting their own.
+    Started on demand by ``endpoint()``, stopped by ``stop()`` or at interpreter exit.
+    Nothing is put in the environment: a spawned worker reaches the same server because
+    the client factory it is handed carries the endpoint.
     """
-    global _shared_pid
-    with _shared_lock:
-        if _shared_pid != os.getpid():      # a forked child must not reuse the parent's
-            _shared.clear()
-            _shared_pid = os.getpid()
-        srv = _shared.get(tls)
-        if srv is not None and srv.running:
+
+    def __init__(self) -> None:
+        self._servers: dict[bool, LoopbackServer] = {}
+        self._lock = threading.Lock()
+        self._owner = os.getpid()
+        atexit.register(self.stop)
+
+    def server(self, tls: bool = True) -> LoopbackServer:
+        """The running server for ``tls``, started now if there is none."""
+        with self._lock:
+            if self._owner != os.getpid():       # a forked child must not reuse the parent's
+                self._servers, self._owner = {}, os.getpid()
+            srv = self._servers.get(tls)
+            if srv is None or not srv.running:
+                srv = self._servers[tls] = LoopbackServer(tls=tls).start()
             return srv
-        inherited = os.environ.get(_env_name(tls))
-        if inherited:
-            try:
-                srv = LoopbackServer.attach(json.loads(inherited), tls=tls)
-            except (ValueError, TypeError):
-                srv = None
-            if srv is not None and srv.running and srv.info.get("data_dir") == _data_dir():
-                _shared[tls] = srv
-                return srv
-        srv = LoopbackServer(tls=tls).start()
-        srv.info["data_dir"] = _data_dir()
-        _shared[tls] = srv
-        os.environ[_env_name(tls)] = json.dumps(srv.info)
-        return srv
+
+    def endpoint(self, tls: bool = True) -> Endpoint:
+        return self.server(tls).endpoint
+
+    def running(self) -> list[LoopbackServer]:
+        return [s for s in self._servers.values() if s.running]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Each running server's counters, keyed "tls" / "plain"."""
+        return {("tls" if s.tls else "plain"): s.stats() for s in self.running()}
+
+    def stop(self) -> None:
+        if self._owner != os.getpid():
+            return
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for srv in servers:
+            srv.stop(timeout=5)
+
+    def __repr__(self) -> str:
+        live = ", ".join(f"{'tls' if s.tls else 'plain'}={s.target}" for s in self.running())
+        return f"<DefaultServers pid={self._owner} {live or 'none running'}>"
 
 
-def _data_dir() -> str:
-    from ..paths import data_dir
-    return str(data_dir())
+_default: DefaultServers | None = None
+_default_lock = threading.Lock()
 
 
-@atexit.register
-def _stop_shared() -> None:
-    if _shared_pid == os.getpid():
-        for tls, srv in list(_shared.items()):
-            if srv.proc is not None:                 # ours, not inherited
-                srv.stop(timeout=5)
-                os.environ.pop(_env_name(tls), None)
-    _shared.clear()
+def default_servers() -> DefaultServers:
+    """This process's ``DefaultServers`` (created on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._owner != os.getpid():
+            _default = DefaultServers()
+        return _default
+
+
+def server_stats(endpoint: Endpoint, *, timeout: float = 10.0) -> dict[str, int]:
+    """The counters of the server at ``endpoint`` (one ServerStats call on a new channel)."""
+    import grpc
+
+    from . import loot_pb2
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    if endpoint.tls:
+        def read(path: str | None) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+        creds = grpc.ssl_channel_credentials(read(endpoint.ca), read(endpoint.client_key),
+                                             read(endpoint.client_cert))
+        channel = grpc.secure_channel(endpoint.target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(endpoint.target, options=options)
+    try:
+        call = channel.unary_unary("/lootlab.v1.LootService/ServerStats",
+                                   request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=loot_pb2.Stats.FromString,
+                                   _registered_method=True)
+        try:
+            resp = call(loot_pb2.StatsRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            raise LoopbackError(f"server stats from {endpoint.target} failed: "
+                                f"{exc.code().name} {exc.details() or ''}".rstrip()) from None
+        return {f.name: getattr(resp, f.name) for f in resp.DESCRIPTOR.fields}
+    finally:
+        channel.close()

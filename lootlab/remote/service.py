@@ -67,7 +67,6 @@ def run_http(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 
              client_cert: Path | None = None, client_key: Path | None = None,
              max_results: int = 1000, echo: Echo = print) -> None:
     """Serve the JSON search endpoint over ``backend`` until SIGTERM/SIGINT."""
-    from ..clients import connect
     from .http import HttpInfo, serve_http
 
     path = _index_path(index)
@@ -80,24 +79,24 @@ def run_http(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 
         from .tls import ensure_dev_tls
         files = ensure_dev_tls()
         certfile, keyfile = files.cert, files.key
+    from ..variants import Endpoint, get, resolve
+
+    variant = get(backend)
     loopback = None
-    if backend == "mmap":
-        client = connect("mmap", index=path)
+    if not variant.remote:
+        client = resolve(variant, index=path)()
     else:
-        options: dict[str, object] = {}
         if target is None:
             from .loopback import LoopbackServer
-            loopback = LoopbackServer(path, tls=backend != "grpc-plain").start()
-            target, ca = loopback.target, ca or (Path(loopback.ca) if loopback.ca else None)
-            echo(f"lootlab: started a loopback gRPC server on {target} for the "
+            loopback = LoopbackServer(path, tls=variant.tls).start()
+            echo(f"lootlab: started a loopback gRPC server on {loopback.target} for the "
                  f"{backend} backend")
-        options["target"] = target
-        if backend != "grpc-plain":
-            for name, value in (("ca", ca), ("client_cert", client_cert),
-                                ("client_key", client_key)):
-                if value is not None:
-                    options[name] = str(value)
-        client = connect(backend, **options)
+            where = loopback.endpoint
+        else:
+            where = Endpoint(target, tls=variant.tls, ca=str(ca) if ca else None,
+                             client_cert=str(client_cert) if client_cert else None,
+                             client_key=str(client_key) if client_key else None)
+        client = resolve(variant, where)()
 
     x, y, z = _populated_spot(path)
 

@@ -48,3 +48,59 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme
     assert re.search(r"^make test$", ci, re.M)
+
+
+# --- package data: the report's templates and the flamegraph script ship in the wheel -------
+
+PACKAGE_DATA_DIRS = ("report/templates", "profiling")  # where lootlab keeps non-Python files
+
+
+def package_data_globs() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["lootlab"]
+
+
+def test_package_data_globs_match_exactly_the_files_that_exist():
+    pkg = ROOT / "lootlab"
+    globs = package_data_globs()
+    assert [g for g in globs if not list(pkg.glob(g))] == [], "a glob that matches no file"
+    data = {p for d in PACKAGE_DATA_DIRS for p in (pkg / d).iterdir()
+            if p.is_file() and p.suffix not in (".py", ".pyc", ".so")}
+    covered = {p for g in globs for p in pkg.glob(g)}
+    assert sorted(str(p.relative_to(pkg)) for p in data - covered) == [], "not in package-data"
+
+
+def test_templates_are_found_through_importlib_resources():
+    from importlib.resources import files
+
+    templates = files("lootlab.report").joinpath("templates")
+    for name in ("index.html.j2", "summary.html.j2", "export_offline.html.j2"):
+        assert "{%" in templates.joinpath(name).read_text(encoding="utf-8"), name
+    assert "function" in files("lootlab.profiling").joinpath("flamegraph.js").read_text()
+
+
+def test_wheel_built_from_the_tree_contains_the_package_data(tmp_path):
+    """Build from a copy (no build/ or egg-info in the checkout) and look inside the wheel."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "lootlab", src / "lootlab",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
+    dist = tmp_path / "dist"
+    build = ("import sys; from setuptools import build_meta as b; "
+             "print(b.build_wheel(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-c", build, str(dist)], cwd=src, text=True,
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    wheel = dist / done.stdout.strip().splitlines()[-1]
+    names = set(zipfile.ZipFile(wheel).namelist())
+    pkg = ROOT / "lootlab"
+    expected = {f"lootlab/{p.relative_to(pkg)}" for g in package_data_globs() for p in pkg.glob(g)}
+    assert {"lootlab/report/templates/index.html.j2", "lootlab/profiling/flamegraph.js"} <= expected
+    assert sorted(expected - names) == []

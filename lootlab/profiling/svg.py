@@ -1,10 +1,10 @@
 """An interactive flame graph as one self-contained SVG string, written in Python.
 
-No flamegraph.pl (GPL) and no network: the SVG carries a few lines of script (click a frame
-to zoom into it, click the root to reset; hover for the full name and share).  It works
-opened as a file and embedded inline in an HTML page (a Jupyter ``HTML`` output or an
-nbconvert export); several on one page do not interfere.  An ``<img>`` tag would show it
-without interactivity.
+No flamegraph.pl (GPL) and no network: the SVG carries a few lines of script, the package-data
+file ``flamegraph.js`` (click a frame to zoom into it, click the root to reset; hover for the
+full name and share).  It works opened as a file and embedded inline in an HTML page (a Jupyter
+``HTML`` output or an nbconvert export); several on one page do not interfere.  An ``<img>``
+tag would show it without interactivity.
 """
 
 from __future__ import annotations
@@ -13,24 +13,21 @@ import html
 import itertools
 import zlib
 from collections.abc import Callable, Mapping
+from functools import cache
+from importlib.resources import files
 
 Stacks = Mapping[tuple[str, ...], int]
 
 _ids = itertools.count()
 
-_SCRIPT = """
-(function(){var s=document.currentScript,svg=s&&(s.ownerSVGElement||s.closest('svg'));
-if(!svg)return;var W=%(width)f,P=%(pad)f,gs=svg.querySelectorAll('g.lf');
-function zoom(x0,w0){gs.forEach(function(g){var x=+g.dataset.x,w=+g.dataset.w,
-r=g.querySelector('rect'),t=g.querySelector('text');var nx=(x-x0)/w0,nw=w/w0;
-if(nx+nw<=0||nx>=1||nw*W<0.5){g.style.display='none';return;}g.style.display='';
-var px=P+Math.max(nx,0)*W,pw=(Math.min(nx+nw,1)-Math.max(nx,0))*W;
-r.setAttribute('x',px);r.setAttribute('width',Math.max(pw-0.5,0.1));
-t.setAttribute('x',px+3);var n=g.dataset.n,c=Math.floor((pw-6)/7);
-t.textContent=c>=3?(n.length>c?n.slice(0,c-2)+'..':n):'';});}
-gs.forEach(function(g){g.style.cursor='pointer';g.addEventListener('click',function(){
-if(g.dataset.root)zoom(0,1);else zoom(+g.dataset.x,+g.dataset.w);});});})();
-"""
+
+@cache
+def script() -> str:
+    """The zoom script every SVG embeds, from the package-data file ``flamegraph.js``."""
+    text = files("lootlab.profiling").joinpath("flamegraph.js").read_text(encoding="utf-8")
+    if "]]>" in text:  # it goes inside <![CDATA[...]]>
+        raise ValueError("flamegraph.js must not contain ']]>'")
+    return text
 
 
 def _tree(stacks: Stacks) -> dict:
@@ -94,13 +91,13 @@ def render(stacks: Stacks, *, title: str = "", width: float = 1200, row: int = 1
             cx += child["v"] / total
     height = 30 + (depth_max + 1) * row + 10
     uid = f"lootlab-flame-{next(_ids)}"
-    script = _SCRIPT % {"width": width, "pad": pad}
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" id="{uid}" '
+        f'data-lf-width="{width:f}" data-lf-pad="{pad:f}" '
         f'width="{width + 2 * pad:.0f}" height="{height}" '
         f'viewBox="0 0 {width + 2 * pad:.0f} {height}" '
         f'style="font-family:Verdana,sans-serif;font-size:11px;background:#fafafa">'
         f'<text x="{pad}" y="18" style="font-size:14px">{html.escape(title)} '
         f'({root["v"]:,} samples; click a frame to zoom, the top bar to reset)</text>'
         + "".join(rows) +
-        f"<script><![CDATA[{script}]]></script></svg>")
+        f"<script><![CDATA[\n{script()}]]></script></svg>")

@@ -7,15 +7,11 @@ document, so its script runs, and several flamegraphs on one page do not share g
 
 from __future__ import annotations
 
-import html
 import re
 
-# The flamegraph script records zoom/search state with history.replaceState; inside a
-# srcdoc frame that URL is cross-origin and throws.  Swallow it: state is not worth an error.
-_SHIM = ("<script>(function(){var h=window.history,r=h.replaceState.bind(h),"
-         "p=h.pushState.bind(h);h.replaceState=function(){try{r.apply(null,arguments)}"
-         "catch(e){}};h.pushState=function(){try{p.apply(null,arguments)}catch(e){}};})();"
-         "</script>")
+from markupsafe import Markup
+
+from .templating import render
 
 _PROLOGUE = re.compile(r"^\s*(<\?xml[^>]*\?>)?\s*(<!DOCTYPE[^>]*>)?\s*", re.IGNORECASE)
 _HEIGHT = re.compile(r"<svg\b[^>]*?\bheight=\"(\d+(?:\.\d+)?)", re.IGNORECASE | re.DOTALL)
@@ -23,9 +19,8 @@ _HEIGHT = re.compile(r"<svg\b[^>]*?\bheight=\"(\d+(?:\.\d+)?)", re.IGNORECASE | 
 
 def svg_document(svg: str) -> str:
     """The SVG wrapped as a small HTML document (prologue stripped: it is HTML-parsed)."""
-    body = _PROLOGUE.sub("", svg, count=1)
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>" + _SHIM +
-            "<style>html,body{margin:0;padding:0;background:#fff}</style></head><body>" + body + "</body></html>")
+    # the SVG is the figure itself (py-spy's or lootlab's): trusted markup, not text
+    return render("svg_document.html.j2", svg=Markup(_PROLOGUE.sub("", svg, count=1)))
 
 
 def svg_height(svg: str, default: int = 400) -> int:
@@ -36,12 +31,8 @@ def svg_height(svg: str, default: int = 400) -> int:
 def interactive_svg_html(svg: str, *, title: str = "flamegraph", height: int | None = None) -> str:
     """HTML for one interactive SVG: an ``iframe`` whose ``srcdoc`` is the SVG document."""
     height = height or svg_height(svg) + 16
-    doc = html.escape(svg_document(svg), quote=True)
-    # wrapped in a div: IPython.display.HTML warns about markup that starts with <iframe
-    return (f'<div class="lootlab-svg-frame"><iframe class="lootlab-svg" '
-            f'title="{html.escape(title)}" srcdoc="{doc}" '
-            f'style="width:100%;height:{height}px;border:1px solid #ddd" '
-            f'loading="eager"></iframe></div>')
+    # the document is a plain str, so the template escapes all of it into the attribute
+    return render("svg_frame.html.j2", title=title, doc=svg_document(svg), height=height)
 
 
 def interactive_svg(svg: str, *, title: str = "flamegraph", height: int | None = None):

@@ -1,7 +1,7 @@
 """Executed notebook -> one self-contained HTML file that opens offline.
 
 nbconvert's lab template loads require.js, MathJax and mermaid from a CDN.  The report's
-template (kept here as a string, so it ships with the module) empties those blocks; PNG
+template (``templates/export_offline.html.j2``, package data) empties those blocks; PNG
 figures are already base64 inside the page, and flamegraphs are ``iframe srcdoc``.  A last
 pass removes any remaining ``<script src=http...>``/``<link href=http...>`` and
 ``external_urls`` lets tests prove nothing is fetched.
@@ -9,38 +9,15 @@ pass removes any remaining ``<script src=http...>``/``<link href=http...>`` and
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-TEMPLATE_NAME = "lootlab_offline.html.j2"
-TEMPLATE = r"""
-{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block extra_css -%}
-<style type="text/css">
-body { max-width: 1200px; margin: 0 auto; }
-.lootlab-nav { font: 14px sans-serif; padding: 8px 16px; border-bottom: 1px solid #ddd; }
-.lootlab-footer { font: 12px sans-serif; color: #555; padding: 16px; border-top: 1px solid #ddd; }
-.lootlab-footer td { padding: 1px 8px; vertical-align: top; }
-table.lootlab-summary td, table.lootlab-summary th { padding: 2px 10px; }
-</style>
-{%- endblock extra_css -%}
-{%- block body_header -%}
-{{ super() }}
-{{ resources.lootlab_header | default('') }}
-{%- endblock body_header -%}
-{%- block body_footer -%}
-{{ resources.lootlab_footer | default('') }}
-{{ super() }}
-{%- endblock body_footer -%}
-"""
+from .templating import render, template_text
+
+TEMPLATE_NAME = "export_offline.html.j2"
 
 _EXTERNAL_TAG = re.compile(
     r"<(script|link|img|iframe)\b[^>]*?\b(src|href)\s*=\s*[\"']((?:https?:)?//[^\"']+)[\"'][^>]*>"
@@ -60,7 +37,10 @@ def _exporter(show_code: bool):
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({TEMPLATE_NAME: TEMPLATE})])
+    # nbconvert has its own jinja2 environment (with the 'lab' base template on its search
+    # path), so the text is handed over through a DictLoader rather than a second loader.
+    loader = DictLoader({TEMPLATE_NAME: template_text(TEMPLATE_NAME)})
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[loader])
     exporter.template_file = TEMPLATE_NAME
     exporter.exclude_input = not show_code
     exporter.exclude_input_prompt = not show_code
@@ -70,9 +50,13 @@ def _exporter(show_code: bool):
 
 
 def env_footer(rows: list[tuple[str, str]], *, note: str = "") -> str:
-    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    extra = f"<p>{html.escape(note)}</p>" if note else ""
-    return f"<div class='lootlab-footer'><b>Environment</b>{extra}<table>{cells}</table></div>"
+    """The environment table for the foot of an exported notebook (``export_html(footer=)``)."""
+    return render("env_footer.html.j2", rows=rows, note=note)
+
+
+def nav_header(names: list[str], current: str) -> str:
+    """The bar linking the index and every notebook, ``current`` in bold (``header=``)."""
+    return render("nav.html.j2", names=names, current=current)
 
 
 def export_html(notebook: str | Path | Any, html_path: str | Path, *, show_code: bool = False,

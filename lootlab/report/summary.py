@@ -7,9 +7,10 @@ notebook.  No side files, so a notebook run by hand in JupyterLab behaves the sa
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
+
+from .templating import render
 
 SUMMARY_MIME = "application/vnd.lootlab.summary+json"
 
@@ -26,17 +27,10 @@ def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "")
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
-        for row in rows)
-    parts = [f"<h4>{html.escape(title)}</h4>",
-             f"<table class='lootlab-summary'><thead><tr>{head}</tr></thead>"
-             f"<tbody>{body}</tbody></table>"]
-    if verdict:
-        parts.append(f"<p class='lootlab-verdict'><b>{html.escape(verdict)}</b></p>")
+    table = render("summary.html.j2", title=title, columns=columns, verdict=verdict,
+                   rows=[[_fmt(row.get(c)) for c in columns] for row in rows])
     payload = {"title": title, "columns": columns, "rows": rows, "verdict": verdict}
-    return {"text/html": "".join(parts), SUMMARY_MIME: json.loads(json.dumps(payload, default=str)),
+    return {"text/html": table, SUMMARY_MIME: json.loads(json.dumps(payload, default=str)),
             "text/plain": f"{title}: {len(rows)} row(s)"}
 
 

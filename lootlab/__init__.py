@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .build import BuildReport, PublishError, build_index
-from .errors import InvalidIndexError, InvalidRecordsError, LootlabError, QueryError
+from .build import BuildOptionError, BuildReport, PublishError, build_index
+from .errors import InvalidIndexError, InvalidRecordsError, LootlabError, LootlabTimeout, QueryError
 from .index import LootIndex, open_index
 from .records import FIELDS, RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, pack_key, unpack_key
 from .world import generate_world
@@ -20,20 +20,24 @@ __version__ = "0.1.0"
 # name -> module that defines it, imported on first attribute access
 _LAZY = {
     "connect": "lootlab.clients",
-    "VARIANTS": "lootlab.clients",
     "LootClient": "lootlab.clients",
+    "VARIANTS": "lootlab.variants",
+    "Variant": "lootlab.variants",
+    "Endpoint": "lootlab.variants",
+    "RemoteError": "lootlab.remote.errors",
     "Rebuilder": "lootlab.rebuild",
     "LocalSource": "lootlab.sources",
     "S3Source": "lootlab.sources",
     "open_source": "lootlab.sources",
 }
-_SUBMODULES = {"loadgen", "profiling", "plots", "report", "remote", "workload"}
+_SUBMODULES = {"loadgen", "profiling", "plots", "report", "remote", "workload", "variants",
+               "errors"}
 
 __all__ = [
     "generate_world", "build_index", "open_index", "LootIndex", "BuildReport", "LootRecord",
     "Records", "FIELDS", "RECORD_DTYPE", "RESULT_DTYPE", "pack_key", "unpack_key",
-    "LootlabError", "InvalidIndexError", "InvalidRecordsError", "QueryError", "PublishError",
-    *_LAZY,
+    "LootlabError", "LootlabTimeout", "InvalidIndexError", "InvalidRecordsError", "QueryError",
+    "PublishError", "BuildOptionError", *_LAZY,
 ]
 
 

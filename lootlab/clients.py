@@ -21,7 +21,6 @@ survive one); use the ``spawn`` start method with multiprocessing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,9 +30,7 @@ from .errors import LootlabError, QueryError
 from .records import RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, to_results
 from .remote.address import is_loopback_ip, split_target
 from .remote.errors import DeadlineExceeded, RemoteError, ServerBusy, ServerUnavailable, TLSError
-from .variants import Endpoint, HasEndpoint, Variant, VariantDescriptions, resolve
-
-VARIANTS: Mapping[str, str] = VariantDescriptions()   # name -> description, from the registry
+from .variants import VARIANTS, Endpoint, HasEndpoint, Variant, resolve
 
 DEFAULT_TIMEOUT = 10.0
 _METHOD = "/lootlab.v1.LootService/"
@@ -318,13 +315,28 @@ def open_grpc(variant: Variant, **options: Any) -> GrpcClient:
 
 def connect(name: str | Variant, *, where: Endpoint | HasEndpoint | None = None,
             **options: Any) -> LootClient:
-    """A connected client of the named variant (see ``VARIANTS``); the same answers as
-    ``LootIndex``.
+    """A connected client of the named variant; the same answers as ``LootIndex``.
 
-    ``where`` is a ``LoopbackServer`` or an ``Endpoint``; or give ``target=``/``ca=``;
-    with neither, a remote variant uses the embedded loopback server on the default index.
+    ``name``: a variant name (``lootlab.VARIANTS`` lists them) or a ``Variant``.
+
+    Where a remote variant connects, first match wins:
+      ``where=``   a ``LoopbackServer`` or an ``Endpoint(target, tls, ca, ...)``;
+      ``target=``  ``"host:port"`` (with ``ca=`` for TLS variants; without it the CA that
+                   ``lootlab serve`` made on this machine, if any);
+      neither      the embedded default: a loopback server on the default index that
+                   lootlab starts on first use and stops at exit.
+
+    Options (each variant takes only its own; a wrong one is named):
+      remote:      ``target``, ``timeout`` (seconds per call, default 10)
+      TLS:         ``ca``, ``client_cert``, ``client_key`` (mutual TLS), ``server_name``
+      pooled:      ``max_streams`` (calls in flight on the one channel)
+      local:       ``index`` (path; default: the default index), ``refresh_interval``,
+                   ``verify``
+
     Raises ``UnknownVariantError`` for an unknown name, ``LootlabError`` for an option the
-    variant does not take, and ``ServerUnavailable``/``TLSError`` when it cannot connect.
+    variant does not take, ``ResolveError`` for a server that does not fit the variant
+    (TLS to plaintext), ``ServerUnavailable`` / ``TLSError`` when it cannot connect, and
+    ``InvalidIndexError`` when a local index cannot be opened.
     """
     return resolve(name, where, **options)()
 

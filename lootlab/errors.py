@@ -36,3 +36,36 @@ class QueryError(LootlabError, ValueError):
 class LootlabTimeout(LootlabError, TimeoutError):
     """Something did not finish within its time limit.  A ``TimeoutError`` as well, so a
     caller (the load generator, for one) can tell a timeout from a failure by type."""
+
+
+# Every error class lootlab raises, reachable from this one module.  The ones that live
+# beside the code that raises them are imported on first access, so ``lootlab.errors``
+# stays as light as the core.
+_ELSEWHERE = {
+    "PublishError": "lootlab.build", "BuildOptionError": "lootlab.build",
+    "UnknownVariantError": "lootlab.variants", "ResolveError": "lootlab.variants",
+    "RemoteError": "lootlab.remote.errors", "ServerUnavailable": "lootlab.remote.errors",
+    "TLSError": "lootlab.remote.errors", "DeadlineExceeded": "lootlab.remote.errors",
+    "ServerBusy": "lootlab.remote.errors", "ServerError": "lootlab.remote.server",
+    "LoopbackError": "lootlab.remote.loopback", "LoopbackTimeout": "lootlab.remote.loopback",
+    "SourceError": "lootlab.sources", "SourceUnavailableError": "lootlab.sources",
+    "CorruptSourceError": "lootlab.sources", "RebuildError": "lootlab.rebuild",
+    "UpdateQueueFull": "lootlab.rebuild", "LoadgenError": "lootlab.loadgen",
+    "ScheduleError": "lootlab.loadgen.schedules", "ProfilerError": "lootlab.profiling",
+    "ReportError": "lootlab.report",
+}
+
+__all__ = ["LootlabError", "LootlabTimeout", "InvalidIndexError", "InvalidRecordsError",
+           "QueryError", *_ELSEWHERE]
+
+
+def __getattr__(name: str) -> type[LootlabError]:
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lootlab.errors' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ELSEWHERE))

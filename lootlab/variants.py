@@ -313,3 +313,7 @@ def resolve(variant: str | Variant, where: Endpoint | HasEndpoint | None = None,
     elif where is not None:
         raise ResolveError(f"variant {v.name!r} is local; it is not reached through a server")
     return ClientFactory(v, tuple(sorted(options.items())))
+
+
+#: ``lootlab.VARIANTS``: name -> one-line description, live from the registry
+VARIANTS: Mapping[str, str] = VariantDescriptions()

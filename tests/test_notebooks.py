@@ -43,6 +43,26 @@ def test_committed_notebooks_carry_no_outputs(path: Path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
+# What a notebook cell must not do itself: magics, and drawing (that is lootlab.plots' job).
+NOT_IN_A_CELL = ("%matplotlib", "%config", "import matplotlib", "from matplotlib", "Figure(",
+                 "subplots(", ".plot(", ".plot.", "pd.set_option", "filterwarnings")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_set_up_with_one_call_and_draw_with_lootlab_plots(path: Path):
+    """Set-up lives in ``lootlab.notebook.setup`` (called right after the parameters) and
+    drawing in ``lootlab.plots``, so the five notebooks cannot drift apart in either."""
+    nb = nbformat.read(str(path), as_version=4)
+    params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    first = nb.cells[params + 1]
+    assert first.cell_type == "code"
+    assert first.source.startswith("import lootlab.notebook\nlootlab.notebook.setup(profile)")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            found = [s for s in NOT_IN_A_CELL if s in cell.source]
+            assert found == [], f"{found} in cell {cell.source[:60]!r}"
+
+
 @pytest.fixture(scope="session")
 def quick_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick-report")

@@ -1,95 +1,120 @@
-"""Profiling figures: bucket shares, memory, PSS vs replicas, GC pauses.  Drawing only."""
+"""Profiling figures: bucket shares, memory per variant, memory across replicas, GC pauses.
+
+Drawing only: each takes what ``lootlab.profiling`` returns (DataFrames, ``GcStats``) and
+returns a matplotlib ``Figure`` built without pyplot (nothing global, nothing shown).  These
+are the figures notebooks 03 and 04 show.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..profiling.categorize import BUCKETS
+if TYPE_CHECKING:
+    from ..profiling.gcpause import GcStats
 
-_COLORS = {"TLS/ssl": "#d62728", "gRPC core": "#ff7f0e", "protobuf": "#bcbd22", "socket I/O": "#e377c2",
-           "numpy/memcpy": "#1f77b4", "GC": "#9467bd", "Python overhead": "#7f7f7f",
-           "idle/wait": "#c7c7c7", "other": "#8c564b"}
+# (columns, title, colour, scale): one panel each, drawn when any of its columns is in the
+# table; colour None draws the columns side by side with a legend.
+_MEMORY_PANELS: tuple[tuple[tuple[str, ...], str, str | None, float], ...] = (
+    (("allocs_per_op",), "allocations per op (memray)", "#2b5c9e", 1.0),
+    (("bytes_per_op",),
+     "KiB allocated per op (measured loop only; the mapping is reported apart)", "#7aa6d8",
+     1 / 1024),
+    (("RssAnon_MiB", "RssFile_MiB", "peak_heap_MiB"), "RSS anon / file, peak heap (MiB)", None,
+     1.0),
+)
+
+# (column of ``replicas.totals``, legend label)
+_REPLICA_LINES = (
+    ("pss_total_MiB", "PSS, all replicas"),
+    ("pss_file_total_MiB", "PSS file-backed (shared page cache)"),
+    ("rss_total_MiB", "RSS summed (counts shared pages K times)"),
+)
+
+GC_TITLE = "GC pauses during the measured loop (write-up: 8 ms -> 0.6 ms)"
 
 
-def bucket_bars(shares: pd.DataFrame, *, title: str = "Where the CPU samples go") -> Figure:
-    """Stacked bars, one per variant, of ``profiling.bucket_shares`` (shares sum to 1)."""
-    fig = Figure(figsize=(max(5, 1.2 * len(shares) + 3), 4.5), layout="constrained")
+def bucket_bars(shares: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """One horizontal stacked bar per variant of ``profiling.bucket_shares`` (each row sums
+    to 1), first variant on top; every bucket keeps its legend entry, even at 0, so variants
+    can be compared bucket by bucket."""
+    numeric = shares.set_index("variant").drop(columns=["samples"], errors="ignore")
+    fig = Figure(figsize=(10, 0.6 + 0.5 * len(shares)), layout="constrained")
     ax = fig.subplots()
-    x = np.arange(len(shares))
-    bottom = np.zeros(len(shares))
-    for b in BUCKETS:
-        if b not in shares or not shares[b].any():
-            continue
-        vals = shares[b].to_numpy(float) * 100
-        ax.bar(x, vals, bottom=bottom, label=b, color=_COLORS.get(b))
-        bottom += vals
-    ax.set_xticks(x, shares["variant"], rotation=20, ha="right")
-    ax.set_ylabel("share of samples in the measured loop (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(title)
-    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize="small")
+    numeric.plot.barh(stacked=True, ax=ax, colormap="tab20", width=0.7)
+    ax.set_xlabel("share of samples in the measured loop")
+    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+    ax.invert_yaxis()
+    if title:
+        ax.set_title(title)
     return fig
 
 
-def memory_bars(table: pd.DataFrame, columns: Sequence[str] = ("allocs_per_op", "peak_heap_MiB",
-                                                              "RssAnon_MiB")) -> Figure:
-    """One panel per measure, one bar per variant (rows of the bench table or
-    ``MemoryProfile.summary()`` dicts in a DataFrame)."""
-    cols = [c for c in columns if c in table]
-    fig = Figure(figsize=(4 * len(cols), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(cols)))
-    for ax, c in zip(axes, cols):
-        ax.bar(table["variant"], table[c], color="#1f77b4")
-        ax.set_title(c)
-        ax.tick_params(axis="x", rotation=30)
+def memory_bars(table: pd.DataFrame) -> Figure:
+    """Per variant: allocations per op, KiB per op, and RSS anon / file with peak heap
+    side by side (rows of ``MemoryProfile.summary()``).  A panel whose columns are all
+    missing is left out, so a partial table still draws."""
+    panels = [([c for c in columns if c in table], title, color, scale)
+              for columns, title, color, scale in _MEMORY_PANELS]
+    panels = [panel for panel in panels if panel[0]]
+    fig = Figure(figsize=(4 * len(panels), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (columns, title, color, scale) in zip(axes, panels):
+        if color is not None:  # a single measure
+            ax.bar(table["variant"], table[columns[0]] * scale, color=color)
+        else:  # measures side by side, with a legend
+            (table.set_index("variant")[columns] * scale).plot.bar(ax=ax)
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=20)
     return fig
 
 
-def pss_vs_replicas(totals: pd.DataFrame) -> Figure:
-    """Total PSS and total RSS against K replicas (``replicas.totals``), per variant: RSS
-    counts shared pages K times, PSS once."""
-    fig = Figure(figsize=(7, 4.2), layout="constrained")
+def pss_vs_replicas(totals: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Memory summed over K replicas (``profiling.replicas.totals``): total PSS, its
+    file-backed part and summed RSS.  RSS counts pages the replicas share K times, PSS once;
+    a remote variant's server PSS is added on top where the table has it."""
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.subplots()
-    for v, g in totals.groupby("variant"):
-        ax.plot(g["k"], g["pss_total_MiB"], "o-", label=f"{v} total PSS")
-        ax.plot(g["k"], g["rss_total_MiB"], "x--", alpha=0.6, label=f"{v} total RSS")
+    variants = list(totals["variant"].unique())
+    for variant, g in totals.groupby("variant", sort=False):
+        prefix = f"{variant}: " if len(variants) > 1 else ""
+        for col, label in _REPLICA_LINES:
+            if col in g:
+                ax.plot(g["k"], g[col], marker="o", label=prefix + label)
         if "server_pss_MiB" in g and g["server_pss_MiB"].notna().any():
-            ax.plot(g["k"], g["pss_total_MiB"] + g["server_pss_MiB"].fillna(0), "o-.",
-                    alpha=0.7, label=f"{v} total PSS + its server")
-        if "index_pss_total_MiB" in g and g["index_pss_total_MiB"].any():
-            ax.plot(g["k"], g["index_pss_total_MiB"], "s:", label=f"{v} index PSS (shared)")
+            ax.plot(g["k"], g["pss_total_MiB"] + g["server_pss_MiB"].fillna(0), marker="o",
+                    ls="-.", label=prefix + "PSS, all replicas + their server")
     ax.set_xlabel("replicas (K)")
-    ax.set_ylabel("MiB")
-    ax.set_xticks(sorted(totals["k"].unique()))
-    ax.set_title("Memory across replicas")
-    ax.legend(fontsize="small")
+    ax.set_ylabel("total MiB")
+    if title is None:
+        title = (f"{variants[0]}: memory summed over K replicas" if len(variants) == 1
+                 else "memory summed over K replicas")
+    ax.set_title(title)
+    ax.legend()
     return fig
 
 
-def gc_pause_chart(stats: Iterable) -> Figure:
-    """Per variant (``GcStats``): collections per 1 k ops by generation, and p99/max pause."""
-    stats = list(stats)
-    rows = pd.DataFrame([s.summary() for s in stats])
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    x = np.arange(len(rows))
-    bottom = np.zeros(len(rows))
-    for g in (0, 1, 2):
-        vals = rows[f"gen{g}_per_kop"].to_numpy(float)
-        left.bar(x, vals, bottom=bottom, label=f"gen {g}")
-        bottom += vals
-    left.set_xticks(x, rows["variant"], rotation=20, ha="right")
-    left.set_ylabel("collections per 1 000 ops")
-    left.legend(fontsize="small")
-    w = 0.38
-    right.bar(x - w / 2, rows["pause_p99_ms"], w, label="p99")
-    right.bar(x + w / 2, rows["pause_max_ms"], w, label="max")
-    right.set_xticks(x, rows["variant"], rotation=20, ha="right")
-    right.set_ylabel("GC pause (ms)")
-    right.legend(fontsize="small")
-    fig.suptitle("GC pauses (gc.callbacks)")
+def gc_pause_chart(stats: Mapping[str, GcStats] | Iterable[GcStats], *,
+                   title: str = GC_TITLE) -> Figure:
+    """One box of GC pause durations per variant (``profiling.gc_pauses`` results, as a
+    list or a name -> stats mapping whose keys label the boxes).  A variant without a
+    single collection is drawn at 0 ms rather than left out, so its absence of pauses shows."""
+    if isinstance(stats, Mapping):
+        labels, values = list(stats), list(stats.values())
+    else:
+        values = list(stats)
+        labels = [s.variant for s in values]
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    ax = fig.subplots()
+    data = [s.pauses_ms if len(s.pauses_ms) else [0.0] for s in values]
+    ax.boxplot(data, showfliers=True)
+    ax.set_xticks(range(1, len(values) + 1), labels)
+    ax.set_ylabel("GC pause (ms)")
+    ax.set_title(title)
     return fig
+
+
+__all__ = ["bucket_bars", "gc_pause_chart", "memory_bars", "pss_vs_replicas"]

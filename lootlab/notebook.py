@@ -1,0 +1,60 @@
+"""The first cell of every shipped notebook: ``lootlab.notebook.setup(profile)``.
+
+One call instead of a cell copied into each notebook, so the notebooks agree on how figures
+are shown (PNG, inline, which survives the HTML export), which warnings are noise, how wide
+tables print, and which profiles exist.  Outside IPython the display part does nothing, so
+a script or a test can call it too.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+PANDAS_OPTIONS = {"display.width": 160, "display.max_columns": 30, "display.precision": 3}
+
+
+def check_profile(profile: str) -> str:
+    """``profile`` if it is one of ``lootlab.report.PROFILES`` (the one list of them, which
+    ``lootlab report`` also offers); else a ValueError naming the allowed ones, since papermill
+    passes whatever was typed on the command line."""
+    from .report.pipeline import PROFILES
+
+    if profile not in PROFILES:
+        allowed = ", ".join(repr(p) for p in PROFILES)
+        raise ValueError(f"profile must be one of {allowed}, not {profile!r}")
+    return profile
+
+
+def setup(profile: str) -> None:
+    """Validate ``profile``; silence DeprecationWarnings and tqdm's "IProgress not found";
+    show matplotlib figures inline as PNG (under IPython only); set pandas display options.
+
+    Call it before the notebook's other imports, so their warnings are silenced too."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+    check_profile(profile)
+    _inline_png()
+    import pandas as pd
+
+    for key, value in PANDAS_OPTIONS.items():
+        pd.set_option(key, value)
+
+
+def _inline_png() -> None:
+    """What ``%matplotlib inline`` and ``%config InlineBackend.figure_formats = ["png"]`` do,
+    through IPython's API; nothing when not running under IPython."""
+    if "IPython" not in sys.modules:  # not imported, so certainly not running under it
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.enable_matplotlib("inline")
+    from matplotlib_inline.config import InlineBackend
+
+    InlineBackend.instance(parent=shell).figure_formats = {"png"}
+
+
+__all__ = ["PANDAS_OPTIONS", "check_profile", "setup"]

@@ -1,0 +1,271 @@
+"""The profiling figures draw exactly the numbers they are given, and the notebooks' setup
+call configures what the old copied cell did.
+
+Inputs are what the measuring code returns: ``bucket_shares`` of small ``FlameProfile``s,
+``MemoryProfile.summary()`` rows, ``replicas.totals`` of a small raw frame, ``GcStats``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from lootlab.notebook import PANDAS_OPTIONS, check_profile, setup
+from lootlab.plots.profile import bucket_bars, gc_pause_chart, memory_bars, pss_vs_replicas
+from lootlab.profiling import BUCKETS, FlameProfile, GcEvent, GcStats, bucket_shares
+from lootlab.profiling.memory import MemoryProfile
+from lootlab.profiling.replicas import totals
+from lootlab.report import PROFILES
+
+LOOP = ("_run_module_as_main (<frozen runpy>:198)", "main (lootlab/workload.py:270)",
+        "_measured_ops (lootlab/workload.py:149)")
+NP = "ufunc_generic_fastcall (numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so)"
+CYGRPC = "grpc_call_start_batch (grpc/_cython/cygrpc.cpython-311-x86_64-linux-gnu.so)"
+SSL = "SSL_read (grpc/_cython/cygrpc.so)"
+MiB = 2**20
+
+
+def _tick_labels(ax, axis: str = "x") -> list[str]:
+    ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    return [t.get_text() for t in ticks]
+
+
+def _legend_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+# -- bucket shares (notebook 03) ---------------------------------------------------------
+
+@pytest.fixture
+def shares() -> pd.DataFrame:
+    return bucket_shares([
+        FlameProfile("grpc-tls-pooled", {LOOP + (CYGRPC,): 5, LOOP + (CYGRPC, SSL): 3,
+                                         LOOP: 2}),
+        FlameProfile("mmap", {LOOP + (NP,): 7, LOOP: 1}),
+    ])
+
+
+def test_bucket_bars_stack_each_variants_shares_in_bucket_order(shares):
+    fig = bucket_bars(shares)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    # every bucket keeps its legend entry (zero-share ones too), in the categorizer's order
+    assert _legend_labels(ax) == list(BUCKETS)
+    assert len(ax.containers) == len(BUCKETS)
+    left = np.zeros(len(shares))
+    for bucket, bars in zip(BUCKETS, ax.containers):
+        widths = np.array([p.get_width() for p in bars])
+        lefts = np.array([p.get_x() for p in bars])
+        np.testing.assert_allclose(widths, shares[bucket].to_numpy(float))
+        np.testing.assert_allclose(lefts, left)
+        left += widths
+    np.testing.assert_allclose(left, 1.0)  # each row of shares sums to 1
+    # one bar per variant, the first one on top
+    assert _tick_labels(ax, "y") == list(shares["variant"])
+    assert ax.yaxis_inverted()
+    assert ax.get_xlabel() == "share of samples in the measured loop"
+    assert ax.get_title() == ""
+    assert bucket_bars(shares, title="CPU").axes[0].get_title() == "CPU"
+
+
+def test_bucket_bars_grow_with_the_number_of_variants(shares):
+    two = bucket_bars(shares).get_size_inches()
+    one = bucket_bars(shares.iloc[:1]).get_size_inches()
+    assert two[0] == one[0] == 10 and two[1] > one[1]
+
+
+# -- memory per variant (notebook 04) ----------------------------------------------------
+
+def _memory_profile(variant: str, allocs: float, nbytes: float, anon: int, file: int,
+                    peak: int) -> MemoryProfile:
+    return MemoryProfile(variant, ops=500, allocations_per_op=allocs, bytes_per_op=nbytes,
+                         peak_heap=peak, total_allocations=1000, mmap_allocations=1,
+                         mmap_bytes=8 * MiB, proc={"RssAnon": anon, "RssFile": file})
+
+
+@pytest.fixture
+def mem_table() -> pd.DataFrame:
+    return pd.DataFrame([
+        _memory_profile("grpc-tls-pooled", 2.1, 3072.0, 60 * MiB, 20 * MiB, 40 * MiB).summary(),
+        _memory_profile("mmap", 0.4, 512.0, 30 * MiB, 50 * MiB, 12 * MiB).summary(),
+    ])
+
+
+def _heights(bars) -> list[float]:
+    return [p.get_height() for p in bars]
+
+
+def test_memory_bars_draw_allocations_bytes_and_rss_per_variant(mem_table):
+    fig = memory_bars(mem_table)
+    allocs, kib, rss = fig.axes[:3]
+    assert [ax.get_title() for ax in (allocs, kib, rss)] == [
+        "allocations per op (memray)",
+        "KiB allocated per op (measured loop only; the mapping is reported apart)",
+        "RSS anon / file, peak heap (MiB)"]
+    variants = list(mem_table["variant"])
+    assert _heights(allocs.patches) == pytest.approx([2.1, 0.4])
+    assert _heights(kib.patches) == pytest.approx([3.0, 0.5])  # bytes shown as KiB
+    for ax in (allocs, kib, rss):
+        assert _tick_labels(ax) == variants
+    columns = ["RssAnon_MiB", "RssFile_MiB", "peak_heap_MiB"]
+    assert _legend_labels(rss) == columns
+    assert [_heights(c) for c in rss.containers] == [
+        pytest.approx([60, 30]), pytest.approx([20, 50]), pytest.approx([40, 12])]
+    assert tuple(fig.get_size_inches()) == (12, 3.6)
+
+
+def test_memory_bars_leave_out_a_panel_whose_columns_are_missing(mem_table):
+    fig = memory_bars(mem_table[["variant", "allocs_per_op", "RssAnon_MiB"]])
+    allocs, rss = fig.axes[:2]
+    assert allocs.get_title() == "allocations per op (memray)"
+    assert _legend_labels(rss) == ["RssAnon_MiB"]
+    assert tuple(fig.get_size_inches()) == (8, 3.6)
+
+
+# -- memory across replicas (notebook 04) ------------------------------------------------
+
+def _raw_replicas(variant: str, ks=(1, 2), server: bool = False) -> pd.DataFrame:
+    """The per-process frame ``profiling.replicas`` returns: K replicas each sharing an
+    8 MiB index file, so PSS charges each 8 / K of it while RSS counts all of it."""
+    rows = []
+    for k in ks:
+        for _ in range(k):
+            rows.append({"variant": variant, "k": k, "role": "replica", "Rss": 40 * MiB,
+                         "Pss": 32 * MiB + 8 * MiB // k, "Pss_Anon": 30 * MiB,
+                         "Pss_File": 2 * MiB + 8 * MiB // k, "index_rss": 8 * MiB,
+                         "index_pss": 8 * MiB // k})
+        if server:
+            rows.append({"variant": variant, "k": k, "role": "server", "Rss": 90 * MiB,
+                         "Pss": 80 * MiB, "Pss_Anon": 70 * MiB, "Pss_File": 10 * MiB,
+                         "index_rss": 8 * MiB, "index_pss": 8 * MiB})
+    return pd.DataFrame(rows)
+
+
+def test_pss_vs_replicas_draws_the_totals_against_k():
+    tot = totals(_raw_replicas("mmap", ks=(1, 2, 4)))
+    (ax,) = pss_vs_replicas(tot).axes
+    assert ax.get_title() == "mmap: memory summed over K replicas"
+    assert _legend_labels(ax) == ["PSS, all replicas", "PSS file-backed (shared page cache)",
+                                  "RSS summed (counts shared pages K times)"]
+    pss, pss_file, rss = ax.get_lines()
+    for line, col in [(pss, "pss_total_MiB"), (pss_file, "pss_file_total_MiB"),
+                      (rss, "rss_total_MiB")]:
+        np.testing.assert_array_equal(line.get_xdata(), [1, 2, 4])
+        np.testing.assert_allclose(line.get_ydata(), tot[col])
+    # the point of the figure: RSS grows with the shared file K times, PSS does not
+    np.testing.assert_allclose(rss.get_ydata(), [40, 80, 160])
+    np.testing.assert_allclose(pss.get_ydata(), [40, 72, 136])
+    assert ax.get_xlabel() == "replicas (K)" and ax.get_ylabel() == "total MiB"
+
+
+def test_pss_vs_replicas_names_variants_when_there_are_several_and_adds_the_server():
+    tot = totals(pd.concat([_raw_replicas("mmap"),
+                            _raw_replicas("grpc-tls-pooled", server=True)]))
+    (ax,) = pss_vs_replicas(tot).axes
+    labels = _legend_labels(ax)
+    assert ax.get_title() == "memory summed over K replicas"
+    assert "mmap: PSS, all replicas" in labels
+    assert "grpc-tls-pooled: PSS, all replicas + their server" in labels
+    assert not any("mmap" in label and "server" in label for label in labels)
+    server_line = ax.get_lines()[labels.index("grpc-tls-pooled: PSS, all replicas + their server")]
+    remote = tot[tot["variant"] == "grpc-tls-pooled"]
+    np.testing.assert_allclose(server_line.get_ydata(),
+                               remote["pss_total_MiB"] + remote["server_pss_MiB"])
+
+
+# -- GC pauses (notebook 04) -------------------------------------------------------------
+
+def _gc_stats(variant: str, pauses_ms: list[float]) -> GcStats:
+    return GcStats(variant, 1000, [GcEvent(0, i, int(p * 1e6), 1, 0)
+                                   for i, p in enumerate(pauses_ms)])
+
+
+def _box_quartiles(ax, position: int) -> tuple[float, float, float]:
+    """(q1, median, q3) of the box drawn at x = ``position``, read back from its lines."""
+    near = [ln for ln in ax.get_lines()
+            if len(ln.get_xdata()) and abs(np.mean(ln.get_xdata()) - position) < 0.3]
+    (box,) = [ln for ln in near if len(ln.get_xdata()) == 5]
+    x0, x1 = min(box.get_xdata()), max(box.get_xdata())
+    (median,) = [ln for ln in near if len(ln.get_xdata()) == 2
+                 and (min(ln.get_xdata()), max(ln.get_xdata())) == (x0, x1)]
+    return min(box.get_ydata()), median.get_ydata()[0], max(box.get_ydata())
+
+
+def test_gc_pause_chart_draws_one_box_of_pauses_per_variant():
+    pooled = [0.5, 1.0, 2.0, 4.0, 8.0]
+    stats = {"grpc-tls-pooled": _gc_stats("grpc-tls-pooled", pooled),
+             "mmap": _gc_stats("mmap", [])}
+    (ax,) = gc_pause_chart(stats).axes
+    assert _tick_labels(ax) == ["grpc-tls-pooled", "mmap"]
+    assert _box_quartiles(ax, 1) == pytest.approx(tuple(np.percentile(pooled, [25, 50, 75])))
+    assert _box_quartiles(ax, 2) == (0.0, 0.0, 0.0)  # no collection: drawn at 0, not dropped
+    assert ax.get_ylabel() == "GC pause (ms)"
+    assert "8 ms -> 0.6 ms" in ax.get_title()
+
+
+def test_gc_pause_chart_takes_a_list_labelled_by_variant():
+    (ax,) = gc_pause_chart([_gc_stats("a", [1.0]), _gc_stats("b", [2.0, 3.0])]).axes
+    assert _tick_labels(ax) == ["a", "b"]
+    assert _box_quartiles(ax, 2)[1] == pytest.approx(2.5)
+
+
+# -- the notebooks' setup call -----------------------------------------------------------
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_report_profile_is_a_notebook_profile(profile):
+    assert check_profile(profile) == profile
+
+
+def test_an_unknown_profile_is_refused_naming_the_allowed_ones():
+    with pytest.raises(ValueError) as err:
+        check_profile("fast")
+    message = str(err.value)
+    assert "'fast'" in message and all(repr(p) in message for p in PROFILES)
+
+
+def test_setup_outside_ipython_sets_tables_and_warnings_and_returns_nothing():
+    with pd.option_context("display.width", 80, "display.max_columns", 5,
+                           "display.precision", 6), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert setup("quick") is None
+        for key, value in PANDAS_OPTIONS.items():
+            assert pd.get_option(key) == value
+        warnings.warn("old API", DeprecationWarning)  # silenced, so no error
+        warnings.warn("IProgress not found. Please update jupyter", UserWarning)
+        with pytest.raises(UserWarning):
+            warnings.warn("something else", UserWarning)
+        with pytest.raises(ValueError):
+            setup("fast")
+
+
+def test_setup_under_ipython_shows_figures_inline_as_png_only():
+    """In a fresh process (the shell and the backend are process-wide), a Jupyter kernel's
+    shell whose user config asks for SVG: setup does what ``%matplotlib inline`` and
+    ``%config InlineBackend.figure_formats = ["png"]`` did."""
+    script = """
+import matplotlib
+from ipykernel.inprocess.ipkernel import InProcessKernel
+from matplotlib.figure import Figure
+from matplotlib_inline.config import InlineBackend
+shell = InProcessKernel().shell
+InlineBackend.instance().figure_formats = {"svg"}
+import lootlab.notebook
+lootlab.notebook.setup("quick")
+formatters = shell.display_formatter.formatters
+print(matplotlib.get_backend())
+print(Figure in formatters["image/png"].type_printers,
+      Figure in formatters["image/svg+xml"].type_printers)
+"""
+    env = {"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    out = subprocess.run([sys.executable, "-Xfrozen_modules=off", "-c", script],
+                         check=False, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    backend, formats = out.stdout.splitlines()[-2:]
+    assert "inline" in backend
+    assert formats == "True False"

@@ -1,16 +1,16 @@
 """``LootIndex``: the memory-mapped index, its queries, and generation swaps under readers.
 
 Opening maps the file and checks the header and sizes: constant time, no per-record
-Python objects.  Each query takes one ``_Snapshot`` (one mapping of one generation) and
-uses only it, so a query never mixes generations.  A swap is noticed by comparing the
-path's file identity (device, inode, size, mtime_ns) at most every ``refresh_interval``
-seconds; the old mapping is released when the last query holding it returns.
+Python objects.  Each query takes one ``Snapshot`` (one mapping of one generation,
+``lootlab/snapshot.py``) and uses only it, so a query never mixes generations.  A swap is
+noticed by comparing the path's file identity (device, inode, size, mtime_ns) at most
+every ``refresh_interval`` seconds; the old mapping is released when the last query
+holding it returns.  Argument checks live in ``lootlab/queryargs.py``.
 """
 
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import struct
 import threading
@@ -22,256 +22,32 @@ from typing import Iterator
 import numpy as np
 
 from . import fileformat as ff
-from .errors import InvalidIndexError, QueryError
-from .records import (RECORD_SIZE, RESULT_DTYPE, X_SHIFT, Y_BITS, Z_BITS, LootRecord,
-                      Records, empty_results, in_range, pack_key, pack_keys, to_results,
-                      unpack_keys, words_to_results)
+from .errors import InvalidIndexError, QueryError  # noqa: F401 - QueryError: as before
+from .queryargs import MAX_R as _MAX_R  # noqa: F401 - importable from here as before
+from .queryargs import check_corner as _check_corner
+from .queryargs import check_k as _check_k
+from .queryargs import check_point as _check_point
+from .queryargs import coord as _coord  # noqa: F401 - importable from here as before
+from .queryargs import positions as _positions
+from .queryargs import radius_squared as _radius_squared
+from .records import (RECORD_SIZE, RESULT_DTYPE, LootRecord, Records, empty_results, in_range,
+                      pack_key, pack_keys, to_results, unpack_keys, words_to_results)
+from .snapshot import Snapshot as _Snapshot
+from .snapshot import distance2 as _distance2
+from .snapshot import results as _results
 
-try:  # the optional C inner loops (lootlab/_kernels.c); numpy does the same without them
+# The optional C inner loops (lootlab/_kernels.c); numpy does the same without them.  This
+# module global is the switch: near/box read it on every query and hand it to the snapshot,
+# so ``numpy_only()`` (or a test setting ``lootlab.index._kernels = None``) takes effect.
+try:
     from . import _kernels
 except ImportError:  # pragma: no cover - a build without a C compiler
     _kernels = None
 if os.environ.get("LOOTLAB_NO_KERNELS"):
     _kernels = None
 
-_BIAS = 1 << 25
-_scratch = threading.local()   # per-thread result buffer for the C kernels
 _U32 = struct.Struct("<I")
 _REC = struct.Struct("<QIIHBBI")
-_MAX_R = 1 << 28          # farther than any two packable positions
-_ROW = np.dtype("V24")
-_ROWS_BY_SEARCH = 64      # wider than this many cell rows, scan cells instead of rows
-_RUNS_BY_SLICES = 16      # up to this many runs, gather by slicing; beyond, by index
-
-
-class _Snapshot:
-    """One mapped generation: the header and zero-copy numpy views of its sections."""
-
-    __slots__ = ("mm", "header", "ident", "raw", "keys", "codes", "starts", "table", "n",
-                 "hash_shift", "hash_mask", "hash_offset", "records_offset", "shift",
-                 "bmin", "bmax", "max_probe", "lineage", "__weakref__")
-
-    def __init__(self, path: Path, verify: bool):
-        fd = ff.open_regular(path)      # never blocks: a FIFO at the path is refused
-        try:
-            st = os.fstat(fd)
-            if st.st_size < ff.HEADER_SIZE:
-                ff.parse_header(os.pread(fd, ff.HEADER_SIZE, 0), path, st.st_size)  # says why
-            mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
-        try:
-            # a bytes copy, not a memoryview: an exception traceback holding an exported
-            # view would make mm.close() raise BufferError and hide the real error
-            header = ff.parse_header(mm[:ff.HEADER_SIZE], path, st.st_size)
-            if verify:
-                ff.verify_body(mm, header, path)
-            lay = header.layout
-            c = header.cell_count
-            codes = np.frombuffer(mm, "<u8", count=c, offset=lay.cells_offset)
-            starts = np.frombuffer(mm, "<i8", count=c + 1, offset=lay.cells_offset + 8 * c)
-            problem = ff.cell_table_problem(codes, starts, header.record_count)
-            if problem:
-                raise InvalidIndexError(path, problem)
-        except BaseException:
-            codes = starts = None
-            mm.close()
-            raise
-        lay = header.layout
-        n, c = header.record_count, header.cell_count
-        self.mm = mm
-        self.header = header
-        self.ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        self.n = n
-        # (n, 3) uint64 words: a copy of a run is one memcpy, not a per-field loop
-        self.raw = np.frombuffer(mm, "<u8", count=3 * n, offset=lay.records_offset).reshape(n, 3)
-        self.keys = self.raw[:, 0]
-        self.codes, self.starts = codes, starts
-        self.table = np.frombuffer(mm, "<u4", count=header.hash_slots, offset=lay.hash_offset)
-        self.hash_shift = 64 - header.hash_bits
-        self.hash_mask = header.hash_slots - 1
-        self.hash_offset = lay.hash_offset
-        self.records_offset = lay.records_offset
-        self.shift = header.cell_shift
-        self.bmin, self.bmax = header.bbox_min, header.bbox_max
-        self.max_probe = header.max_probe    # a miss costs at most this many probes
-        self.lineage = header.lineage
-
-    # -- spatial runs -------------------------------------------------------------------
-    def runs(self, x0: int, x1: int, z0: int, z1: int) -> tuple[list[int], list[int]]:
-        """Record ranges [start, end) of every cell row overlapping x0..x1, z0..z1."""
-        s = self.shift
-        r0, r1 = (x0 + _BIAS) >> s, (x1 + _BIAS) >> s
-        cz0, cz1 = (z0 + _BIAS) >> s, ((z1 + _BIAS) >> s) + 1
-        if r1 - r0 >= _ROWS_BY_SEARCH:
-            return self._runs_by_scan(r0, r1, cz0, cz1)
-        bounds = []
-        for row in range(r0, r1 + 1):
-            bounds += ((row << 26) + cz0, (row << 26) + cz1)   # cz1 may be 2**26: add, not OR
-        at = self.starts[np.searchsorted(self.codes, np.array(bounds, np.uint64))].tolist()
-        # Never trust an offset read from the file: clamp run bounds to [0, n].
-        n = self.n
-        at = [0 if v < 0 else n if v > n else v for v in at]
-        starts, ends = at[0::2], at[1::2]
-        return starts, ends
-
-    def _runs_by_scan(self, r0: int, r1: int, cz0: int, cz1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Wide boxes: scan the cells of rows r0..r1 (bounded by the cell count, not the width)."""
-        a, b = np.searchsorted(self.codes, np.array([r0 << 26, (r1 + 1) << 26], np.uint64)).tolist()
-        cz = self.codes[a:b] & np.uint64((1 << 26) - 1)
-        cells = a + np.flatnonzero((cz >= np.uint64(cz0)) & (cz < np.uint64(cz1)))
-        starts = self.starts[cells].clip(0, self.n)
-        ends = self.starts[cells + 1].clip(0, self.n)
-        return starts, ends
-
-    def query_cells(self, mode: int, x0: int, x1: int, z0: int, z1: int,
-                    params: tuple[int, ...]) -> Records:
-        """One whole near (mode 0) or box (mode 1) query in the C kernel, GIL released.
-
-        Hits land in a per-thread scratch buffer (a fresh one per query would cost page
-        faults, more than the selection) and are copied out as plain words.
-        """
-        x0, x1 = max(x0, self.bmin[0]), min(x1, self.bmax[0])
-        z0, z1 = max(z0, self.bmin[2]), min(z1, self.bmax[2])
-        scratch = getattr(_scratch, "rows", None)
-        if scratch is None:
-            scratch = _scratch.rows = np.empty(4096, RESULT_DTYPE)
-        while True:
-            count = _kernels.query_cells(self.raw, self.codes, self.starts, self.shift,
-                                         x0, x1, z0, z1, mode, *params, scratch)
-            if count <= len(scratch):
-                break
-            scratch = _scratch.rows = np.empty(max(count, 2 * len(scratch)), RESULT_DTYPE)
-        out = np.empty(count, RESULT_DTYPE)
-        # copy as plain words: numpy copies structured dtypes field by field, ~10x slower
-        out.view(np.uint64)[:] = scratch[:count].view(np.uint64)
-        return out.view(Records)
-
-    def gather(self, x0: int, x1: int, z0: int, z1: int) -> np.ndarray:
-        """Records of all cells overlapping the column box (a superset of the answer)."""
-        raw = self.raw
-        x0, x1 = max(x0, self.bmin[0]), min(x1, self.bmax[0])
-        z0, z1 = max(z0, self.bmin[2]), min(z1, self.bmax[2])
-        if not self.n or x0 > x1 or z0 > z1:
-            return raw[:0]
-        starts, ends = self.runs(x0, x1, z0, z1)
-        if len(starts) <= _RUNS_BY_SLICES:
-            parts = [raw[a:b] for a, b in zip(starts, ends) if b > a]
-            if len(parts) == 1:
-                return parts[0]
-            return np.concatenate(parts) if parts else raw[:0]
-        lo, hi = np.asarray(starts), np.asarray(ends)
-        lengths = np.maximum(hi - lo, 0)
-        total = int(lengths.sum())
-        offsets = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-        return raw[offsets + np.arange(total)]
-
-    def covers(self, x0: int, x1: int, z0: int, z1: int) -> bool:
-        return x0 <= self.bmin[0] and x1 >= self.bmax[0] and z0 <= self.bmin[2] and z1 >= self.bmax[2]
-
-
-def _results(cand: np.ndarray, sel: np.ndarray) -> Records:
-    """Results for the record words ``cand[sel]`` (a void view makes the pick one memcpy a row)."""
-    picked = cand.view(_ROW).reshape(-1)[sel] if cand.flags.c_contiguous else cand[sel]
-    return words_to_results(picked.view(np.uint64).reshape(-1, 3))
-
-
-def _distance2(words: np.ndarray, x: int, y: int, z: int) -> np.ndarray:
-    """Squared distance from (x, y, z) to each record; decodes keys in place (few temporaries)."""
-    k = words[:, 0].view(np.int64)
-    d2 = k >> X_SHIFT
-    d2 -= x
-    d2 *= d2
-    t = k << (64 - X_SHIFT)
-    t >>= 64 - Z_BITS
-    t -= z
-    t *= t
-    d2 += t
-    np.left_shift(k, 64 - Y_BITS, out=t)
-    t >>= 64 - Y_BITS
-    t -= y
-    t *= t
-    d2 += t
-    return d2
-
-
-def _coord(v: object) -> int:
-    """One coordinate as an int: Python and numpy integers, or floats with no fraction.
-
-    Anything else (a fractional float, a string, a bool, None) is a QueryError, never
-    truncated or parsed: ``get(x + 0.9, y, z)`` must not answer for ``x``.
-    """
-    if type(v) is int:
-        return v
-    if isinstance(v, (bool, np.bool_)):
-        raise QueryError(f"coordinates must be integers, got the bool {v!r}")
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
-        return int(v)
-    raise QueryError(f"coordinates must be integers, got {v!r} ({type(v).__name__})")
-
-
-def _check_point(x: object, y: object, z: object) -> tuple[int, int, int]:
-    x, y, z = _coord(x), _coord(y), _coord(z)
-    if not in_range(x, y, z):
-        raise QueryError(f"position ({x}, {y}, {z}) is outside the packable range "
-                         f"(x, z in [-33554432, 33554431], y in [-2048, 2047])")
-    return x, y, z
-
-
-def _check_corner(name: str, corner: object) -> tuple[int, int, int]:
-    """A box corner: exactly three coordinates."""
-    try:
-        values = tuple(corner)  # type: ignore[call-overload]
-    except TypeError:
-        raise QueryError(f"box {name} must be (x, y, z), got {corner!r}") from None
-    if len(values) != 3 or isinstance(corner, (str, bytes)):
-        raise QueryError(f"box {name} must be (x, y, z), got {corner!r}")
-    return _check_point(*values)
-
-
-_XYZ_LIMITS = ((-_BIAS, _BIAS - 1), (-2048, 2047), (-_BIAS, _BIAS - 1))
-
-
-def _positions(xyz: object) -> np.ndarray:
-    """``get_many`` input as an (n, 3) int64 array, range-checked before any cast.
-
-    Integers of any numpy width and floats with no fraction are accepted; bool, object
-    (e.g. Python ints beyond 64 bits), str, complex and ragged input are QueryErrors.
-    Values are checked in their own dtype, so a uint64 or a float 1e30 cannot wrap into
-    range on the way to int64.
-    """
-    try:
-        pts = np.asarray(xyz)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise QueryError(f"get_many expects an (n, 3) array of integer positions: {exc}") from None
-    if pts.ndim != 2 or pts.shape[1] != 3:
-        raise QueryError(f"get_many expects an (n, 3) array of positions, got shape {pts.shape}")
-    if pts.dtype.kind not in "iuf":
-        raise QueryError(f"get_many positions must be integers, got dtype {pts.dtype}")
-    if pts.dtype.kind == "f" and pts.size and not np.all(np.isfinite(pts) & (pts == np.floor(pts))):
-        raise QueryError("get_many positions must be integers (found a fraction, inf or nan)")
-    for axis, (low, high) in enumerate(_XYZ_LIMITS):
-        col = pts[:, axis]
-        bad = (col < low) | (col > high) if pts.dtype.kind != "u" else col > high
-        if bad.any():
-            row = int(np.argmax(bad))
-            shown = ", ".join(str(v) for v in pts[row].tolist())
-            raise QueryError(f"row {row}: position ({shown}) is outside the packable range")
-    return pts.astype(np.int64, copy=False)
-
-
-def _radius_squared(r: float) -> int:
-    """Integer bound on dx²+dy²+dz² for radius ``r`` (exact for integer radii)."""
-    if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, float, np.integer, np.floating)):
-        raise QueryError(f"radius must be a number, got {r!r}")
-    if not math.isfinite(r) or r < 0:
-        raise QueryError(f"radius must be finite and >= 0, got {r!r}")
-    if isinstance(r, (int, np.integer)):
-        r = min(int(r), _MAX_R)
-        return r * r
-    return math.floor(min(float(r), float(_MAX_R)) ** 2)
 
 
 class LootIndex:
@@ -292,7 +68,8 @@ class LootIndex:
         try:
             self._snap: _Snapshot | None = _Snapshot(self.path, verify)
         except FileNotFoundError as exc:
-            raise InvalidIndexError(self.path, "no such file (build one with `lootlab build`)") from exc
+            raise InvalidIndexError(self.path,
+                                    "no such file (build one with `lootlab build`)") from exc
         except PermissionError as exc:
             raise InvalidIndexError(self.path, "permission denied") from exc
         except OSError as exc:
@@ -317,7 +94,8 @@ class LootIndex:
         snap = self._snap
         if snap is None:
             return f"<LootIndex {str(self.path)!r} closed>"
-        return f"<LootIndex {str(self.path)!r} records={snap.n} generation={snap.header.generation}>"
+        return (f"<LootIndex {str(self.path)!r} records={snap.n} "
+                f"generation={snap.header.generation}>")
 
     @property
     def generation(self) -> int:
@@ -430,7 +208,8 @@ class LootIndex:
         found_at = np.full(n, -1, dtype=np.int64)
         if n and snap.n:
             keys = pack_keys(x, y, z)
-            pos = ((keys * np.uint64(ff.HASH_MULTIPLIER)) >> np.uint64(snap.hash_shift)).astype(np.int64)
+            pos = ((keys * np.uint64(ff.HASH_MULTIPLIER))
+                   >> np.uint64(snap.hash_shift)).astype(np.int64)
             pending = np.arange(n)
             table, rkeys, mask = snap.table, snap.keys, snap.hash_mask
             for _ in range(snap.max_probe):
@@ -458,7 +237,7 @@ class LootIndex:
         if not snap.n or y + reach < snap.bmin[1] or y - reach > snap.bmax[1]:
             return empty_results()
         if _kernels is not None:
-            return snap.query_cells(0, x - reach, x + reach, z - reach, z + reach,
+            return snap.query_cells(_kernels, 0, x - reach, x + reach, z - reach, z + reach,
                                     (x, y, z, r2, 0, 0))
         cand = snap.gather(x - reach, x + reach, z - reach, z + reach)
         return _results(cand, _distance2(cand, x, y, z) <= r2)
@@ -473,7 +252,7 @@ class LootIndex:
         if y1 < snap.bmin[1] or y0 > snap.bmax[1]:
             return empty_results()
         if _kernels is not None:
-            return snap.query_cells(1, x0, x1, z0, z1, (x0, y0, z0, x1, y1, z1))
+            return snap.query_cells(_kernels, 1, x0, x1, z0, z1, (x0, y0, z0, x1, y1, z1))
         cand = snap.gather(x0, x1, z0, z1)
         cx, cy, cz = unpack_keys(cand[:, 0])
         sel = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1) & (cz >= z0) & (cz <= z1)
@@ -482,8 +261,7 @@ class LootIndex:
     def knn(self, x: int, y: int, z: int, k: int) -> Records:
         """The k nearest records, nearest first (ties broken by key); all if k > len."""
         x, y, z = _check_point(x, y, z)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise QueryError(f"k must be an integer >= 0, got {k!r}")
+        k = _check_k(k)
         snap = self._current()
         if k == 0 or not snap.n:
             return empty_results()

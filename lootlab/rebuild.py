@@ -10,16 +10,16 @@ Failures never touch the published file.  Updates taken from the channel but not
 published are kept and folded into the next attempt, which comes after an exponential
 backoff.  ``status`` says how stale the index is: the time since the last check that
 confirmed the index matches the source.
+
+Here: the cycle, the thread and ``serve``.  The update channel is ``updates.py``, the
+results, status and backoff bookkeeping ``rebuildstatus.py``, the cleanup of temp files
+left by dead builds ``tempfiles.py``; their names stay importable from here.
 """
 
 from __future__ import annotations
 
-import os
-import queue
-import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -29,122 +29,16 @@ import pandas as pd
 from . import build as _build
 from .build import read_header
 from .errors import InvalidRecordsError, LootlabError
-from .records import FIELDS, pack_keys
+from .rebuildstatus import CycleResult, Ledger, RebuildStatus, backoff_delay
 from .sources import Source, open_source
-from .tables import columns_of, validate_columns
-
-#: Column of an update that marks a removal (truthy: the position's loot is gone).
-REMOVED = "removed"
+from .tempfiles import _pid_alive  # noqa: F401 - importable from here, as before the split
+from .tempfiles import clean_temp_files
+from .updates import REMOVED, normalize_updates  # noqa: F401 - importable from here, as before
+from .updates import UpdateChannel, UpdateQueueFull, merge_updates
 
 
 class RebuildError(LootlabError):
     """A rebuild cycle failed; the published index is untouched."""
-
-
-class UpdateQueueFull(LootlabError):
-    """``apply`` could not enqueue: the channel is full (the update was NOT taken)."""
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    """What one cycle did: ``outcome`` is "built", "unchanged" or "failed"."""
-
-    outcome: str
-    generation: int | None
-    source_version: str
-    seconds: float
-    build_seconds: float = 0.0
-    fetch_seconds: float = 0.0
-    records: int = 0
-    updates_applied: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RebuildStatus:
-    """A snapshot of the worker's state; times are wall-clock (``time.time()``)."""
-
-    index_path: str
-    source: str
-    running: bool
-    generation: int | None
-    source_version: str
-    cycles: int
-    builds: int
-    failures: int
-    consecutive_failures: int
-    last_success: float | None
-    last_build: float | None
-    last_error: str | None
-    last_error_time: float | None
-    build_seconds: float | None
-    pending_updates: int
-    next_attempt_in: float | None
-    now: float = field(default_factory=time.time)
-
-    @property
-    def staleness(self) -> float:
-        """Seconds since a check last confirmed the index matches the source (inf: never)."""
-        return self.now - self.last_success if self.last_success is not None else float("inf")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "staleness": self.staleness}
-
-
-def normalize_updates(updates: pd.DataFrame | Iterable[Mapping[str, Any]] | np.ndarray) -> pd.DataFrame:
-    """Updates as a validated DataFrame of FIELDS + ``removed`` (bool).
-
-    A removal needs only x, y, z; its other fields are ignored.  Raises
-    ``InvalidRecordsError`` naming the first bad row, so a bad update is refused at the
-    door instead of failing a later cycle.
-    """
-    if isinstance(updates, pd.DataFrame):
-        frame = updates
-    elif isinstance(updates, np.ndarray) and updates.dtype.names:
-        frame = pd.DataFrame({n: updates[n] for n in updates.dtype.names})
-    else:
-        frame = pd.DataFrame.from_records(list(updates))
-    if not len(frame):
-        return pd.DataFrame({**{name: np.zeros(0, np.int64) for name in FIELDS},
-                             REMOVED: np.zeros(0, bool)})
-    if REMOVED in frame.columns:
-        removed = frame[REMOVED].fillna(False).astype(bool).to_numpy()
-    else:
-        removed = np.zeros(len(frame), dtype=bool)
-    frame = frame.copy()
-    for name in FIELDS[3:]:            # a removal's metadata is irrelevant: zero it
-        if name not in frame.columns:
-            if len(frame) and removed.all():
-                frame[name] = 0
-        elif removed.any():
-            frame[name] = frame[name].where(~removed, 0)
-    cols = validate_columns(columns_of(frame))
-    out = pd.DataFrame(cols)
-    out.loc[removed, FIELDS[3:]] = 0
-    out[REMOVED] = removed
-    return out
-
-
-def merge_updates(table: pd.DataFrame, updates: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The source table with updates on top (later updates win; removals drop the position).
-
-    Returns (merged table, consolidated updates: one row per touched position).
-    """
-    if not updates:
-        return table, pd.DataFrame(columns=[*FIELDS, REMOVED])
-    upd = pd.concat(updates, ignore_index=True)
-    ukeys = pack_keys(upd["x"].to_numpy(), upd["y"].to_numpy(), upd["z"].to_numpy())
-    keep = _build._dedupe_later_wins(ukeys)
-    keep.sort()
-    upd = upd.iloc[keep].reset_index(drop=True)
-    ukeys = ukeys[keep]
-    cols = validate_columns(columns_of(table))
-    tkeys = pack_keys(cols["x"], cols["y"], cols["z"])
-    untouched = ~np.isin(tkeys, ukeys)
-    added = upd[~upd[REMOVED].to_numpy()]
-    base = pd.DataFrame({name: cols[name][untouched] for name in FIELDS})
-    merged = pd.concat([base, added[FIELDS]], ignore_index=True)
-    return merged, upd
 
 
 class Rebuilder:
@@ -166,25 +60,18 @@ class Rebuilder:
         self.max_backoff = float(max_backoff) if max_backoff is not None else max(self.interval,
                                                                                  self.backoff)
         self.on_cycle = on_cycle
-        self._queue: queue.Queue[pd.DataFrame] = queue.Queue(maxsize=max_pending)
-        self._taken: list[pd.DataFrame] = []      # drained from the queue, not yet published
+        self._cycle_lock = threading.Lock()
+        self._state_lock = threading.Lock()   # guards the ledger and the taken updates
+        self._updates = UpdateChannel(max_pending, self._state_lock)
         self._overlay: list[pd.DataFrame] = []    # published updates, kept on top of the source
         self._table: pd.DataFrame | None = None
         self._version: str | None = None
-        self._cycle_lock = threading.Lock()
-        self._state_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_at: float | None = None
-        self._cycles = self._builds = self._failures = self._consecutive = 0
-        self._last_success: float | None = None
-        self._last_build: float | None = None
-        self._last_error: str | None = None
-        self._last_error_time: float | None = None
-        self._build_seconds: float | None = None
-        self._generation: int | None = _build.read_generation(self.index_path)
-        self._published_version = _published_source_version(self.index_path)
+        self._ledger = Ledger(_build.read_generation(self.index_path),
+                              _published_source_version(self.index_path))
         self.removed_temp_files: list[Path] = []
         self.callback_error: Exception | None = None
         self.last_exception: BaseException | None = None   # of the last failed cycle
@@ -192,7 +79,8 @@ class Rebuilder:
             self.removed_temp_files = clean_temp_files(self.index_path)
 
     def __repr__(self) -> str:
-        return f"<Rebuilder {self.source.description} -> {self.index_path} every {self.interval:g}s>"
+        return (f"<Rebuilder {self.source.description} -> {self.index_path} "
+                f"every {self.interval:g}s>")
 
     # -- update channel -----------------------------------------------------------------
     def apply(self, updates: pd.DataFrame | Iterable[Mapping[str, Any]] | np.ndarray, *,
@@ -203,32 +91,12 @@ class Rebuilder:
         full: ``block=True`` waits up to ``timeout`` seconds (None: forever), then raises
         ``UpdateQueueFull``; ``block=False`` raises at once.  Never drops silently.
         """
-        frame = normalize_updates(updates)
-        if frame.empty:
-            return 0
-        try:
-            self._queue.put(frame, block=block, timeout=timeout)
-        except queue.Full:
-            raise UpdateQueueFull(f"update channel is full ({self._queue.maxsize} batches "
-                                  f"waiting for the next cycle); these {len(frame)} rows were "
-                                  f"not queued: retry, or raise max_pending") from None
-        return len(frame)
+        return self._updates.put(updates, block=block, timeout=timeout)
 
     @property
     def pending_updates(self) -> int:
         """Update rows received and not yet published (queued + taken by a failed cycle)."""
-        with self._state_lock:
-            taken = sum(len(f) for f in self._taken)
-        return taken + sum(len(f) for f in list(self._queue.queue))
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                frame = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            with self._state_lock:
-                self._taken.append(frame)
+        return self._updates.pending_rows()
 
     # -- one cycle ------------------------------------------------------------------------
     def run_once(self) -> CycleResult:
@@ -236,9 +104,8 @@ class Rebuilder:
         source or publish failure: the result (and ``status``) carries the error."""
         with self._cycle_lock:
             started = time.perf_counter()
-            self._drain()
-            with self._state_lock:
-                taken = list(self._taken)
+            taken = self._updates.take()
+            ledger = self._ledger
             fetch_s = build_s = 0.0
             try:
                 t0 = time.perf_counter()
@@ -250,11 +117,11 @@ class Rebuilder:
                     table, version = fetched.table, fetched.version
                 else:
                     table, version = self._table, self._version
-                index_ok = self._generation is not None and self.index_path.exists()
-                if not taken and index_ok and version == self._published_version and (
+                index_ok = ledger.generation is not None and self.index_path.exists()
+                if not taken and index_ok and version == ledger.published_version and (
                         fetched is None or not self._overlay):
                     self._table, self._version = table, version
-                    return self._finish(CycleResult("unchanged", self._generation, version,
+                    return self._finish(CycleResult("unchanged", ledger.generation, version,
                                                     time.perf_counter() - started,
                                                     fetch_seconds=fetch_s), checked_at)
                 t1 = time.perf_counter()
@@ -273,23 +140,17 @@ class Rebuilder:
                 return self._fail(exc, started, fetch_s)
             self._table, self._version = table, version
             with self._state_lock:
-                del self._taken[:len(taken)]
+                self._updates.published_locked(len(taken))
                 self._overlay = [consolidated] if len(consolidated) else []
-                self._generation = generation
-                self._published_version = version
-                self._builds += 1
-                self._build_seconds = build_s
-                self._last_build = time.time()
+                ledger.built(generation, version, build_s)
             return self._finish(CycleResult("built", generation, version,
                                             time.perf_counter() - started, build_s, fetch_s,
                                             header.record_count, sum(len(t) for t in taken)),
-                            checked_at)
+                                checked_at)
 
     def _finish(self, result: CycleResult, checked_at: float) -> CycleResult:
         with self._state_lock:
-            self._cycles += 1
-            self._consecutive = 0
-            self._last_success = checked_at
+            self._ledger.confirmed(checked_at)
         self._notify(result)
         return result
 
@@ -297,12 +158,9 @@ class Rebuilder:
         message = f"{type(exc).__name__}: {exc}"
         self.last_exception = exc
         with self._state_lock:
-            self._cycles += 1
-            self._failures += 1
-            self._consecutive += 1
-            self._last_error = message
-            self._last_error_time = time.time()
-        result = CycleResult("failed", self._generation, self._published_version or "",
+            self._ledger.failed(message)
+        result = CycleResult("failed", self._ledger.generation,
+                             self._ledger.published_version or "",
                              time.perf_counter() - started, fetch_seconds=fetch_s, error=message)
         self._notify(result)
         return result
@@ -318,11 +176,8 @@ class Rebuilder:
 
     def next_delay(self) -> float:
         """Seconds until the next cycle: the interval, or the backoff after failures."""
-        n = self._consecutive
-        if not n:
-            return self.interval
-        delay = min(self.max_backoff, self.backoff * 2 ** (n - 1))
-        return delay * random.uniform(0.9, 1.1)
+        return backoff_delay(self._ledger.consecutive, self.interval, self.backoff,
+                             self.max_backoff)
 
     # -- the thread ---------------------------------------------------------------------
     def start(self) -> "Rebuilder":
@@ -330,7 +185,8 @@ class Rebuilder:
         if self._thread and self._thread.is_alive():
             return self
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"lootlab-rebuild-{self.index_path.name}",
+        self._thread = threading.Thread(target=self._loop,
+                                        name=f"lootlab-rebuild-{self.index_path.name}",
                                         daemon=True)
         self._thread.start()
         return self
@@ -382,53 +238,15 @@ class Rebuilder:
     def status(self) -> RebuildStatus:
         next_at = self._next_at
         with self._state_lock:
-            return RebuildStatus(
-                str(self.index_path), self.source.description, self.running, self._generation,
-                self._published_version or "", self._cycles, self._builds, self._failures,
-                self._consecutive, self._last_success, self._last_build, self._last_error,
-                self._last_error_time, self._build_seconds,
-                sum(len(f) for f in self._taken) + sum(len(f) for f in list(self._queue.queue)),
+            return self._ledger.status(
+                str(self.index_path), self.source.description, self.running,
+                self._updates.pending_rows_locked(),
                 max(0.0, next_at - time.monotonic()) if next_at is not None else None)
 
 
 def _published_source_version(path: Path) -> str | None:
     header = read_header(path)
     return header.source_version if header else None
-
-
-def clean_temp_files(index_path: str | Path) -> list[Path]:
-    """Remove ``.<name>.tmp-<pid>-*`` files left by builds that died (their pid is gone)."""
-    path = Path(index_path)
-    removed = []
-    try:
-        candidates = list(path.parent.glob(f".{path.name}.tmp-*"))
-    except OSError:
-        return removed
-    for tmp in candidates:
-        pid_text = tmp.name[len(f".{path.name}.tmp-"):].split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
-            continue                      # another live process is writing it right now
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (killed child not yet reaped) holds no file open for writing
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def serve(source: Source | str | Path, index_path: str | Path, *, interval: float = 60,

@@ -297,5 +297,17 @@ def numpy_only() -> Iterator[None]:
 
 def open_index(path: str | Path, *, verify: bool = False,
                refresh_interval: float | None = 0.05) -> LootIndex:
-    """Map an index file.  ``verify=True`` also checks the body CRC (reads the whole file)."""
+    """Map an index file and return a ``LootIndex`` (a context manager; ``close()``).
+
+    Constant time: the header, sizes, section table and cell table are checked, no record
+    is read.  Options:
+      ``verify``            also check the body CRC (reads the whole file once);
+      ``refresh_interval``  seconds between looks for a newly published generation at the
+                            path (default 0.05; 0 looks on every query, None never: call
+                            ``refresh()``).
+
+    Raises ``InvalidIndexError`` (naming the file and what is wrong) when the path is
+    missing, not a regular file, unreadable, or not a valid lootlab index of this format
+    version.  Queries raise ``QueryError`` for out-of-range or non-integer arguments.
+    """
     return LootIndex(path, verify=verify, refresh_interval=refresh_interval)

@@ -1,8 +1,7 @@
 """Modules stay small enough to read in one sitting: one job each, at most 400 lines.
 
-``CHECKED`` lists the parts of ``lootlab/`` held to the limit so far (relative to the
-package, a subpackage or a module); the lead widens it as other parts are split, until it
-is the whole package.  Generated protobuf code is never counted.
+``CHECKED`` lists the parts of ``lootlab/`` held to the limit (relative to the package; ""
+is all of it).  Generated protobuf code is never counted.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import pytest
 import lootlab
 
 MAX_LINES = 400
-CHECKED = ["loadgen"]
+CHECKED = [""]          # the whole package
 GENERATED = ("loot_pb2.py", "loot_pb2_grpc.py")
 PACKAGE = Path(lootlab.__file__).parent
 

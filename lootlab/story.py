@@ -5,7 +5,8 @@ notebooks and ``lootlab.plots.story`` only draw it.
 The story: the overlay search called a remote gRPC service over TLS and fixed it in steps,
 ``grpc-tls-fresh`` -> ``grpc-tls-resumed`` -> ``grpc-tls-pooled`` -> ``grpc-tls-packed``,
 then replaced it with the memory-mapped file (``mmap``).  ``run_steps`` measures each step
-at the same offered load on this machine; ``verdict`` says in words what the data shows.
+at the same offered load on this machine; ``lootlab.report.story`` says in words what the
+data shows.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
+
+
+if TYPE_CHECKING:
+    from .loadgen.results import LoadResult
 
 #: The steps of the story, in order, with what each change was.
 STEPS: dict[str, str] = {
@@ -102,8 +107,8 @@ def run_steps(rate: float, duration: float, *, variants: list[str] | None = None
     for variant in variants:
         if on_step:
             on_step(variant)
-        res = loadgen.run(variant_target(variant, server), loadgen.constant(rate, duration, seed=seed),
-                          processes=processes, concurrency=concurrency, warmup=warmup,
+        res = loadgen.run(variant_target(variant, server),
+                          loadgen.constant(rate, duration, seed=seed), processes=processes, concurrency=concurrency, warmup=warmup,
                           label=variant, **run_options)
         results[variant] = res
         rows.append(step_row(variant, res))
@@ -112,121 +117,113 @@ def run_steps(rate: float, duration: float, *, variants: list[str] | None = None
     return StoryRun(rate=float(rate), duration=float(duration), steps=steps, results=results)
 
 
-def _fmt_ms(ms: float) -> str:
-    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
-
-
-def verdict(steps: pd.DataFrame) -> str:
-    """Plain words for what the measured steps show (computed from the rows, not assumed)."""
-    if steps.empty:
-        return "No step was measured."
-    by = steps.set_index("step")
-    first, last = steps.iloc[0], steps.iloc[-1]
-    parts = []
-    rate = first["offered_per_s"]
-    ratio = first["p99_ms"] / last["p99_ms"] if last["p99_ms"] > 0 else math.inf
-    if last["p99_ms"] < first["p99_ms"]:
-        parts.append(f"At {rate:,.0f} requests/s, p99 went from {_fmt_ms(first['p99_ms'])} "
-                     f"({first['step']}) to {_fmt_ms(last['p99_ms'])} ({last['step']}), "
-                     f"{ratio:.1f}x lower.")
-    else:
-        parts.append(f"At {rate:,.0f} requests/s, {last['step']} did not beat {first['step']} "
-                     f"at p99 ({_fmt_ms(last['p99_ms'])} vs {_fmt_ms(first['p99_ms'])}).")
-    deltas = steps["p99_ms"].diff().iloc[1:]
-    if len(deltas):
-        best = int(deltas.idxmin())
-        gain = -deltas.loc[best]
-        if gain > 0:
-            parts.append(f"The largest single gain was {steps.loc[best, 'step']} "
-                         f"({steps.loc[best, 'change']}): p99 {_fmt_ms(gain)} lower than the "
-                         f"step before.")
-        worse = [steps.loc[i, "step"] for i in deltas.index if deltas.loc[i] > 0]
-        if worse:
-            parts.append(f"p99 got worse at: {', '.join(worse)}.")
-    if "mmap" in by.index and "grpc-tls-packed" in by.index:
-        remote = by.loc["grpc-tls-packed", "p50_ms"]
-        local = by.loc["mmap", "p50_ms"]
-        if local < remote:
-            parts.append(f"Even the best remote client pays {_fmt_ms(remote - local)} more at "
-                         f"the median than reading the mapped file.")
-    behind = steps[steps["achieved_per_s"] < 0.97 * steps["offered_per_s"]]
-    for _, s in behind.iterrows():
-        parts.append(f"{s['step']} could not keep up with {s['offered_per_s']:,.0f} requests/s "
-                     f"here (it completed {s['achieved_per_s']:,.0f}/s), so its latency is "
-                     f"mostly time spent queued: it is saturated at this load.")
-    invalid = steps.loc[~steps["valid"], "step"].tolist()
-    if invalid:
-        parts.append(f"The load generator could not keep the schedule for {', '.join(invalid)}:"
-                     f" those numbers describe the generator's limit as much as the variant.")
-    errors = int(steps["errors"].sum())
-    if errors:
-        parts.append(f"{errors:,} requests failed.")
-    parts.append("The write-up reported 95 -> 78 -> 34 ms p99 on production hardware with a "
-                 "real network; a loopback server here has no network latency, so compare "
-                 "the ratios, not the milliseconds.")
-    return " ".join(parts)
-
-
-def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
-    """The step chart's numbers as rows for ``lootlab.report.publish_summary``."""
-    rows = []
-    for _, s in steps.iterrows():
-        rows.append({"step": s["step"], "p50 ms": round(float(s["p50_ms"]), 3),
-                     "p99 ms": round(float(s["p99_ms"]), 3),
-                     "achieved/s": round(float(s["achieved_per_s"]), 1),
-                     "write-up p99 ms": (None if math.isnan(s["writeup_p99_ms"])
-                                         else s["writeup_p99_ms"]),
-                     "run": "valid" if s["valid"] else "INVALID (see health)"})
-    return rows
-
-
 # --- rebuild under load -------------------------------------------------------------------
 
 @dataclass
 class RebuildRun:
-    """Readers at a constant rate while the index was rebuilt and swapped under them.
+    """Readers at a constant rate (through ``loadgen``) while the index was rebuilt and
+    swapped under them.
 
-    ``requests``: one row per query (``t_s`` intended send time from the start,
-    ``latency_ms`` from the intended time, ``generation`` the reader saw, ``ok``).
-    ``swaps``: the worker's publications (``t_s``, ``generation``, ``build_s``).
-    ``worker``: the worker's final status and cycle counts.
+    ``load``: the readers' ``LoadResult`` (latency from intended send times, per-second
+    intervals, counts, health; the warm-up before ``t_s`` = 0 is discarded and counted).
+    ``seen``: when the readers first saw each generation (``t_s`` from the start of the
+    measured window, negative in the warm-up; ``generation``).
+    ``swaps``: the worker's publications in the measured window (``t_s``, ``generation``,
+    ``build_s``).  ``worker``: the worker's final status and cycle counts.
     """
 
     source: str
     rate: float
     duration: float
     records: int
-    requests: pd.DataFrame
+    load: LoadResult
+    seen: pd.DataFrame
     swaps: pd.DataFrame
     worker: dict[str, Any]
 
     @property
     def errors(self) -> int:
-        return int((~self.requests["ok"]).sum())
+        """Reader queries that failed or timed out (a swap must cause none)."""
+        return int(self.load.counts.get("failed", 0) + self.load.counts.get("timeouts", 0))
 
     @property
     def generations_seen(self) -> list[int]:
-        return sorted(int(g) for g in self.requests["generation"].dropna().unique())
+        """Generations the readers answered from during the measured window."""
+        seen = self.seen[self.seen["t_s"] <= self.duration]
+        before = seen[seen["t_s"] <= 0]
+        keep = pd.concat([before.tail(1), seen[seen["t_s"] > 0]])
+        return sorted(int(g) for g in keep["generation"].unique())
 
-    def windows(self, width: float = 0.5) -> pd.DataFrame:
-        """p50/p99/max latency per ``width``-second window of intended send time."""
-        req = self.requests
-        bins = (req["t_s"] // width) * width
-        grouped = req.groupby(bins)["latency_ms"]
-        out = pd.DataFrame({"p50_ms": grouped.quantile(0.5), "p99_ms": grouped.quantile(0.99),
-                            "max_ms": grouped.max(), "count": grouped.size()})
-        out.index.name = "t_s"
-        return out.reset_index()
+    def windows(self, width: float = 1.0) -> pd.DataFrame:
+        """p50/p99/max latency (ms) per ``width``-second window of the measured run, from
+        the merged per-second histograms (so ``width`` is a whole number of seconds)."""
+        from .loadgen import hist
+
+        k = round(width)
+        if k < 1 or abs(width - k) > 1e-9:
+            raise ValueError(f"width must be a whole number of seconds, not {width!r}")
+        intervals = self.load.intervals
+        rows = []
+        for s in range(0, len(intervals), k):
+            h = hist.merge(intervals[s:s + k])
+            p50, p99, pmax = hist.percentiles(h, [50, 99, 100]) / 1e6
+            rows.append({"t_s": float(s), "t_end_s": float(min(s + k, len(intervals))),
+                         "p50_ms": p50, "p99_ms": p99, "max_ms": pmax,
+                         "count": int(h.get_total_count())})
+        return pd.DataFrame(rows, columns=["t_s", "t_end_s", "p50_ms", "p99_ms", "max_ms",
+                                           "count"])
 
     def summary(self) -> dict[str, Any]:
-        lat = self.requests["latency_ms"]
-        achieved = len(self.requests) / self.duration if self.duration else math.nan
-        return {"source": self.source, "rate": self.rate, "achieved_per_s": achieved,
-                "requests": len(self.requests), "errors": self.errors,
-                "p50_ms": float(lat.quantile(0.5)), "p99_ms": float(lat.quantile(0.99)),
-                "max_ms": float(lat.max()), "swaps": len(self.swaps),
-                "generations_seen": len(self.generations_seen),
-                "worker_failures": int(self.worker.get("failures", 0))}
+        """One row of numbers for the run, with the generator's health verdict."""
+        load = self.load
+        return {"source": self.source, "rate": self.rate,
+                "achieved_per_s": float(load.achieved_rate), "requests": load.requests,
+                "warmup_discarded": int(load.counts.get("warmup_requests", 0)),
+                "errors": self.errors, "p50_ms": load.latency_us(50) / 1e3,
+                "p99_ms": load.latency_us(99) / 1e3, "max_ms": load.latency_us(100) / 1e3,
+                "swaps": len(self.swaps), "generations_seen": len(self.generations_seen),
+                "worker_failures": int(self.worker.get("failures", 0)),
+                "valid": bool(load.health.valid),
+                "health": "; ".join(load.health.reasons) or "ok"}
+
+
+class _GenerationClient:
+    """A reader on the work index whose ``near`` notes (wall time, generation) whenever the
+    generation it answered from changes: one comparison per query, so it costs nothing
+    the latency would show."""
+
+    def __init__(self, path: Path, refresh_interval: float):
+        from .index import open_index
+
+        self.idx = open_index(path, refresh_interval=refresh_interval)
+        self.log: list[tuple[float, int]] = []
+        self._last: int | None = None
+
+    def near(self, x: int, y: int, z: int, r: int) -> Any:
+        t = time.time()
+        out = self.idx.near(x, y, z, r)
+        g = self.idx.generation
+        if g != self._last:
+            self._last = g
+            self.log.append((t, g))
+        return out
+
+    def close(self) -> None:
+        self.idx.close()
+
+
+class _Readers:
+    """The zero-argument factory ``loadgen.run`` opens its client with; it keeps the client
+    so the generation log can be read after the run (``processes=1`` runs it here)."""
+
+    def __init__(self, path: Path, refresh_interval: float):
+        self.path, self.refresh_interval = path, refresh_interval
+        self.clients: list[_GenerationClient] = []
+
+    def __call__(self) -> _GenerationClient:
+        client = _GenerationClient(self.path, self.refresh_interval)
+        self.clients.append(client)
+        return client
 
 
 def _mutate(table: pd.DataFrame, rng: np.random.Generator, fraction: float = 0.01) -> pd.DataFrame:
@@ -297,16 +294,18 @@ def _rebuild_side(kind: str, work: str, swap_every: float, check_every: float, s
 def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: float = 10.0,
                        swap_every: float = 1.0, check_every: float = 0.2,
                        records: int = 50_000, radius: int = 32, seed: int = 0,
-                       refresh_interval: float = 0.02, workdir: str | Path | None = None,
-                       timeout: float = 60.0) -> RebuildRun:
+                       refresh_interval: float = 0.02, warmup: float = 0.5,
+                       workdir: str | Path | None = None, timeout: float = 60.0) -> RebuildRun:
     """Query an index at a constant ``rate`` while a worker (another process) rebuilds it
     from ``source`` ("local" file or "s3" through a loopback S3 server) every ``swap_every``
     seconds.
 
-    Latency is measured from each query's intended send time (open loop: a query held up by
-    a slow one is charged for the wait).  The world is a fresh ``records``-row one in a
-    temporary directory under the data dir, removed afterwards.
+    The readers are driven by ``loadgen.run`` (one process, inline), so latency is measured
+    from each query's intended send time like every other experiment, and the first
+    ``warmup`` seconds are discarded (and counted in the result).  The world is a fresh
+    ``records``-row one in a temporary directory under the data dir, removed afterwards.
     """
+    from . import loadgen
     from .build import build_index
     from .index import open_index
     from .overlay import overlay_queries
@@ -327,6 +326,8 @@ def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: fl
         world = generate_world(records, seed)
         write_table(world, work / "world.parquet")
         build_index(world, work / "loot.idx", source_version="initial")
+        with open_index(work / "loot.idx") as idx:
+            queries = overlay_queries(idx, 4096, seed=seed, radius=radius)
         proc = ctx.Process(target=_rebuild_side, name="lootlab-rebuild-side",
                            args=(source, str(work), swap_every, check_every, seed, events, stop),
                            daemon=True)
@@ -334,51 +335,26 @@ def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: fl
         kind, payload = events.get(timeout=timeout)
         if kind != "ready":
             raise RuntimeError(f"the rebuild side failed to start: {payload}")
-        with open_index(work / "loot.idx", refresh_interval=refresh_interval) as idx:
-            queries = overlay_queries(idx, 4096, seed=seed, radius=radius)
-            n = int(rate * duration)
-            intended = np.arange(n, dtype=np.float64) / rate
-            lat = np.empty(n)
-            gen = np.empty(n, dtype=np.int64)
-            ok = np.ones(n, dtype=bool)
-            t0_wall = time.time()
-            t0 = time.perf_counter() + 0.05
-            for i in range(n):
-                due = t0 + intended[i]
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                x, y, z, r = queries[i % len(queries)]
-                try:
-                    idx.near(int(x), int(y), int(z), int(r))
-                except Exception:
-                    ok[i] = False
-                lat[i] = (time.perf_counter() - due) * 1e3
-                gen[i] = idx.generation
+        readers = _Readers(work / "loot.idx", refresh_interval)
+        load = loadgen.run(readers, loadgen.constant(rate, duration, seed=seed), processes=1,
+                           warmup=warmup, workload=queries, label=f"rebuild-{source}")
         stop.set()
-        done: dict[str, Any] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                kind, payload = events.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue_mod.Empty:
-                break
-            if kind == "done":
-                done = payload
-                break
-            if kind == "error":
-                raise RuntimeError(f"the rebuild side failed: {payload}")
-        t_start = t0_wall + 0.05
+        done = _wait_done(events, timeout)
+        log = [entry for client in readers.clients for entry in client.log]
+        # the first query was due at the run's t0; the measured window starts warmup later
+        t_start = (log[0][0] if log else time.time()) + warmup
+        seen = pd.DataFrame([{"t_s": t - t_start, "generation": g} for t, g in log],
+                            columns=["t_s", "generation"])
         swaps = pd.DataFrame([{"t_s": c["time"] - t_start, "generation": c["generation"],
                                "build_s": c["build_s"]}
                               for c in done.get("cycles", []) if c["outcome"] == "built"],
                              columns=["t_s", "generation", "build_s"])
         swaps = swaps[(swaps["t_s"] >= 0) & (swaps["t_s"] <= duration)].reset_index(drop=True)
-        requests = pd.DataFrame({"t_s": intended, "latency_ms": lat, "generation": gen, "ok": ok})
         worker = dict(done.get("status", {}))
         worker["cycles_recorded"] = len(done.get("cycles", []))
         return RebuildRun(source=source, rate=float(rate), duration=float(duration),
-                          records=int(records), requests=requests, swaps=swaps, worker=worker)
+                          records=int(records), load=load, seen=seen, swaps=swaps,
+                          worker=worker)
     finally:
         stop.set()
         if proc is not None:
@@ -387,3 +363,18 @@ def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: fl
                 proc.terminate()
                 proc.join(timeout=5)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _wait_done(events: Any, timeout: float) -> dict[str, Any]:
+    """The rebuild side's final report (its status and cycles), or {} if it never came."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            kind, payload = events.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue_mod.Empty:
+            break
+        if kind == "done":
+            return payload
+        if kind == "error":
+            raise RuntimeError(f"the rebuild side failed: {payload}")
+    return {}

@@ -89,32 +89,48 @@ def writeup_chart(writeup: dict[str, Any]) -> Figure:
     return fig
 
 
-def rebuild_timeline(runs: list[Any], *, window: float = 0.5) -> Figure:
-    """Per run (one row each): windowed p50/p99 over time, the worker's swaps as vertical
-    lines, and the generation each query saw (right axis)."""
+def rebuild_timeline(runs: list[Any], *, window: float = 1.0) -> Figure:
+    """Per run (one row each): p50/p99 per ``window`` seconds of the measured run (the
+    merged per-second histograms, drawn at each window's middle), the worker's swaps as
+    vertical lines, and the generation the readers answered from (right axis)."""
     fig = Figure(figsize=(12, 3.4 * max(1, len(runs))), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(runs), 1, squeeze=False)[:, 0])
     for ax, run in zip(axes, runs):
         win = run.windows(window)
-        ax.plot(win["t_s"], win["p99_ms"], label="p99", color="#2b5c9e", marker=".")
-        ax.plot(win["t_s"], win["p50_ms"], label="p50", color="#7aa6d8", marker=".")
+        mid = (win["t_s"] + win["t_end_s"]) / 2
+        ax.plot(mid, win["p99_ms"], label="p99", color="#2b5c9e", marker=".")
+        ax.plot(mid, win["p50_ms"], label="p50", color="#7aa6d8", marker=".")
         for j, t in enumerate(run.swaps["t_s"]):
             ax.axvline(t, color="#c0392b", lw=0.8, ls="--",
                        label="index swapped" if j == 0 else None)
         ax.set_yscale("log")
-        ax.set_ylabel("latency (ms, log)")
+        ax.set_ylabel(f"latency per {window:g} s (ms, log)")
         s = run.summary()
         ax.set_title(f"{run.source} source: {s['requests']:,} queries at {run.rate:,.0f}/s, "
                      f"{s['swaps']} swaps, {s['generations_seen']} generations seen, "
-                     f"{s['errors']} errors")
+                     f"{s['errors']} errors" + ("" if s["valid"] else " (INVALID run)"))
         gen_ax = ax.twinx()
-        req = run.requests
-        gen_ax.step(req["t_s"], req["generation"], where="post", color="#27ae60", lw=1,
-                    label="generation seen")
+        t, g = _generation_steps(run.seen, run.duration)
+        gen_ax.step(t, g, where="post", color="#27ae60", lw=1, label="generation seen")
         gen_ax.set_ylabel("generation", color="#27ae60")
         lines = ax.get_legend_handles_labels()
         glines = gen_ax.get_legend_handles_labels()
         ax.legend(lines[0] + glines[0], lines[1] + glines[1], fontsize=8, loc="upper left")
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("time since start (s)")
+        ax.set_xlim(0, max(run.duration, float(win["t_end_s"].max()) if len(win) else 0.0))
+    axes[-1].set_xlabel("time since the end of the warm-up (s)")
     return fig
+
+
+def _generation_steps(seen: pd.DataFrame, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """The generation in effect from 0 to ``duration`` as step points: the one seen last
+    in the warm-up holds at 0, then each change where the readers first saw it."""
+    t = seen["t_s"].to_numpy(dtype=float)
+    g = seen["generation"].to_numpy(dtype=float)
+    if not len(t):
+        return t, g
+    inside = (t > 0) & (t <= duration)
+    start = g[t <= 0][-1:] if (t <= 0).any() else g[:1]
+    ts = np.concatenate([[0.0], t[inside], [duration]])
+    gs = np.concatenate([start, g[inside], g[inside][-1:] if inside.any() else start])
+    return ts, gs

@@ -1,0 +1,128 @@
+"""The story's experiments (``lootlab.story``) and their words (``lootlab.report.story``).
+
+The rebuild-under-load run drives its readers through ``loadgen`` on a small world; the
+verdict is checked on rows made by ``story.step_row`` from a real (small, mmap) LoadResult.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+import pytest
+
+from lootlab import loadgen, story
+from lootlab.report.story import rebuild_rows, rebuild_verdict, summary_rows, verdict
+
+RATE, DURATION, WARMUP = 200, 3.0, 0.5
+
+
+@pytest.fixture(scope="module")
+def rebuild_run(tmp_path_factory) -> story.RebuildRun:
+    return story.rebuild_under_load("local", rate=RATE, duration=DURATION, swap_every=0.5,
+                                    check_every=0.1, records=20_000, warmup=WARMUP,
+                                    workdir=tmp_path_factory.mktemp("rebuild"))
+
+
+def test_rebuild_readers_go_through_loadgen_and_see_the_swaps(rebuild_run):
+    run = rebuild_run
+    assert run.load.variant == "rebuild-local" and run.load.processes == 1
+    assert len(run.swaps) > 0 and (run.swaps["t_s"].between(0, DURATION)).all()
+    assert len(run.generations_seen) > 1
+    assert run.errors == 0 and run.load.counts["failed"] == 0
+    # the measured requests are the schedule's; the warm-up ran first and was discarded
+    assert run.load.requests == len(loadgen.constant(RATE, DURATION))
+    assert run.load.counts["warmup_requests"] == int(RATE * WARMUP)
+    # the reader log holds changes only: one row per generation seen, in order
+    assert run.seen["generation"].is_monotonic_increasing
+    assert run.seen["generation"].is_unique
+
+
+def test_rebuild_windows_cover_the_run_and_the_summary_carries_health(rebuild_run):
+    win = rebuild_run.windows()
+    assert list(win["t_s"][:3]) == [0.0, 1.0, 2.0] and win["t_end_s"].max() >= DURATION
+    assert win["count"].sum() == rebuild_run.load.requests
+    assert (win["p50_ms"] <= win["p99_ms"]).all() and (win["p99_ms"] <= win["max_ms"]).all()
+    two = rebuild_run.windows(2)
+    assert two["count"].sum() == rebuild_run.load.requests and len(two) < len(win)
+    with pytest.raises(ValueError, match="whole number"):
+        rebuild_run.windows(0.5)
+    s = rebuild_run.summary()
+    assert s["requests"] == rebuild_run.load.requests
+    assert s["warmup_discarded"] == int(RATE * WARMUP)
+    assert s["valid"] == rebuild_run.load.health.valid and isinstance(s["health"], str)
+    assert s["swaps"] == len(rebuild_run.swaps) and s["generations_seen"] > 1
+
+
+def test_rebuild_timeline_marks_the_swaps_and_report_words(rebuild_run):
+    from lootlab.plots.story import rebuild_timeline
+
+    fig = rebuild_timeline([rebuild_run])
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 + len(rebuild_run.swaps)   # p99, p50, one line per swap
+    assert "swaps" in ax.get_title()
+    row, = rebuild_rows([rebuild_run])
+    assert row["requests"] == rebuild_run.load.requests
+    assert rebuild_verdict([rebuild_run]).startswith(
+        f"zero reader errors across {len(rebuild_run.swaps)} swaps")
+
+
+# --- the verdict, on rows in run_steps' shape -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_result(tmp_path_factory):
+    import lootlab
+    from lootlab.overlay import overlay_queries
+
+    path = tmp_path_factory.mktemp("steps") / "loot.idx"
+    lootlab.build_index(lootlab.generate_world(n=20_000, seed=1), path)
+    with lootlab.open_index(path) as idx:
+        queries = overlay_queries(idx, 512, seed=0, radius=32)
+    return loadgen.run(functools.partial(lootlab.open_index, path), loadgen.constant(200, 1.0),
+                       warmup=0.2, workload=queries, label="mmap")
+
+
+def _steps(result, p99s, *, valid=None) -> pd.DataFrame:
+    """``run_steps``' DataFrame from real ``step_row``s, with p99 set to known numbers."""
+    rows = [story.step_row(name, result) for name in list(story.STEPS)[: len(p99s)]]
+    steps = pd.DataFrame(rows)
+    steps["p99_ms"] = p99s
+    steps["p50_ms"] = [p / 3 for p in p99s]
+    steps["offered_per_s"] = steps["achieved_per_s"] = 200.0
+    steps["valid"] = valid if valid is not None else [True] * len(p99s)   # the real run's
+    steps["errors"] = 0                            # health depends on the box; set it here
+    steps["p99_change_ms"] = steps["p99_ms"].diff()
+    return steps
+
+
+def test_step_row_has_the_columns_the_report_reads(small_result):
+    row = story.step_row("mmap", small_result)
+    assert row["requests"] == 200 and row["writeup_p99_ms"] == 34.0
+    assert row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"]
+    assert row["health"] == "ok" or not row["valid"]
+
+
+def test_verdict_names_the_first_last_and_largest_gain_from_the_rows(small_result):
+    text = verdict(_steps(small_result, [40.0, 30.0, 12.0, 8.0, 0.5]))
+    assert "40.0 ms (grpc-tls-fresh) to 0.50 ms (mmap), 80.0x lower" in text
+    assert "largest single gain was grpc-tls-pooled" in text and "18.0 ms" in text
+    assert "could not keep" not in text and "failed" not in text
+    text = verdict(_steps(small_result, [5.0, 9.0, 4.0, 3.0, 6.0]))
+    assert "mmap did not beat grpc-tls-fresh" in text
+    assert "p99 got worse at: grpc-tls-resumed, mmap" in text
+
+
+def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
+    steps = _steps(small_result, [40.0, 30.0, 12.0, 8.0, 0.5],
+                   valid=[True, True, False, True, True])
+    text = verdict(steps)
+    assert ("The load generator could not keep the schedule for grpc-tls-pooled: those "
+            "numbers describe the generator's limit as much as the variant.") in text
+    rows = summary_rows(steps)
+    assert [r["run"] for r in rows] == ["valid", "valid", "INVALID (see health)", "valid",
+                                        "valid"]
+    assert rows[-1]["write-up p99 ms"] == 34.0 and rows[1]["write-up p99 ms"] is None
+    steps.loc[0, "achieved_per_s"] = 150.0
+    assert "grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s)" \
+        in verdict(steps)
+    assert verdict(steps.iloc[:0]) == "No step was measured."

@@ -1,24 +1,38 @@
 """lootlab: remote gRPC service or local memory-mapped index? Measure it.
 
-The core (world, build, index) is imported eagerly; the heavier parts (gRPC clients, the
-rebuild worker, load generation, profiling) load on first use.
+Every public name loads on first use (module ``__getattr__``), so ``import lootlab`` and
+the ``lootlab`` command start without numpy or pandas; ``from lootlab import open_index``
+imports the core (world, build, index) as before.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
-
-from .build import BuildOptionError, BuildReport, PublishError, build_index
-from .errors import InvalidIndexError, InvalidRecordsError, LootlabError, LootlabTimeout, QueryError
-from .index import LootIndex, open_index
-from .records import FIELDS, RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, pack_key, unpack_key
-from .world import generate_world
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first attribute access
 _LAZY = {
+    "generate_world": "lootlab.world",
+    "build_index": "lootlab.build",
+    "BuildReport": "lootlab.build",
+    "PublishError": "lootlab.build",
+    "BuildOptionError": "lootlab.build",
+    "open_index": "lootlab.index",
+    "LootIndex": "lootlab.index",
+    "LootRecord": "lootlab.records",
+    "Records": "lootlab.records",
+    "FIELDS": "lootlab.records",
+    "RECORD_DTYPE": "lootlab.records",
+    "RESULT_DTYPE": "lootlab.records",
+    "pack_key": "lootlab.records",
+    "unpack_key": "lootlab.records",
+    "LootlabError": "lootlab.errors",
+    "LootlabTimeout": "lootlab.errors",
+    "InvalidIndexError": "lootlab.errors",
+    "InvalidRecordsError": "lootlab.errors",
+    "QueryError": "lootlab.errors",
     "connect": "lootlab.clients",
     "LootClient": "lootlab.clients",
     "VARIANTS": "lootlab.variants",
@@ -31,19 +45,30 @@ _LAZY = {
     "open_source": "lootlab.sources",
 }
 _SUBMODULES = {"loadgen", "profiling", "plots", "report", "remote", "workload", "variants",
-               "errors"}
+               "errors", "build", "index", "records", "world"}
 
-__all__ = [
-    "generate_world", "build_index", "open_index", "LootIndex", "BuildReport", "LootRecord",
-    "Records", "FIELDS", "RECORD_DTYPE", "RESULT_DTYPE", "pack_key", "unpack_key",
-    "LootlabError", "LootlabTimeout", "InvalidIndexError", "InvalidRecordsError", "QueryError",
-    "PublishError", "BuildOptionError", *_LAZY,
-]
+__all__ = list(_LAZY)
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .build import BuildOptionError, BuildReport, PublishError, build_index
+    from .clients import LootClient, connect
+    from .errors import (InvalidIndexError, InvalidRecordsError, LootlabError, LootlabTimeout,
+                         QueryError)
+    from .index import LootIndex, open_index
+    from .rebuild import Rebuilder
+    from .records import (FIELDS, RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, pack_key,
+                          unpack_key)
+    from .remote.errors import RemoteError
+    from .sources import LocalSource, S3Source, open_source
+    from .variants import VARIANTS, Endpoint, Variant
+    from .world import generate_world
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
     if name in _SUBMODULES:
         return importlib.import_module(f"lootlab.{name}")
     raise AttributeError(f"module 'lootlab' has no attribute {name!r}")

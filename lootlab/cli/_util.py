@@ -1,4 +1,5 @@
-"""Small helpers shared by the CLI commands: tables, human-readable sizes, output checks.
+"""Small helpers shared by the CLI commands: error handling, lazy command loading, tables,
+human-readable sizes, output checks.  Imported by ``lootlab --help``, so it stays light.
 
 The rule for every output option: missing parent directories are created; an output that
 cannot be written is refused before any work starts.
@@ -6,14 +7,80 @@ cannot be written is refused before any work starts.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import click
-import pandas as pd
 
 from ..errors import LootlabError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _fail(prog: str, exc: BaseException) -> None:
+    """One line on stderr and the exit status, for the errors lootlab expects."""
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo(f"{prog}: interrupted", err=True)
+        sys.exit(130)
+    text = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+    click.echo(f"{prog}: error: {text}", err=True)
+    sys.exit(1)
+
+
+class ErrorHandling:
+    """Mixin for a click command or group: a ``LootlabError`` or ``OSError`` is a one-line
+    message and exit 1, Ctrl-C exit 130, never a traceback (for ``lootlab`` and every
+    stand-alone ``python -m`` entry point alike)."""
+
+    prog = "lootlab"   # the name the message starts with (``python -m`` says ``__main__``)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except (LootlabError, OSError, KeyboardInterrupt) as exc:
+            _fail(self.prog, exc)
+
+
+class Command(ErrorHandling, click.Command):
+    """A command with lootlab's error handling."""
+
+
+class Group(ErrorHandling, click.Group):
+    """A group with lootlab's error handling."""
+
+
+def handle_errors(prog: str, group: bool = False) -> type[click.Command]:
+    """``@click.command(cls=handle_errors("lootlab.s3local"))``: a stand-alone ``python -m``
+    entry point that reports errors as ``lootlab`` does, under its own name."""
+    return type("Command", (Group if group else Command,), {"prog": prog})
+
+
+class LazyGroup(Group):
+    """A group whose subcommands are named up front as ``(name, "module:attribute")`` and
+    imported only when one runs or ``--help`` lists them: start-up stays as fast as click."""
+
+    def __init__(self, *args: Any, commands: Sequence[tuple[str, str]] = (),
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in self.lazy_commands:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = self.lazy_commands[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
+        self.add_command(command, cmd_name)
+        return command
 
 
 def os_error_text(exc: OSError) -> str:

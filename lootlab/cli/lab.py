@@ -20,7 +20,6 @@ import click
 
 from ..errors import LootlabError
 from ..paths import data_dir
-from ..report import notebooks_dir
 
 
 def lab_dir() -> Path:
@@ -61,6 +60,8 @@ def jupyter_command(args: tuple[str, ...]) -> list[str]:
 def command(jupyter_args: tuple[str, ...]) -> None:
     """Open JupyterLab on a working copy of notebooks/ in data/lab/ (extra arguments go to
     `jupyter lab`).  Saving there never changes the committed notebooks."""
+    from ..report import notebooks_dir   # nbformat: only when the lab opens
+
     source = notebooks_dir()
     if not source.is_dir():
         raise LootlabError(f"no notebooks directory at {source}; run from a lootlab checkout")

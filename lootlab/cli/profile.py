@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from ..paths import results_dir
 from ._util import echo_table, writable_dir
@@ -73,6 +72,8 @@ def flame(variant: str, duration: float, rate: int | None, native: bool, idle: b
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def memory(variant: str, queries: int, native: bool, show_source: bool, out: Path | None) -> None:
     """Allocations and bytes per op (memray), /proc memory over an import-only baseline."""
+    import pandas as pd   # heavy: only when a table is printed
+
     from ..profiling import memory as run_memory
     _out(out, "memory", variant)
     prof = run_memory(variant, queries=queries, native=native, show_source=show_source)
@@ -116,6 +117,8 @@ def replicas(variant: str, ks: str, queries: int, out: Path | None) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def gc(variant: str, queries: int, out: Path | None) -> None:
     """GC collections per 1k ops by generation, total/p99/max pause (gc.callbacks)."""
+    import pandas as pd
+
     from ..profiling import gc_pauses
     _out(out, "gc", variant)
     stats = gc_pauses(variant, queries=queries)

@@ -3,10 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import pandas as pd
 
-from ..index import open_index
-from ..records import FIELDS
 from ._util import echo_table
 
 _USAGE = {"get": "X Y Z", "near": "X Y Z R", "box": "X0 Y0 Z0 X1 Y1 Z1", "knn": "X Y Z K"}
@@ -20,6 +17,11 @@ _USAGE = {"get": "X Y Z", "near": "X Y Z R", "box": "X0 Y0 Z0 X1 Y1 Z1", "knn": 
               help="Rows to print.")
 def command(index: Path, kind: str, args: tuple[int, ...], limit: int) -> None:
     """Query an index: get X Y Z | near X Y Z R | box X0 Y0 Z0 X1 Y1 Z1 | knn X Y Z K."""
+    import pandas as pd   # heavy: only when querying
+
+    from ..index import open_index
+    from ..records import FIELDS
+
     want = len(_USAGE[kind].split())
     if len(args) != want:
         raise click.UsageError(f"{kind} takes {want} integers: {kind} {_USAGE[kind]}")

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..paths import default_index_path, default_world_path
-from ..rebuild import CycleResult, RebuildStatus, serve
+
+if TYPE_CHECKING:
+    from ..rebuild import CycleResult, RebuildStatus
 
 
 def _line(result: CycleResult, status: RebuildStatus) -> str:
@@ -47,6 +50,8 @@ def _line(result: CycleResult, status: RebuildStatus) -> str:
 def command(source: str | None, index: Path | None, interval: float, once: bool,
             duration: float | None, endpoint_url: str | None, read_timeout: float) -> None:
     """Keep an index rebuilt from a local or S3 loot table (background-worker loop)."""
+    from ..rebuild import serve   # numpy and pandas: only when rebuilding
+
     if source is None:
         from ..paths import ensure_default_index
         ensure_default_index()

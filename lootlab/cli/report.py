@@ -4,8 +4,11 @@ from pathlib import Path
 
 import click
 
-from ..report import PROFILES, run_report
 from ._util import writable_dir
+
+# lootlab.report.PROFILES, spelled out: importing lootlab.report (nbformat) takes seconds,
+# too long for `lootlab --help` (tests/test_cli_startup.py checks the two agree)
+PROFILES = ("quick", "full")
 
 
 @click.command("report")
@@ -21,6 +24,8 @@ from ._util import writable_dir
 def command(profile: str, out: Path, show_code: bool, notebooks: Path | None,
             only: tuple[str, ...]) -> None:
     """Execute every notebook (fresh kernel each) and export self-contained HTML reports."""
+    from ..report import run_report   # nbformat, papermill: only when reporting
+
     writable_dir(out)    # before minutes of notebooks, not after them
     report = run_report(profile, out, show_code=show_code, notebooks=notebooks, only=only or None)
     click.echo(f"{report.index} ({len(report.runs)} notebooks, {report.seconds:.0f} s)")

@@ -6,8 +6,6 @@ from pathlib import Path
 import click
 
 from ..paths import DEFAULT_RECORDS, DEFAULT_SEED, default_world_path
-from ..tables import write_table
-from ..world import generate_world
 from ._util import human_bytes, writable_file
 
 
@@ -20,6 +18,9 @@ from ._util import human_bytes, writable_file
                    "[default: data/world.parquet].")
 def command(records: int, seed: int, out: Path | None) -> None:
     """Generate a deterministic synthetic loot world and write it as Parquet."""
+    from ..tables import write_table   # numpy and pandas: only when writing
+    from ..world import generate_world
+
     out = writable_file(out or default_world_path())
     started = time.perf_counter()
     write_table(generate_world(records, seed), out)

@@ -1,0 +1,85 @@
+"""``lootlab --help`` starts fast because it imports no heavy module, and the command list is
+exactly the registry.  Not timed here (the machines are noisy): ``python -m
+lootlab.benchmarks.startup`` measures the time; this checks the cause."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from lootlab.cli import COMMANDS, main
+
+HEAVY = ("lootlab.report", "nbformat", "papermill", "matplotlib", "grpc", "pandas", "numpy",
+         "jsonschema")
+
+_PROBE = """
+import sys
+from lootlab.cli import main
+try:
+    main(sys.argv[1:], prog_name="lootlab")
+except SystemExit:
+    pass
+print("MODULES", " ".join(sorted(sys.modules)))
+"""
+
+
+def _imported(*args: str) -> set[str]:
+    """Modules a fresh interpreter holds after ``lootlab ARGS``."""
+    out = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["bench", "--help"],
+                                  ["report", "--help"], ["world", "--help"]])
+def test_help_imports_nothing_heavy(args):
+    assert _heavy(_imported(*args)) == []
+
+
+def test_lootlab_lists_exactly_the_registered_commands():
+    names = [name for name, _ in COMMANDS]
+    assert names == sorted(names)
+    ctx = click.Context(main)
+    assert main.list_commands(ctx) == names
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0, res.output
+    section = res.output.split("Commands:\n", 1)[1].splitlines()
+    listed = [line.split()[0] for line in section if line.startswith("  ") and line[2] != " "]
+    assert listed == names
+
+
+@pytest.mark.parametrize("name", [name for name, _ in COMMANDS])
+def test_every_registered_command_has_working_help(name):
+    res = CliRunner().invoke(main, [name, "--help"])
+    assert res.exit_code == 0, res.output
+    assert f"Usage: main {name}" in res.output or f"{name} [OPTIONS]" in res.output
+    command = main.get_command(click.Context(main), name)
+    assert isinstance(command, click.Command) and command.name == name
+
+
+def test_every_subcommand_of_a_group_has_working_help():
+    for name, _ in COMMANDS:
+        command = main.get_command(click.Context(main), name)
+        for sub in getattr(command, "commands", {}):
+            res = CliRunner().invoke(main, [name, sub, "--help"])
+            assert res.exit_code == 0, (name, sub, res.output)
+
+
+def test_an_unknown_command_is_a_usage_error():
+    res = CliRunner().invoke(main, ["no-such-command"])
+    assert res.exit_code == 2 and "No such command" in res.output
+
+
+def test_report_profiles_match_the_report_layer():
+    from lootlab.cli.report import PROFILES
+    from lootlab.report import PROFILES as REPORT_PROFILES
+    assert tuple(PROFILES) == tuple(REPORT_PROFILES)

@@ -36,7 +36,7 @@ report: $(STAMP)
 	$(VENV)/bin/lootlab report --profile $(PROFILE) --out reports
 
 bench: $(STAMP)
-	$(PY) -m lootlab.bench
+	$(PY) -m lootlab.benchmarks
 
 lab: $(STAMP)
 	$(VENV)/bin/lootlab lab

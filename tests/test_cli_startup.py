@@ -83,3 +83,13 @@ def test_report_profiles_match_the_report_layer():
     from lootlab.cli.report import PROFILES
     from lootlab.report import PROFILES as REPORT_PROFILES
     assert tuple(PROFILES) == tuple(REPORT_PROFILES)
+
+
+def test_the_startup_benchmark_runs_and_is_in_the_all_benchmarks_runner():
+    from lootlab.benchmarks.__main__ import BENCHMARKS
+    from lootlab.benchmarks.startup import main as startup
+
+    assert "startup" in BENCHMARKS
+    res = CliRunner().invoke(startup, ["--runs", "1"])
+    assert res.exit_code == 0, res.output
+    assert "lootlab --help" in res.output and "0.3 s target" in res.output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lootlab.bench import variants as bench
+from lootlab.benchmarks import variants as bench
 
 from _remote import ALL_VARIANTS, small_index
 

@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import click
 
@@ -58,6 +58,26 @@ def handle_errors(prog: str, group: bool = False) -> type[click.Command]:
     """``@click.command(cls=handle_errors("lootlab.s3local"))``: a stand-alone ``python -m``
     entry point that reports errors as ``lootlab`` does, under its own name."""
     return type("Command", (Group if group else Command,), {"prog": prog})
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose choices are computed on first use (the variant names need
+    an entry-point scan of every installed package, too slow for ``lootlab --help``)."""
+
+    def __init__(self, choices: Callable[[], Sequence[str]], case_sensitive: bool = True) -> None:
+        self._load = choices
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = case_sensitive
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        if self._choices is None:
+            self._choices = tuple(self._load())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        self._choices = tuple(value)
 
 
 class LazyGroup(Group):

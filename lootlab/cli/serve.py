@@ -6,10 +6,17 @@ from pathlib import Path
 
 import click
 
-from ..variants import descriptions
+from ._util import LazyChoice
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
-_BACKENDS = list(descriptions())     # every registered variant can back the endpoint
+
+
+def _backends() -> list[str]:
+    """Every registered variant can back the endpoint (plugins included: an entry-point
+    scan, so only when serve parses its options, not for ``lootlab --help``)."""
+    from ..variants import descriptions
+    return list(descriptions())
+
 
 
 @click.command("serve")
@@ -33,7 +40,7 @@ _BACKENDS = list(descriptions())     # every registered variant can back the end
               help="Serve the JSON search endpoint (GET /near, /get) on this port instead.")
 @click.option("--https", is_flag=True, help="With --http: serve HTTPS (the development "
               "certificate unless --cert/--key).")
-@click.option("--backend", type=click.Choice(_BACKENDS), default="mmap", show_default=True,
+@click.option("--backend", type=LazyChoice(_backends), default="mmap", show_default=True,
               help="With --http: search backend, the local index or a remote variant.")
 @click.option("--target", help="With --http and a remote backend: host:port of the gRPC "
               "service [default: a loopback server on --index].")

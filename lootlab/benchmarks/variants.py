@@ -1,7 +1,7 @@
 """Benchmark: every client variant, one after another, against loopback servers on the
 default world, with the overlay workload (``near`` at r = 64).
 
-``python -m lootlab.bench.variants [--queries N] [--radius R] [--index PATH]``
+``python -m lootlab.benchmarks.variants [--queries N] [--radius R] [--index PATH]``
 
 Prints p50/p99 per variant in one table, measured in one run, then the expected shape of
 the story as ratio checks (never asserted in tests: this box is shared and noisy):
@@ -181,7 +181,7 @@ def environment() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lootlab.bench.variants",
+    parser = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.variants",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=2000,
                         help="timed queries per pooled variant (per-connection variants run a quarter)")

@@ -1,4 +1,4 @@
-"""``python -m lootlab.bench.loadgen``: the load generator's own limits, in one run.
+"""``python -m lootlab.benchmarks.loadgen``: the load generator's own limits, in one run.
 
 Measures, on this machine: (1) the generator's overhead (latency percentiles of a no-op
 client at 10 k req/s, one process), (2) the sustainable throughput of ``mmap`` and
@@ -96,7 +96,7 @@ def spike(processes: int, workload, spin_us: float | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lootlab.bench.loadgen", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.loadgen", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=2.0, help="seconds per search trial")
     ap.add_argument("--processes", type=int, default=2)

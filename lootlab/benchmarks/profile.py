@@ -1,4 +1,4 @@
-"""``python -m lootlab.bench.profile``: one table, one run, every variant, the default world.
+"""``python -m lootlab.benchmarks.profile``: one table, one run, every variant, the default world.
 
 Per variant: CPU µs per op (untraced run), memray allocations and bytes per op inside the
 measured loop, memray peak heap, RssAnon, GC pause p99/max, and the flame graph's top three
@@ -80,7 +80,7 @@ def environment() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lootlab.bench.profile", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.profile", description=__doc__)
     p.add_argument("--variants", help="comma-separated (default: every variant)")
     p.add_argument("--duration", type=float, default=5.0, help="py-spy seconds per variant")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")

@@ -1,6 +1,6 @@
 """Benchmark of the core index against in-memory and on-disk alternatives, in one run.
 
-    python -m lootlab.bench.index [--records 350000] [--queries 5000]
+    python -m lootlab.benchmarks.index [--records 350000] [--queries 5000]
 
 Prints one table: ``near`` p50/p99 (r = 64 around overlay positions) for LootIndex,
 ``scipy.spatial.cKDTree`` (built in memory; indices only, and with the records gathered)

@@ -1,6 +1,6 @@
 """Benchmark: the rebuild worker at full size (350k records, the default world).
 
-``python -m lootlab.bench.rebuild [--records N] [--rounds R] [--phase-seconds S]``
+``python -m lootlab.benchmarks.rebuild [--records N] [--rounds R] [--phase-seconds S]``
 
 Measured in one run and printed as one table, with targets beside the figures:
 
@@ -131,7 +131,8 @@ def measure_readers(world: pd.DataFrame, work: Path, phase_seconds: float, pairs
     write_table(world, src)
     index = work / "readers" / "loot.idx"
     build_index(world, index)
-    reader = subprocess.Popen([sys.executable, "-m", "lootlab.bench.rebuild", "--reader", str(index)],
+    reader = subprocess.Popen([sys.executable, "-m", "lootlab.benchmarks.rebuild", "--reader",
+                               str(index)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     worker = Rebuilder(src, index, interval=1.0)
     worker.run_once()
@@ -222,7 +223,7 @@ def summarize(res: dict[str, pd.DataFrame], records: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lootlab.bench.rebuild",
+    parser = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.rebuild",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=350_000)
     parser.add_argument("--rounds", type=int, default=5, help="changed cycles per source")

@@ -1,4 +1,4 @@
-"""Run every shipped benchmark in turn: ``python -m lootlab.bench [name ...]``.
+"""Run every shipped benchmark in turn: ``python -m lootlab.benchmarks [name ...]``.
 
 Each benchmark runs in its own process (so one's imports, caches and threads do not
 colour the next) and prints its own table.
@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ["index", "rebuild", "variants", "loadgen", "profile"]
+BENCHMARKS = ["index", "rebuild", "variants", "loadgen", "profile", "startup"]
 
 
 def main(argv: list[str]) -> int:
@@ -22,9 +22,9 @@ def main(argv: list[str]) -> int:
         return 2
     failed = []
     for name in names:
-        print(f"\n=== python -m lootlab.bench.{name} ===", flush=True)
+        print(f"\n=== python -m lootlab.benchmarks.{name} ===", flush=True)
         started = time.perf_counter()
-        if subprocess.run([sys.executable, "-m", f"lootlab.bench.{name}"]).returncode:
+        if subprocess.run([sys.executable, "-m", f"lootlab.benchmarks.{name}"]).returncode:
             failed.append(name)
         print(f"=== {name}: {time.perf_counter() - started:.0f} s ===", flush=True)
     if failed:

@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 import pandas as pd
+
+from .cli._util import handle_errors
 
 FAKE_CREDENTIALS = {"aws_access_key_id": "lootlab-local", "aws_secret_access_key": "lootlab-local",
                     "region_name": "us-east-1"}
@@ -181,21 +184,18 @@ class LoopbackS3:
         return self.put_bytes(buf.getvalue(), bucket, key, **options)
 
 
-def main(argv: list[str] | None = None) -> None:
+@click.command(cls=handle_errors("lootlab.s3local"))
+@click.option("--port", type=int, default=0, help="port [default: a free one]")
+@click.option("--put", nargs=2, metavar="TABLE S3URL", default=None,
+              help="upload TABLE (.parquet/.csv) to s3://BUCKET/KEY")
+def main(port: int, put: tuple[str, str] | None) -> None:
     """Run a loopback S3 until Ctrl-C, optionally uploading a table first."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m lootlab.s3local", description=main.__doc__)
-    parser.add_argument("--port", type=int, default=0, help="port [default: a free one]")
-    parser.add_argument("--put", nargs=2, metavar=("TABLE", "S3URL"),
-                        help="upload TABLE (.parquet/.csv) to s3://BUCKET/KEY")
-    args = parser.parse_args(argv)
-    with LoopbackS3(port=args.port) as s3:
-        if args.put:
+    with LoopbackS3(port=port) as s3:
+        if put:
             from .tables import read_table
-            bucket, _, key = args.put[1].removeprefix("s3://").partition("/")
-            etag = s3.put_table(read_table(Path(args.put[0])), bucket, key)
-            print(f"uploaded {args.put[0]} to s3://{bucket}/{key} (ETag {etag})")
+            bucket, _, key = put[1].removeprefix("s3://").partition("/")
+            etag = s3.put_table(read_table(Path(put[0])), bucket, key)
+            print(f"uploaded {put[0]} to s3://{bucket}/{key} (ETag {etag})")
         print(f"loopback S3 at {s3.endpoint_url}; in another shell:\n"
               f"  export AWS_ACCESS_KEY_ID=lootlab-local AWS_SECRET_ACCESS_KEY=lootlab-local\n"
               f"  lootlab rebuild --source s3://BUCKET/KEY --endpoint-url {s3.endpoint_url} "
@@ -208,4 +208,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="python -m lootlab.s3local")

@@ -14,7 +14,6 @@ read its ``/proc`` memory while several replicas are up at once.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import itertools
 import json
@@ -28,7 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
+
+from .cli._util import handle_errors
 
 DEFAULT_QUERIES = 2000
 WARMUP_OPS = 20
@@ -236,55 +238,46 @@ def baseline(variant: str = "mmap") -> WorkloadSummary:
                            records=0, rate=None, warmup_ops=0, proc=read_proc())
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lootlab.workload", description=__doc__.split("\n")[0])
-    p.add_argument("--variant", default="mmap", help="client variant (lootlab.VARIANTS)")
-    p.add_argument("--queries", type=int, default=DEFAULT_QUERIES, help="measured operations")
-    p.add_argument("--duration", type=float, help="run for this many seconds instead of --queries")
-    p.add_argument("--rate", type=float, help="pace operations at this many per second")
-    p.add_argument("--index", help="index file (default: the embedded default index)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--target", help="remote variants: server address (default: embedded server)")
-    p.add_argument("--ca", help="remote variants: CA certificate PEM for --target")
-    p.add_argument("--warmup", type=int, default=WARMUP_OPS, help="unmeasured operations first")
-    p.add_argument("--gc-log", help="write every GC pause in the measured loop to this JSON file")
-    p.add_argument("--proc-stats", action="store_true", help="add /proc memory at the end")
-    p.add_argument("--baseline", action="store_true", help="import only; report /proc memory")
-    p.add_argument("--spin", action="store_true", help="test workload: CPU-bound spin")
-    p.add_argument("--alloc-per-op", type=int, metavar="K",
-                   help="test workload: allocate K objects per op")
-    p.add_argument("--json-out", help="also write the summary JSON to this file")
-    p.add_argument("--hold", action="store_true",
-                   help="after printing, stay alive until stdin closes (replica measurements)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from .errors import LootlabError
-
+@click.command(cls=handle_errors("lootlab.workload", ValueError, KeyError),
+               help=__doc__.split("\n")[0])
+@click.option("--variant", default="mmap", help="client variant (lootlab.VARIANTS)")
+@click.option("--queries", type=int, default=DEFAULT_QUERIES, help="measured operations")
+@click.option("--duration", type=float, help="run for this many seconds instead of --queries")
+@click.option("--rate", type=float, help="pace operations at this many per second")
+@click.option("--index", help="index file (default: the embedded default index)")
+@click.option("--seed", type=int, default=0)
+@click.option("--target", help="remote variants: server address (default: embedded server)")
+@click.option("--ca", help="remote variants: CA certificate PEM for --target")
+@click.option("--warmup", type=int, default=WARMUP_OPS, help="unmeasured operations first")
+@click.option("--gc-log", help="write every GC pause in the measured loop to this JSON file")
+@click.option("--proc-stats", is_flag=True, help="add /proc memory at the end")
+@click.option("--baseline", "baseline_only", is_flag=True,
+              help="import only; report /proc memory")
+@click.option("--spin", is_flag=True, help="test workload: CPU-bound spin")
+@click.option("--alloc-per-op", type=int, metavar="K",
+              help="test workload: allocate K objects per op")
+@click.option("--json-out", help="also write the summary JSON to this file")
+@click.option("--hold", is_flag=True,
+              help="after printing, stay alive until stdin closes (replica measurements)")
+def main(variant: str, queries: int, duration: float | None, rate: float | None,
+         index: str | None, seed: int, target: str | None, ca: str | None, warmup: int,
+         gc_log: str | None, proc_stats: bool, baseline_only: bool, spin: bool,
+         alloc_per_op: int | None, json_out: str | None, hold: bool) -> None:
     def report(summary: WorkloadSummary) -> None:
         text = json.dumps(summary.to_dict())
-        if args.json_out:
-            Path(args.json_out).write_text(text)
+        if json_out:
+            Path(json_out).write_text(text)
         print(text, flush=True)
-        if args.hold:
+        if hold:
             sys.stdin.read()
 
-    try:
-        if args.baseline:
-            report(baseline(args.variant))
-        else:
-            run(args.variant, args.queries, duration=args.duration, rate=args.rate,
-                spin=args.spin, alloc_per_op=args.alloc_per_op, index=args.index,
-                seed=args.seed, warmup=args.warmup, gc_log=args.gc_log,
-                proc_stats=args.proc_stats or args.hold, target=args.target, ca=args.ca,
-                on_done=report)
-    except (LootlabError, ValueError, KeyError) as exc:
-        print(f"lootlab.workload: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    if baseline_only:
+        report(baseline(variant))
+    else:
+        run(variant, queries, duration=duration, rate=rate, spin=spin,
+            alloc_per_op=alloc_per_op, index=index, seed=seed, warmup=warmup, gc_log=gc_log,
+            proc_stats=proc_stats or hold, target=target, ca=ca, on_done=report)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m lootlab.workload")

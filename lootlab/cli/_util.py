@@ -28,6 +28,8 @@ def _fail(prog: str, exc: BaseException) -> None:
         click.echo(f"{prog}: interrupted", err=True)
         sys.exit(130)
     text = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])   # str(KeyError) quotes its message
     click.echo(f"{prog}: error: {text}", err=True)
     sys.exit(1)
 
@@ -38,11 +40,17 @@ class ErrorHandling:
     stand-alone ``python -m`` entry point alike)."""
 
     prog = "lootlab"   # the name the message starts with (``python -m`` says ``__main__``)
+    errors: tuple[type[BaseException], ...] = (LootlabError, OSError)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = kwargs.setdefault("context_settings", {})
+        settings.setdefault("help_option_names", ["-h", "--help"])   # as argparse had
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)  # type: ignore[misc]
-        except (LootlabError, OSError, KeyboardInterrupt) as exc:
+        except (*self.errors, KeyboardInterrupt) as exc:
             _fail(self.prog, exc)
 
 
@@ -54,10 +62,12 @@ class Group(ErrorHandling, click.Group):
     """A group with lootlab's error handling."""
 
 
-def handle_errors(prog: str, group: bool = False) -> type[click.Command]:
+def handle_errors(prog: str, *also: type[Exception], group: bool = False) -> type[click.Command]:
     """``@click.command(cls=handle_errors("lootlab.s3local"))``: a stand-alone ``python -m``
-    entry point that reports errors as ``lootlab`` does, under its own name."""
-    return type("Command", (Group if group else Command,), {"prog": prog})
+    entry point that reports errors as ``lootlab`` does, under its own name (``also``: more
+    exception types it reports the same way)."""
+    return type("Command", (Group if group else Command,),
+                {"prog": prog, "errors": (*ErrorHandling.errors, *also)})
 
 
 class LazyChoice(click.Choice):

@@ -7,8 +7,11 @@ then ``wrk -t2 -c16 -d10s -s overlay.lua http://127.0.0.1:8080``: every request 
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+import click
+
+from ..cli._util import handle_errors
 
 
 def lua_script(queries: list[list[int]]) -> str:
@@ -25,22 +28,20 @@ def lua_script(queries: list[list[int]]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+@click.command(cls=handle_errors("lootlab.remote.wrk"), help=__doc__)
+@click.option("--queries", type=int, default=1000)
+@click.option("--radius", type=int, default=64)
+@click.option("--seed", type=int, default=0)
+@click.option("--index", default=None)
+def main(queries: int, radius: int, seed: int, index: str | None) -> None:
     from ..index import open_index
     from ..overlay import overlay_queries
     from ..paths import ensure_default_index
 
-    parser = argparse.ArgumentParser(prog="python -m lootlab.remote.wrk", description=__doc__)
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--radius", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--index", default=None)
-    args = parser.parse_args(argv)
-    with open_index(args.index or ensure_default_index()) as idx:
-        qs = overlay_queries(idx, args.queries, seed=args.seed, radius=args.radius).tolist()
+    with open_index(index or ensure_default_index()) as idx:
+        qs = overlay_queries(idx, queries, seed=seed, radius=radius).tolist()
     sys.stdout.write(lua_script(qs))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m lootlab.remote.wrk")

@@ -291,7 +291,7 @@ def _steps(p99s, *, valid=None, errors=0):
 
 
 def test_verdict_reads_the_numbers_it_is_given():
-    from lootlab.story import verdict
+    from lootlab.report.story import verdict
 
     text = verdict(_steps([40.0, 30.0, 12.0, 8.0, 0.5]))
     assert "40.0 ms (grpc-tls-fresh) to 0.50 ms (mmap), 80.0x lower" in text
@@ -300,7 +300,7 @@ def test_verdict_reads_the_numbers_it_is_given():
 
 
 def test_verdict_says_when_mmap_loses_a_step_regresses_or_the_generator_saturates():
-    from lootlab.story import verdict
+    from lootlab.report.story import verdict
 
     text = verdict(_steps([5.0, 9.0, 4.0, 3.0, 6.0], valid=[True, True, False, True, True],
                           errors=7))
@@ -334,7 +334,7 @@ def test_lab_runs_jupyter_lab_from_the_venv_with_its_arguments():
 
 
 def test_verdict_names_a_step_that_could_not_keep_up():
-    from lootlab.story import verdict
+    from lootlab.report.story import verdict
 
     steps = _steps([900.0, 30.0, 12.0, 8.0, 0.5])
     steps.loc[0, "achieved_per_s"] = 150.0

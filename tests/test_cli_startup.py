@@ -93,3 +93,28 @@ def test_the_startup_benchmark_runs_and_is_in_the_all_benchmarks_runner():
     res = CliRunner().invoke(startup, ["--runs", "1"])
     assert res.exit_code == 0, res.output
     assert "lootlab --help" in res.output and "0.3 s target" in res.output
+
+
+STANDALONE = ["lootlab.s3local", "lootlab.remote.wrk", "lootlab.workload",
+              "lootlab.benchmarks.index", "lootlab.benchmarks.rebuild",
+              "lootlab.benchmarks.loadgen", "lootlab.benchmarks.variants",
+              "lootlab.benchmarks.profile", "lootlab.benchmarks.startup"]
+
+
+@pytest.mark.parametrize("module", STANDALONE)
+def test_every_python_m_entry_point_is_a_click_command_with_help(module):
+    import importlib
+    main_ = importlib.import_module(module).main
+    assert isinstance(main_, click.Command), module
+    for flag in ("--help", "-h"):
+        res = CliRunner().invoke(main_, [flag], prog_name=f"python -m {module}")
+        assert res.exit_code == 0 and f"python -m {module}" in res.output, res.output
+
+
+def test_a_python_m_entry_point_reports_errors_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lootlab.remote.wrk", "--index",
+                           str(tmp_path / "missing.idx")], capture_output=True, text=True,
+                          timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("lootlab.remote.wrk: error: "), proc.stderr

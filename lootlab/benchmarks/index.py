@@ -12,7 +12,6 @@ order), so machine noise hits all alike while each pays for its own garbage coll
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sqlite3
 import tempfile
@@ -20,10 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
 
 from ..build import build_index
+from ..cli._util import handle_errors
 from ..index import open_index
 from ..overlay import overlay_queries
 from ..world import generate_world
@@ -157,13 +158,13 @@ def run(records: int = 350_000, queries: int = 5_000, seed: int = 0) -> pd.DataF
     return pd.DataFrame([r.__dict__ for r in rows])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=350_000)
-    parser.add_argument("--queries", type=int, default=5_000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    df = run(args.records, args.queries, args.seed)
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.index"),
+               help=__doc__.splitlines()[0])
+@click.option("--records", type=int, default=350_000)
+@click.option("--queries", type=int, default=5_000)
+@click.option("--seed", type=int, default=0)
+def main(records: int, queries: int, seed: int) -> None:
+    df = run(records, queries, seed)
     print(f"# lootlab index benchmark — {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}, numpy {np.__version__}")
     with pd.option_context("display.float_format", "{:,.2f}".format, "display.width", 160):
@@ -171,4 +172,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="python -m lootlab.benchmarks.index")

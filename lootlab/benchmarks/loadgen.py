@@ -10,17 +10,18 @@ run measured the generator or a saturated machine, not the system.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 import time
 
+import click
 import numpy as np
 import pandas as pd
 
 from .. import loadgen
+from ..cli._util import handle_errors
 from ..loadgen.runner import default_workload
 
 STORY_SPIKE_RATE = 130_000
@@ -95,21 +96,20 @@ def spike(processes: int, workload, spin_us: float | None = None) -> dict:
                             "max_us"]].to_dict("records")}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.loadgen", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=2.0, help="seconds per search trial")
-    ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--grpc-concurrency", type=int, default=4,
-                    help="sender threads per process for gRPC (it releases the GIL)")
-    ap.add_argument("--skip-grpc", action="store_true")
-    ap.add_argument("--spin-us", type=float, default=500.0,
-                    help="mmap runs: spin this long before each send (no local server to "
-                         "starve); gRPC runs keep the default 200 us")
-    ap.add_argument("--retries", type=int, default=2,
-                    help="run a missed search rate again this many times (shared machines)")
-    ap.add_argument("--json", help="also write the figures here")
-    args = ap.parse_args(argv)
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.loadgen"), help=__doc__)
+@click.option("--duration", type=float, default=2.0, help="seconds per search trial")
+@click.option("--processes", type=int, default=2)
+@click.option("--grpc-concurrency", type=int, default=4,
+              help="sender threads per process for gRPC (it releases the GIL)")
+@click.option("--skip-grpc", is_flag=True)
+@click.option("--spin-us", type=float, default=500.0,
+              help="mmap runs: spin this long before each send (no local server to "
+                   "starve); gRPC runs keep the default 200 us")
+@click.option("--retries", type=int, default=2,
+              help="run a missed search rate again this many times (shared machines)")
+@click.option("--json", "json_out", help="also write the figures here")
+def main(duration: float, processes: int, grpc_concurrency: int, skip_grpc: bool,
+         spin_us: float, retries: int, json_out: str | None) -> None:
 
     t = time.time()
     load_before = os.getloadavg()
@@ -119,22 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     rows.append((o["figure"], f"p99 {_fmt(o['p99_us'], ' us')} (p50 {_fmt(o['p50_us'])}, "
                  f"max {_fmt(o['max_us'])}; generator's own lag p99 "
                  f"{_fmt(o['generator_lag_p99_us'])})", o["goal"], o["met"], o["valid"]))
-    m = sustainable("mmap", start=1_000, processes=args.processes, concurrency=1,
-                    duration=args.duration, workload=workload, spin_us=args.spin_us,
-                    retries=args.retries)
+    m = sustainable("mmap", start=1_000, processes=processes, concurrency=1,
+                    duration=duration, workload=workload, spin_us=spin_us,
+                    retries=retries)
     rows.append((m["figure"], f"{_fmt(m['rate'], '/s')} (p99 {_fmt(m['p99_us'], ' us')})"
                  + (f" - {m['note']}" if m["note"] else ""),
                  f"{STORY_SPIKE_RATE:,}/s", (m["rate"] or 0) >= STORY_SPIKE_RATE, m["valid"]))
     g = None
-    if not args.skip_grpc:
-        g = sustainable("grpc-tls-pooled", start=250, processes=args.processes,
-                        concurrency=args.grpc_concurrency, duration=args.duration,
-                        workload=workload, retries=args.retries)
+    if not skip_grpc:
+        g = sustainable("grpc-tls-pooled", start=250, processes=processes,
+                        concurrency=grpc_concurrency, duration=duration,
+                        workload=workload, retries=retries)
         ratio = m["rate"] / g["rate"] if g["rate"] and not math.isnan(g["rate"]) else math.nan
         rows.append((g["figure"], f"{_fmt(g['rate'], '/s')} (p99 {_fmt(g['p99_us'], ' us')})"
                      + (f" - {g['note']}" if g["note"] else ""),
                      f"mmap/pooled = {_fmt(ratio, 'x')}", None, g["valid"]))
-    s = spike(args.processes, workload, args.spin_us)
+    s = spike(processes, workload, spin_us)
     rows.append((s["figure"], f"peak {s['completed_peak_per_s']:,.0f}/s completed, p99 in "
                  f"spike {_fmt(s['p99_us_in_spike'], ' us')}, unsent {s['unsent']:,}",
                  f"{STORY_SPIKE_RATE:,}/s", s["reached"], s["valid"]))
@@ -148,17 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"health of the spike run: {s['health']}")
     for fig in (m, g):
         if fig:
-            print(f"\n{fig['figure']} - every trial (a missed rate is retried {args.retries}x):")
+            print(f"\n{fig['figure']} - every trial (a missed rate is retried {retries}x):")
             print(pd.DataFrame(fig["detail"]).round(1).to_string(index=False))
     print("\nspike timeline (per second after warm-up):")
     print(pd.DataFrame(s["timeline"]).round(1).to_string(index=False))
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_out:
+        with open(json_out, "w") as f:
             json.dump({"overhead": o, "mmap": m, "grpc_tls_pooled": g, "spike": s,
                        "loadavg": [load_before, load_after]}, f,
                       indent=1, default=float)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m lootlab.benchmarks.loadgen")

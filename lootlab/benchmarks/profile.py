@@ -8,16 +8,17 @@ other (ratios), not with the story's absolute numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..cli._util import handle_errors
 from ..paths import ensure_default_index, results_dir
 from ..profiling import bucket_shares, copy_share, flamegraph, gc_pauses, memory, top_buckets
 
@@ -79,25 +80,26 @@ def environment() -> dict[str, str]:
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.profile", description=__doc__)
-    p.add_argument("--variants", help="comma-separated (default: every variant)")
-    p.add_argument("--duration", type=float, default=5.0, help="py-spy seconds per variant")
-    p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    p.add_argument("--queries", type=int, default=500, help="memray ops per variant")
-    p.add_argument("--out", type=Path, default=None, help="CSV/JSON output directory")
-    args = p.parse_args(argv)
-    variants = args.variants.split(",") if args.variants else _variants()
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.profile"), help=__doc__)
+@click.option("--variants", help="comma-separated (default: every variant)")
+@click.option("--duration", type=float, default=5.0, help="py-spy seconds per variant")
+@click.option("--rate", type=int, default=250, help="py-spy samples per second")
+@click.option("--queries", type=int, default=500, help="memray ops per variant")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="CSV/JSON output directory")
+def main(variants: str | None, duration: float, rate: int, queries: int,
+         out: Path | None) -> None:
+    names = variants.split(",") if variants else _variants()
     ensure_default_index()
     t0 = time.time()
     env_before = environment()
-    table = measure(variants, duration=args.duration, queries=args.queries, rate=args.rate)
-    out = args.out or results_dir() / "bench-profile"
+    table = measure(names, duration=duration, queries=queries, rate=rate)
+    out = out or results_dir() / "bench-profile"
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "profile.csv", index=False)
     env = {**env_before, "loadavg_1m_after": f"{os.getloadavg()[0]:.2f}",
-           "duration_s": str(args.duration), "pyspy_rate": str(args.rate),
-           "memray_queries": str(args.queries)}
+           "duration_s": str(duration), "pyspy_rate": str(rate),
+           "memray_queries": str(queries)}
     (out / "profile.json").write_text(json.dumps({"environment": env,
                                                   "rows": table.to_dict("records")}, indent=1))
     print(" ".join(f"{k}={v}" for k, v in env.items()))
@@ -123,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"new channel + handshake per request (fresh - pooled): "
               f"{t['grpc-tls-fresh'] - t['grpc-tls-pooled']:.0f} us CPU per op")
     print(f"({time.time() - t0:.0f} s; wrote {out / 'profile.csv'})", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m lootlab.benchmarks.profile")

@@ -17,7 +17,6 @@ Measured in one run and printed as one table, with targets beside the figures:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,8 +26,11 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
+
+from ..cli._util import handle_errors
 
 
 def _pct(values: list[float] | np.ndarray, p: float) -> float:
@@ -222,22 +224,22 @@ def summarize(res: dict[str, pd.DataFrame], records: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.rebuild",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=350_000)
-    parser.add_argument("--rounds", type=int, default=5, help="changed cycles per source")
-    parser.add_argument("--unchanged", type=int, default=50, help="unchanged cycles per source")
-    parser.add_argument("--phase-seconds", type=float, default=3.0)
-    parser.add_argument("--pairs", type=int, default=3, help="idle/rebuilding phase pairs")
-    parser.add_argument("--reader", metavar="INDEX", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.reader:
-        _reader_main(args.reader, seed=0)
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.rebuild"),
+               help=__doc__.split("\n\n")[0])
+@click.option("--records", type=int, default=350_000)
+@click.option("--rounds", type=int, default=5, help="changed cycles per source")
+@click.option("--unchanged", type=int, default=50, help="unchanged cycles per source")
+@click.option("--phase-seconds", type=float, default=3.0)
+@click.option("--pairs", type=int, default=3, help="idle/rebuilding phase pairs")
+@click.option("--reader", metavar="INDEX", hidden=True)
+def main(records: int, rounds: int, unchanged: int, phase_seconds: float, pairs: int,
+         reader: str | None) -> None:
+    if reader:
+        _reader_main(reader, seed=0)
         return
-    res = run(args.records, args.rounds, args.unchanged, args.phase_seconds, args.pairs)
-    print(summarize(res, args.records))
+    res = run(records, rounds, unchanged, phase_seconds, pairs)
+    print(summarize(res, records))
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="python -m lootlab.benchmarks.rebuild")

@@ -12,13 +12,15 @@ opened a connection per request and ``resumed`` resumed its TLS sessions.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
 
+import click
 import numpy as np
 import pandas as pd
+
+from ..cli._util import handle_errors
 
 # per-connection variants pay a handshake per call: fewer calls keep the run short
 _SLOW = {"grpc-tls-fresh": 0.25, "grpc-tls-resumed": 0.25}
@@ -180,24 +182,25 @@ def environment() -> str:
             f"{os.cpu_count()} cpus, {platform.machine()}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.variants",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--queries", type=int, default=2000,
-                        help="timed queries per pooled variant (per-connection variants run a quarter)")
-    parser.add_argument("--radius", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--index", default=None, help="index file [default: data/loot.idx]")
-    parser.add_argument("--variants", nargs="*", default=None)
-    args = parser.parse_args(argv)
-    df = run(queries=args.queries, radius=args.radius, warmup=args.warmup, seed=args.seed,
-             index=args.index, variants=args.variants)
-    print(f"lootlab variant benchmark: near r={args.radius}, overlay workload, sequential, "
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.variants"),
+               help=__doc__.split("\n\n")[0])
+@click.option("--queries", type=int, default=2000,
+              help="timed queries per pooled variant (per-connection variants run a quarter)")
+@click.option("--radius", type=int, default=64)
+@click.option("--warmup", type=int, default=100)
+@click.option("--seed", type=int, default=0)
+@click.option("--index", default=None, help="index file [default: data/loot.idx]")
+@click.option("--variants", "variant_names", multiple=True,
+              help="variant to run (repeatable, or comma-separated) [default: every variant]")
+def main(queries: int, radius: int, warmup: int, seed: int, index: str | None,
+         variant_names: tuple[str, ...]) -> None:
+    names = [n for item in variant_names for n in item.split(",") if n] or None
+    df = run(queries=queries, radius=radius, warmup=warmup, seed=seed, index=index,
+             variants=names)
+    print(f"lootlab variant benchmark: near r={radius}, overlay workload, sequential, "
           f"loopback servers ({environment()})")
     print(render(df))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m lootlab.benchmarks.variants")

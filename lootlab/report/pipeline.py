@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from ..errors import LootlabError
 from . import environment
 from .execute import NotebookRun, execute_notebook
-from .export import env_footer, export_html
+from .export import env_footer, export_html, nav_header
 from .index import write_index
 
 PROFILES = ("quick", "full")
@@ -58,12 +58,6 @@ def find_notebooks(directory: str | Path | None = None,
     return found
 
 
-def _nav(runs_names: list[str], current: str) -> str:
-    links = " · ".join(f"<b>{n}</b>" if n == current else f"<a href='{n}.html'>{n}</a>"
-                       for n in runs_names)
-    return f"<div class='lootlab-nav'><a href='index.html'>index</a> | {links}</div>"
-
-
 def build_report(profile: str = "quick", out: str | Path = "reports", *, show_code: bool = False,
                  notebooks: str | Path | None = None, only: Sequence[str] | None = None,
                  cell_timeout: float | None = None,
@@ -96,7 +90,7 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
                                    parameters={"profile": profile}, cell_timeout=timeout)
             if run.executed.exists():
                 run.html = export_html(run.executed, out_dir / f"{source.stem}.html",
-                                       show_code=show_code, header=_nav(names, source.stem),
+                                       show_code=show_code, header=nav_header(names, source.stem),
                                        footer=footer, title=run.title)
             status = "ok" if run.ok else f"FAILED: {run.error.one_line()}"
             say(f"[{i}/{len(sources)}] {source.name}: {status} ({run.seconds:.0f} s)")

@@ -34,7 +34,7 @@ from .sources import Source, open_source
 from .tempfiles import _pid_alive  # noqa: F401 - importable from here, as before the split
 from .tempfiles import clean_temp_files
 from .updates import REMOVED, normalize_updates  # noqa: F401 - importable from here, as before
-from .updates import UpdateChannel, UpdateQueueFull, merge_updates
+from .updates import UpdateChannel, UpdateQueueFull, merge_updates  # noqa: F401 - re-export
 
 
 class RebuildError(LootlabError):

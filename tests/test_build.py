@@ -13,6 +13,7 @@ import pytest
 import lootlab
 from lootlab.records import FIELD_RANGES
 
+import _mounts as mounts
 import _oracle as oracle
 
 
@@ -137,23 +138,14 @@ def test_build_report_repr_reads_well(tmp_path):
     assert seconds == f"{rep.seconds:.3f}"
 
 
-def _mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
-
-
 def test_read_only_filesystem_is_one_publish_error(tmp_path):
     """The failed write's cleanup (unlink) fails with EROFS too and used to replace the
     error with a bare OSError; now one PublishError with the path and the OS reason."""
     out = tmp_path / "ro"
     out.mkdir()
-    if os.geteuid() != 0 or not _mount("--bind", str(out), str(out)):
-        pytest.skip("cannot bind-mount here (needs root)")
-    try:
-        assert _mount("-o", "remount,bind,ro", str(out))
-        with pytest.raises(lootlab.PublishError, match="Read-only file system") as info:
-            lootlab.build_index(small(10), out / "x.idx")
-    finally:
-        subprocess.run(["umount", "-l", str(out)], check=False)
+    with mounts.read_only(out), \
+            pytest.raises(lootlab.PublishError, match="Read-only file system") as info:
+        lootlab.build_index(small(10), out / "x.idx")
     assert str(out / "x.idx") in str(info.value)
     assert isinstance(info.value.__cause__, OSError)
     assert os.listdir(out) == []

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,37 +19,23 @@ import pytest
 import lootlab
 from lootlab.tables import write_table
 
-
-def _mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+import _mounts as mounts
 
 
 @pytest.fixture
-def read_only(tmp_path) -> Path:
+def read_only(tmp_path) -> Iterator[Path]:
     """A directory on a read-only bind mount (root writes through chmod, not through this)."""
     d = tmp_path / "ro"
     d.mkdir()
     (d / "existing").mkdir()
-    if os.geteuid() != 0 or not _mount("--bind", str(d), str(d)):
-        pytest.skip("cannot bind-mount here (needs root)")
-    try:
-        assert _mount("-o", "remount,bind,ro", str(d))
+    with mounts.read_only(d):
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path) -> Path:
-    """A 192 KiB tmpfs: a real "No space left on device"."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mnt)):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+def tiny_tmpfs(tmp_path) -> Iterator[Path]:
+    with mounts.tiny_tmpfs(tmp_path / "tiny") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture

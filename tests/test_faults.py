@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import lootlab
+import _mounts as mounts
 from _rebuild import PYTHON, SCRIPT, canon, index_rows, loopback_s3, s3, small_world  # noqa: F401
 from lootlab.rebuild import Rebuilder
 from lootlab.tables import write_table
@@ -195,21 +196,10 @@ def test_sigkill_inside_fsync_leaves_a_temp_file_that_the_next_start_cleans(tmp_
 
 # -- the disk refuses the write ----------------------------------------------------------------
 
-def _mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
-
-
 @pytest.fixture
 def tiny_tmpfs(tmp_path):
-    """A 192 KiB tmpfs: a real "No space left on device"."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mnt)):
-        pytest.skip("cannot mount a tmpfs here (needs root); ENOSPC is not simulated otherwise")
-    try:
+    with mounts.tiny_tmpfs(tmp_path / "tiny") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_fails_clearly_and_keeps_the_old_index(tmp_path, tiny_tmpfs):
@@ -282,12 +272,7 @@ def test_read_only_filesystem_fails_clearly(tmp_path):
     path = out / "loot.idx"
     lootlab.build_index(world.head(100), path)
     before = fingerprint(path)
-    if os.geteuid() != 0 or not _mount("--bind", str(out), str(out)):
-        pytest.skip("cannot bind-mount here (needs root)")
-    try:
-        assert _mount("-o", "remount,bind,ro", str(out))
+    with mounts.read_only(out):
         res = Rebuilder(out / "src.parquet", path).run_once()
-    finally:
-        subprocess.run(["umount", "-l", str(out)], check=False)
     assert res.outcome == "failed" and "Read-only file system" in res.error
     assert fingerprint(path) == before

@@ -7,8 +7,6 @@ import os
 import struct
 import subprocess
 import sys
-import textwrap
-import zlib
 from pathlib import Path
 
 import numpy as np

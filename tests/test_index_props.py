@@ -37,8 +37,12 @@ def worlds(draw) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=lootlab.FIELDS)
 
 
+# hypothesis builds hundreds of indexes: all under one directory removed when the run ends
+_ROOT = tempfile.TemporaryDirectory(prefix="lootlab-props-")
+
+
 def build(df: pd.DataFrame, cell_shift: int) -> lootlab.LootIndex:
-    d = Path(tempfile.mkdtemp(prefix="lootlab-prop-"))
+    d = Path(tempfile.mkdtemp(prefix="t-", dir=_ROOT.name))
     lootlab.build_index(df, d / "t.idx", cell_shift=cell_shift)
     return lootlab.open_index(d / "t.idx", verify=True)
 

@@ -63,6 +63,9 @@ def test_rebuild_timeline_marks_the_swaps_and_report_words(rebuild_run):
     assert "swaps" in ax.get_title()
     row, = rebuild_rows([rebuild_run])
     assert row["requests"] == rebuild_run.load.requests
+    assert row["swaps"] == len(rebuild_run.swaps)
+    assert row["run"] == ("valid" if rebuild_run.load.health.valid else "INVALID (see health)")
+    assert all(len(str(v)) < 30 for v in row.values())     # no paragraph in a table cell
     assert rebuild_verdict([rebuild_run]).startswith(
         f"zero reader errors across {len(rebuild_run.swaps)} swaps")
 

@@ -83,9 +83,21 @@ def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def rebuild_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
-    """Each rebuild-under-load run's ``summary()`` as a report row, floats to 3 places."""
-    return [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.summary().items()}
-            for r in runs]
+    """Each rebuild-under-load run as a report row: the figures a reader compares, named as
+    the step table names them; the health reasons stay in the notebook (a table cell is no
+    place for a paragraph), the row says whether the run was valid."""
+    rows = []
+    for r in runs:
+        s = r.summary()
+        rows.append({"source": s["source"], "rate/s": round(float(s["rate"]), 1),
+                     "achieved/s": round(float(s["achieved_per_s"]), 1),
+                     "requests": s["requests"], "errors": s["errors"],
+                     "p50 ms": round(float(s["p50_ms"]), 3),
+                     "p99 ms": round(float(s["p99_ms"]), 3),
+                     "max ms": round(float(s["max_ms"]), 3), "swaps": s["swaps"],
+                     "generations seen": s["generations_seen"],
+                     "run": "valid" if s.get("valid", True) else "INVALID (see health)"})
+    return rows
 
 
 def rebuild_verdict(runs: Iterable[Any]) -> str:

@@ -14,7 +14,6 @@ read its ``/proc`` memory while several replicas are up at once.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import os
@@ -226,12 +225,8 @@ def run(variant: str = "mmap", queries: int | None = DEFAULT_QUERIES, *, duratio
 
 def baseline(variant: str = "mmap") -> WorkloadSummary:
     """An import-only process: the same modules as a workload, no connection, no queries."""
-    from . import index, overlay  # noqa: F401
+    from . import clients, index, overlay  # noqa: F401 - what a workload imports
     from .profiling.procmem import page_faults, read_proc
-    try:
-        importlib.import_module("lootlab.clients")
-    except ModuleNotFoundError:
-        pass
     minflt, majflt = page_faults()
     return WorkloadSummary(variant=variant, kind="baseline", pid=os.getpid(), ops=0, seconds=0.0,
                            cpu_user_s=0.0, cpu_sys_s=0.0, minflt=minflt, majflt=majflt,

@@ -24,11 +24,8 @@ from ..profiling import bucket_shares, copy_share, flamegraph, gc_pauses, memory
 
 
 def _variants() -> list[str]:
-    try:
-        from ..clients import VARIANTS
-        return list(VARIANTS)
-    except ModuleNotFoundError:
-        return ["mmap"]
+    from ..variants import VARIANTS
+    return list(VARIANTS)
 
 
 def measure(variants: list[str], *, duration: float = 5.0, queries: int = 500,

@@ -104,6 +104,11 @@ def _values_of_indices(h: HdrHistogram, idx: np.ndarray, highest: bool) -> np.nd
     return value + (np.int64(1) << shift) - 1
 
 
+def bucket_values(h: HdrHistogram, idx: np.ndarray, highest: bool = True) -> np.ndarray:
+    """Lowest (or highest) equivalent value of the buckets at counts-array indices ``idx``."""
+    return _values_of_indices(h, np.asarray(idx, dtype=np.int64), highest)
+
+
 def percentiles(h: HdrHistogram, ps) -> np.ndarray:
     """Values (ns) at the given percentiles, with hdrh's rule (highest equivalent value).
 

@@ -24,7 +24,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
 from ..errors import LootlabError
-from . import hist
+from . import hist, uncertainty
 from .health import (  # noqa: F401 - the thresholds stay importable from here
     GENERATOR_LAG_FLOOR_US, GENERATOR_LAG_SHARE, SEND_LAG_WARN_US, Health, judge)
 from .schedules import ClosedLoop, Schedule
@@ -90,6 +90,22 @@ class LoadResult:
 
     def send_lag_us(self, p: float) -> float:
         return self.percentile_us(p, "send_lag")
+
+    def percentile_ci_us(self, p: float, metric: str = "latency",
+                         confidence: float = 0.95) -> tuple[float, float]:
+        """(lo, hi) interval of percentile ``p`` in microseconds, from order statistics
+        (binomial ranks, distribution-free); (nan, nan) when fewer than 10 samples lie
+        above ``p``.  Assumes independent samples, so it understates the real uncertainty."""
+        est = uncertainty.estimate(self.histogram(metric), [p], confidence)
+        return float(est["ci_low"][0]) / 1e3, float(est["ci_high"][0]) / 1e3
+
+    def latency_ci_us(self, p: float, confidence: float = 0.95) -> tuple[float, float]:
+        """95 % (by default) interval of the latency percentile ``p``, in microseconds."""
+        return self.percentile_ci_us(p, "latency", confidence)
+
+    def samples(self, metric: str = "latency") -> int:
+        """How many values the merged histogram holds (the n behind every percentile)."""
+        return int(self.histogram(metric).get_total_count())
 
     @property
     def requests(self) -> int:

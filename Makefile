@@ -1,5 +1,6 @@
 # The two set-up commands of the README:
-#   make report   # the main job: execute the notebooks, export HTML reports to reports/
+#   make report   # the main job: execute the notebooks (standard profile, ~10 min), export
+#                 # HTML reports to reports/; PROFILE=quick (a smoke run) or PROFILE=full
 #   make test     # the test suite (what .ci/run runs)
 # Each one installs what it needs: a local venv (.venv) and the Debian packages below.
 
@@ -7,7 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-PROFILE ?= quick
+PROFILE ?= standard
 APT_PACKAGES = chromium wrk
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -19,11 +19,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .errors import LootlabError
 
 if TYPE_CHECKING:
     from .loadgen.results import LoadResult
@@ -55,31 +56,52 @@ WRITEUP = {
 
 @dataclass
 class StoryRun:
-    """Each step measured at one offered rate: ``steps`` (one row per step) and the raw
-    ``LoadResult`` per variant (for spectra and the generator's health)."""
+    """Each step at one offered rate, ``trials`` times: ``steps`` (per step, the median of its
+    trials, ``<col>_lo``/``<col>_hi`` their min..max), ``trials`` (per trial and step, in the
+    order run) and the ``LoadResult``s per variant, one per trial (spectra, health)."""
 
     rate: float
     duration: float
     steps: pd.DataFrame
-    results: dict[str, Any] = field(default_factory=dict, repr=False)
+    results: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
     def valid(self) -> bool:
         return bool(self.steps["valid"].all())
 
 
-def step_row(variant: str, result: Any) -> dict[str, Any]:
-    """One step's numbers from a ``LoadResult``: percentiles in ms, rates, health."""
+def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
+    """One trial of one step from a ``LoadResult``: percentiles in ms, the p99's sample
+    count and 95 % interval, rates, health."""
+    from .loadgen.sweep import ci_us
+
+    lo, hi = ci_us(result, 99)
     return {
-        "step": variant, "change": STEPS.get(variant, ""),
+        "step": variant, "change": STEPS.get(variant, ""), "trial": trial,
         "p50_ms": result.latency_us(50) / 1e3, "p99_ms": result.latency_us(99) / 1e3,
         "p999_ms": result.latency_us(99.9) / 1e3,
-        "service_p99_ms": result.service_us(99) / 1e3,
+        "service_p99_ms": result.service_us(99) / 1e3, "n": int(result.samples()),
+        "p99_ci_low_ms": lo / 1e3, "p99_ci_high_ms": hi / 1e3, "requests": int(result.requests),
         "offered_per_s": float(result.offered_rate), "achieved_per_s": float(result.achieved_rate),
-        "requests": int(result.requests), "errors": int(result.counts.get("failed", 0)),
+        "errors": int(result.counts.get("failed", 0)),
         "valid": bool(result.health.valid), "health": "; ".join(result.health.reasons) or "ok",
         "writeup_p99_ms": WRITEUP["p99_ms_by_step"].get(variant, math.nan),
     }
+
+
+def summarize_steps(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per step (in the order run): the median of its trials with min..max, the p99's
+    widest 95 % interval, requests and errors summed, every distinct health reason."""
+    from .loadgen.sweep import summarize_trials
+
+    steps = summarize_trials(
+        trials, ["step"], ["p50_ms", "p99_ms", "p999_ms", "service_p99_ms", "achieved_per_s"],
+        lows=["p99_ci_low_ms"], highs=["p99_ci_high_ms"], sums=["requests", "errors"],
+        firsts=["change", "offered_per_s", "writeup_p99_ms"], joins=["health"])
+    if not steps.empty:
+        steps["p99_change_ms"] = steps["p99_ms"].diff()
+    return steps
 
 
 def variant_target(variant: str, server: Any = None) -> Any:
@@ -89,32 +111,36 @@ def variant_target(variant: str, server: Any = None) -> Any:
     return resolve(variant, server if server is not None and get(variant).remote else None)
 
 
-def run_steps(rate: float, duration: float, *, variants: list[str] | None = None,
+def run_steps(rate: float, duration: float, *, variants: Any = None, trials: int = 1,
               warmup: float = 1.0, processes: int = 1, concurrency: int = 1, seed: int = 0,
               server: Any = None, on_step: Callable[[str], None] | None = None,
               **run_options: Any) -> StoryRun:
-    """Run every step's variant at the same constant ``rate`` for ``duration`` seconds.
-
-    Same schedule, same overlay workload (``loadgen``'s default), same generator settings
-    for every step, so differences are the variants'.  Remote variants talk to ``server``
-    (a ``LoopbackServer`` on the default index), or to the embedded shared one.
+    """Run every step's variant at the same constant ``rate`` for ``duration`` seconds,
+    ``trials`` times, interleaved (trial 1 of every step, then trial 2...) so slow drift on
+    the machine hits every step alike.  Same schedule, workload and generator settings for
+    every step, so differences are the variants'.  ``variants``: names (remote ones talk to
+    ``server``, a ``LoopbackServer``, or the embedded shared one) or {step: client factory}.
     """
     from . import loadgen
 
-    variants = list(variants or STEPS)
-    results: dict[str, Any] = {}
+    if trials < 1:
+        raise LootlabError(f"trials must be at least 1, not {trials!r}")
+    named = variants if isinstance(variants, Mapping) else {
+        v: variant_target(v, server) for v in (variants or STEPS)}
+    results: dict[str, list[Any]] = {v: [] for v in named}
     rows = []
-    for variant in variants:
-        if on_step:
-            on_step(variant)
-        res = loadgen.run(variant_target(variant, server),
-                          loadgen.constant(rate, duration, seed=seed), processes=processes, concurrency=concurrency, warmup=warmup,
-                          label=variant, **run_options)
-        results[variant] = res
-        rows.append(step_row(variant, res))
-    steps = pd.DataFrame(rows)
-    steps["p99_change_ms"] = steps["p99_ms"].diff()
-    return StoryRun(rate=float(rate), duration=float(duration), steps=steps, results=results)
+    for trial in range(trials):
+        for variant, target in named.items():
+            if on_step:
+                on_step(variant)
+            res = loadgen.run(target, loadgen.constant(rate, duration, seed=seed + trial),
+                              processes=processes, concurrency=concurrency, warmup=warmup,
+                              label=variant, **run_options)
+            results[variant].append(res)
+            rows.append(step_row(variant, res, trial))
+    frame = pd.DataFrame(rows)
+    return StoryRun(rate=float(rate), duration=float(duration), steps=summarize_steps(frame),
+                    results=results, trials=frame)
 
 
 # --- rebuild under load -------------------------------------------------------------------
@@ -183,14 +209,12 @@ class RebuildRun:
                 "p99_ms": load.latency_us(99) / 1e3, "max_ms": load.latency_us(100) / 1e3,
                 "swaps": len(self.swaps), "generations_seen": len(self.generations_seen),
                 "worker_failures": int(self.worker.get("failures", 0)),
-                "valid": bool(load.health.valid),
-                "health": "; ".join(load.health.reasons) or "ok"}
+                "valid": bool(load.health.valid), "health": "; ".join(load.health.reasons) or "ok"}
 
 
 class _GenerationClient:
-    """A reader on the work index whose ``near`` notes (wall time, generation) whenever the
-    generation it answered from changes: one comparison per query, so it costs nothing
-    the latency would show."""
+    """A reader on the work index whose ``near`` notes (wall time, generation) whenever its
+    generation changes: one comparison per query, nothing the latency would show."""
 
     def __init__(self, path: Path, refresh_interval: float):
         from .index import open_index
@@ -221,9 +245,8 @@ class _Readers:
         self.clients: list[_GenerationClient] = []
 
     def __call__(self) -> _GenerationClient:
-        client = _GenerationClient(self.path, self.refresh_interval)
-        self.clients.append(client)
-        return client
+        self.clients.append(_GenerationClient(self.path, self.refresh_interval))
+        return self.clients[-1]
 
 
 def _mutate(table: pd.DataFrame, rng: np.random.Generator, fraction: float = 0.01) -> pd.DataFrame:
@@ -298,13 +321,10 @@ def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: fl
                        workdir: str | Path | None = None, timeout: float = 60.0) -> RebuildRun:
     """Query an index at a constant ``rate`` while a worker (another process) rebuilds it
     from ``source`` ("local" file or "s3" through a loopback S3 server) every ``swap_every``
-    seconds.
-
-    The readers are driven by ``loadgen.run`` (one process, inline), so latency is measured
-    from each query's intended send time like every other experiment, and the first
-    ``warmup`` seconds are discarded (and counted in the result).  The world is a fresh
-    ``records``-row one in a temporary directory under the data dir, removed afterwards.
-    """
+    seconds.  The readers are driven by ``loadgen.run`` (one process, inline), so latency
+    is measured from each query's intended send time like every other experiment, and the
+    first ``warmup`` seconds are discarded (and counted).  The world is a fresh
+    ``records``-row one in a temporary directory under the data dir, removed afterwards."""
     from . import loadgen
     from .build import build_index
     from .index import open_index

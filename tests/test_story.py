@@ -86,21 +86,25 @@ def small_result(tmp_path_factory):
 
 
 def _steps(result, p99s, *, valid=None) -> pd.DataFrame:
-    """``run_steps``' DataFrame from real ``step_row``s, with p99 set to known numbers."""
+    """``run_steps``' DataFrame (one trial per step) from real ``step_row``s through
+    ``summarize_steps``, with p99 set to known numbers."""
     rows = [story.step_row(name, result) for name in list(story.STEPS)[: len(p99s)]]
-    steps = pd.DataFrame(rows)
-    steps["p99_ms"] = p99s
-    steps["p50_ms"] = [p / 3 for p in p99s]
-    steps["offered_per_s"] = steps["achieved_per_s"] = 200.0
-    steps["valid"] = valid if valid is not None else [True] * len(p99s)   # the real run's
-    steps["errors"] = 0                            # health depends on the box; set it here
-    steps["p99_change_ms"] = steps["p99_ms"].diff()
-    return steps
+    trials = pd.DataFrame(rows)
+    trials["p99_ms"] = p99s
+    trials["p50_ms"] = [p / 3 for p in p99s]
+    trials["p99_ci_low_ms"] = trials["p99_ci_high_ms"] = float("nan")   # the known p99s'
+    trials["offered_per_s"] = trials["achieved_per_s"] = 200.0
+    trials["valid"] = valid if valid is not None else [True] * len(p99s)   # the real run's
+    trials["errors"] = 0                            # health depends on the box; set it here
+    return story.summarize_steps(trials)
 
 
 def test_step_row_has_the_columns_the_report_reads(small_result):
-    row = story.step_row("mmap", small_result)
+    row = story.step_row("mmap", small_result, trial=2)
     assert row["requests"] == 200 and row["writeup_p99_ms"] == 34.0
+    assert row["trial"] == 2 and row["n"] == small_result.samples() > 0
+    lo, hi = small_result.latency_ci_us(99)
+    assert (row["p99_ci_low_ms"], row["p99_ci_high_ms"]) == (lo / 1e3, hi / 1e3) or lo != lo
     assert row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"]
     assert row["health"] == "ok" or not row["valid"]
 
@@ -110,6 +114,7 @@ def test_verdict_names_the_first_last_and_largest_gain_from_the_rows(small_resul
     assert "40.0 ms (grpc-tls-fresh) to 0.50 ms (mmap), 80.0x lower" in text
     assert "largest single gain was grpc-tls-pooled" in text and "18.0 ms" in text
     assert "could not keep" not in text and "failed" not in text
+    assert "Each step ran once: a single trial has no spread" in text
     text = verdict(_steps(small_result, [5.0, 9.0, 4.0, 3.0, 6.0]))
     assert "mmap did not beat grpc-tls-fresh" in text
     assert "p99 got worse at: grpc-tls-resumed, mmap" in text
@@ -119,12 +124,16 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
     steps = _steps(small_result, [40.0, 30.0, 12.0, 8.0, 0.5],
                    valid=[True, True, False, True, True])
     text = verdict(steps)
-    assert ("The load generator could not keep the schedule for grpc-tls-pooled: those "
-            "numbers describe the generator's limit as much as the variant.") in text
+    assert ("The load generator could not keep the schedule for grpc-tls-pooled (1 of 1 trial "
+            "INVALID: rerun on a quieter machine): those numbers describe the generator's limit "
+            "as much as the variant.") in text
+    # the gains around the invalid step are not called; the rest are
+    assert "largest single gain was grpc-tls-resumed" in text
     rows = summary_rows(steps)
     assert [r["run"] for r in rows] == ["valid", "valid", "INVALID (see health)", "valid",
                                         "valid"]
     assert rows[-1]["write-up p99 ms"] == 34.0 and rows[1]["write-up p99 ms"] is None
+    assert rows[0]["p99 ms"] == 40.0 and rows[0]["trials"] == 1
     steps.loc[0, "achieved_per_s"] = 150.0
     assert "grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s)" \
         in verdict(steps)

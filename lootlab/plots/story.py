@@ -13,15 +13,20 @@ from matplotlib.figure import Figure
 
 
 def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Left: p50 and p99 per step at the same offered load (log scale), with the write-up's
-    p99 figures as hollow markers where a step has one.  Right: the p99 change each step
-    made (a waterfall: green bars are gains)."""
+    """Left: p50 and p99 per step at the same offered load (log scale; with several
+    trials, the median trial's value and error bars spanning min..max of the trials), with
+    the write-up's p99 figures as hollow markers where a step has one.  Right: the p99
+    change each step made (a waterfall: green bars are gains)."""
     fig = Figure(figsize=(12, 4.6), layout="constrained")
     ax, wf = fig.subplots(1, 2, width_ratios=[3, 2])
     x = np.arange(len(steps))
     w = 0.38
-    ax.bar(x - w / 2, steps["p50_ms"], w, label="p50 (this machine)", color="#7aa6d8")
-    ax.bar(x + w / 2, steps["p99_ms"], w, label="p99 (this machine)", color="#2b5c9e")
+    trials = int(steps["trials"].max()) if "trials" in steps and len(steps) else 1
+    of = f", median of {trials} trials" if trials > 1 else ""
+    for dx, col, name, color in ((-w / 2, "p50_ms", "p50", "#7aa6d8"),
+                                 (w / 2, "p99_ms", "p99", "#2b5c9e")):
+        ax.bar(x + dx, steps[col], w, label=f"{name} (this machine{of})", color=color,
+               yerr=spread_err(steps, col), error_kw={"ecolor": "#222", "capsize": 3, "lw": 1})
     for i, (p50, p99) in enumerate(zip(steps["p50_ms"], steps["p99_ms"])):
         ax.annotate(f"{p99:.3g}", (i + w / 2, p99), ha="center", va="bottom", fontsize=8)
     if "writeup_p99_ms" in steps:
@@ -65,6 +70,16 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     wf.set_title("What each change did to p99")
     wf.grid(axis="y", alpha=0.3)
     return fig
+
+
+def spread_err(steps: pd.DataFrame, col: str) -> np.ndarray | None:
+    """Error bar lengths (2, n) below/above ``col`` from ``<col>_lo``/``<col>_hi``: the
+    spread across trials; None when the rows have no spread columns."""
+    if f"{col}_lo" not in steps or f"{col}_hi" not in steps:
+        return None
+    mid = steps[col].to_numpy(dtype=float)
+    lo, hi = steps[f"{col}_lo"].to_numpy(dtype=float), steps[f"{col}_hi"].to_numpy(dtype=float)
+    return np.vstack([np.clip(mid - lo, 0, None), np.clip(hi - mid, 0, None)])
 
 
 def writeup_chart(writeup: dict[str, Any]) -> Figure:

@@ -18,67 +18,145 @@ def _fmt_ms(ms: float) -> str:
     return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
 
 
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def band(step: pd.Series, col: str = "p99_ms") -> tuple[float, float]:
+    """The range a step's figure may lie in: the min..max of its trials, widened by the
+    per-trial 95 % intervals where the rows carry them (p99 only)."""
+    lo, hi = _num(step.get(f"{col}_lo", step[col])), _num(step.get(f"{col}_hi", step[col]))
+    if col == "p99_ms":
+        lo = min(lo, _num(step.get("p99_ci_low_ms")), key=lambda v: math.inf if v != v else v)
+        hi = max(hi, _num(step.get("p99_ci_high_ms")), key=lambda v: -math.inf if v != v else v)
+    return lo, hi
+
+
+def separated(a: pd.Series, b: pd.Series, col: str = "p99_ms") -> bool:
+    """True when the two steps' bands do not overlap: a difference worth naming."""
+    (alo, ahi), (blo, bhi) = band(a, col), band(b, col)
+    return ahi < blo or bhi < alo
+
+
+def spread_cell(median: float, lo: float, hi: float, trials: int) -> Any:
+    """A table cell: "median [min-max]" over several trials, the bare number for one."""
+    if trials <= 1:
+        return round(float(median), 3)
+    return f"{median:.3g} [{lo:.3g}-{hi:.3g}]"
+
+
+def _trials(s: pd.Series) -> int:
+    return int(s.get("trials", 1))
+
+
+def _not_valid(s: pd.Series) -> str:
+    """"name (k of R trials INVALID: what to do)" for a step with an invalid run."""
+    k, r = int(s.get("invalid_trials", 1)), _trials(s)
+    what = ("lower the rate" if s["achieved_per_s"] < 0.97 * s["offered_per_s"]
+            else "rerun on a quieter machine")
+    return f"{s['step']} ({k} of {r} trial{'s' if r > 1 else ''} INVALID: {what})"
+
+
+def _headline(first: pd.Series, last: pd.Series, rate: float) -> str:
+    bad = [s for s in (first, last) if not s["valid"]]
+    if bad:
+        return (f"No ratio between {first['step']} and {last['step']} is named: the runs "
+                f"behind it were not valid for {', '.join(_not_valid(s) for s in bad)}.")
+    if not separated(first, last):
+        return (f"At {rate:,.0f} requests/s, {last['step']} ({_fmt_ms(last['p99_ms'])}) and "
+                f"{first['step']} ({_fmt_ms(first['p99_ms'])}) differ by less than the spread "
+                f"between trials: no difference at p99 is called.")
+    if last["p99_ms"] < first["p99_ms"]:
+        ratio = first["p99_ms"] / last["p99_ms"] if last["p99_ms"] > 0 else math.inf
+        r = min(_trials(first), _trials(last))
+        of = f" (median of {r} trials)" if r > 1 else ""
+        return (f"At {rate:,.0f} requests/s, p99 went from {_fmt_ms(first['p99_ms'])} "
+                f"({first['step']}) to {_fmt_ms(last['p99_ms'])} ({last['step']}), "
+                f"{ratio:.1f}x lower{of}.")
+    return (f"At {rate:,.0f} requests/s, {last['step']} did not beat {first['step']} at p99 "
+            f"({_fmt_ms(last['p99_ms'])} vs {_fmt_ms(first['p99_ms'])}).")
+
+
 def verdict(steps: pd.DataFrame) -> str:
-    """Plain words for what the measured steps show (computed from the rows, not assumed)."""
+    """Plain words for what the measured steps show (computed from the rows, not assumed).
+
+    A ratio or a gain is named only between steps whose runs were all valid and whose
+    bands (min..max of trials, widened by each trial's 95 % interval) do not overlap;
+    otherwise the sentence says which runs were not valid and what to do."""
     if steps.empty:
         return "No step was measured."
+    steps = steps.reset_index(drop=True)
     by = steps.set_index("step")
     first, last = steps.iloc[0], steps.iloc[-1]
-    parts = []
-    rate = first["offered_per_s"]
-    ratio = first["p99_ms"] / last["p99_ms"] if last["p99_ms"] > 0 else math.inf
-    if last["p99_ms"] < first["p99_ms"]:
-        parts.append(f"At {rate:,.0f} requests/s, p99 went from {_fmt_ms(first['p99_ms'])} "
-                     f"({first['step']}) to {_fmt_ms(last['p99_ms'])} ({last['step']}), "
-                     f"{ratio:.1f}x lower.")
-    else:
-        parts.append(f"At {rate:,.0f} requests/s, {last['step']} did not beat {first['step']} "
-                     f"at p99 ({_fmt_ms(last['p99_ms'])} vs {_fmt_ms(first['p99_ms'])}).")
-    deltas = steps["p99_ms"].diff().iloc[1:]
-    if len(deltas):
-        best = int(deltas.idxmin())
-        gain = -deltas.loc[best]
-        if gain > 0:
-            parts.append(f"The largest single gain was {steps.loc[best, 'step']} "
-                         f"({steps.loc[best, 'change']}): p99 {_fmt_ms(gain)} lower than the "
-                         f"step before.")
-        worse = [steps.loc[i, "step"] for i in deltas.index if deltas.loc[i] > 0]
-        if worse:
-            parts.append(f"p99 got worse at: {', '.join(worse)}.")
+    parts = [_headline(first, last, first["offered_per_s"])]
+    pairs = [(steps.iloc[i - 1], steps.iloc[i]) for i in range(1, len(steps))]
+    called = [(a, b) for a, b in pairs if a["valid"] and b["valid"] and separated(a, b)]
+    gains = [(a["p99_ms"] - b["p99_ms"], b) for a, b in called if b["p99_ms"] < a["p99_ms"]]
+    if gains:
+        gain, best = max(gains, key=lambda g: g[0])
+        parts.append(f"The largest single gain was {best['step']} ({best['change']}): p99 "
+                     f"{_fmt_ms(gain)} lower than the step before.")
+    elif any(b["p99_ms"] < a["p99_ms"] for a, b in pairs):
+        parts.append("No largest single gain is named: no step's p99 drop is both between "
+                     "valid runs and larger than the spread between trials.")
+    worse = [b["step"] for a, b in called if b["p99_ms"] > a["p99_ms"]]
+    if worse:
+        parts.append(f"p99 got worse at: {', '.join(worse)}.")
     if "mmap" in by.index and "grpc-tls-packed" in by.index:
-        remote = by.loc["grpc-tls-packed", "p50_ms"]
-        local = by.loc["mmap", "p50_ms"]
-        if local < remote:
-            parts.append(f"Even the best remote client pays {_fmt_ms(remote - local)} more at "
-                         f"the median than reading the mapped file.")
+        remote, local = by.loc["grpc-tls-packed"], by.loc["mmap"]
+        if (remote["valid"] and local["valid"] and local["p50_ms"] < remote["p50_ms"]
+                and separated(remote, local, "p50_ms")):
+            parts.append(f"Even the best remote client pays "
+                         f"{_fmt_ms(remote['p50_ms'] - local['p50_ms'])} more at the median "
+                         f"than reading the mapped file.")
     behind = steps[steps["achieved_per_s"] < 0.97 * steps["offered_per_s"]]
     for _, s in behind.iterrows():
         parts.append(f"{s['step']} could not keep up with {s['offered_per_s']:,.0f} requests/s "
                      f"here (it completed {s['achieved_per_s']:,.0f}/s), so its latency is "
-                     f"mostly time spent queued: it is saturated at this load.")
-    invalid = steps.loc[~steps["valid"], "step"].tolist()
-    if invalid:
-        parts.append(f"The load generator could not keep the schedule for {', '.join(invalid)}:"
-                     f" those numbers describe the generator's limit as much as the variant.")
+                     f"mostly time spent queued: it is saturated at this load; lower the rate "
+                     f"to measure it.")
+    invalid = steps[~steps["valid"].astype(bool)]
+    if len(invalid):
+        parts.append(f"The load generator could not keep the schedule for "
+                     f"{', '.join(_not_valid(s) for _, s in invalid.iterrows())}: those "
+                     f"numbers describe the generator's limit as much as the variant.")
     errors = int(steps["errors"].sum())
     if errors:
         parts.append(f"{errors:,} requests failed.")
+    if int(steps.get("trials", pd.Series([1])).max()) <= 1:
+        parts.append("Each step ran once: a single trial has no spread between trials, so "
+                     "run more trials before trusting a small difference.")
     parts.append("The write-up reported 95 -> 78 -> 34 ms p99 on production hardware with a "
                  "real network; a loopback server here has no network latency, so compare "
                  "the ratios, not the milliseconds.")
     return " ".join(parts)
 
 
+def run_cell(s: Any) -> str:
+    """"valid", or "INVALID (k of R trials)" for a row with invalid trials."""
+    if s["valid"]:
+        return "valid"
+    r = int(s.get("trials", 1))
+    return "INVALID (see health)" if r <= 1 else f"INVALID ({int(s['invalid_trials'])} of {r})"
+
+
 def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
-    """The step chart's numbers as rows for ``lootlab.report.publish_summary``."""
+    """The step chart's numbers as rows for ``lootlab.report.publish_summary``: median
+    [min-max] of the trials, the per-trial sample count, valid or how many INVALID."""
     rows = []
     for _, s in steps.iterrows():
-        rows.append({"step": s["step"], "p50 ms": round(float(s["p50_ms"]), 3),
-                     "p99 ms": round(float(s["p99_ms"]), 3),
+        r = _trials(s)
+        cells = {f"{name} ms": spread_cell(s[col], s.get(f"{col}_lo", s[col]),
+                                           s.get(f"{col}_hi", s[col]), r)
+                 for name, col in (("p50", "p50_ms"), ("p99", "p99_ms"))}
+        rows.append({"step": s["step"], **cells, "trials": r, "n": int(s.get("n", s["requests"])),
                      "achieved/s": round(float(s["achieved_per_s"]), 1),
                      "write-up p99 ms": (None if math.isnan(s["writeup_p99_ms"])
                                          else s["writeup_p99_ms"]),
-                     "run": "valid" if s["valid"] else "INVALID (see health)"})
+                     "run": run_cell(s)})
     return rows
 
 
@@ -113,5 +191,6 @@ def rebuild_verdict(runs: Iterable[Any]) -> str:
     invalid = [s["source"] for s in summaries if not s.get("valid", True)]
     if invalid:
         text += (f"; the load generator could not keep the schedule for the "
-                 f"{', '.join(invalid)} run{'s' if len(invalid) > 1 else ''} (see health)")
+                 f"{', '.join(invalid)} run{'s' if len(invalid) > 1 else ''} (see health): "
+                 f"rerun on a quieter machine before reading its latencies")
     return text

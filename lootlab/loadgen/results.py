@@ -118,27 +118,39 @@ class LoadResult:
 
     # ---- tables -----------------------------------------------------------------------
     def to_frame(self, percentiles=TABLE_PERCENTILES,
-                 metrics=("latency", "service", "send_lag")) -> pd.DataFrame:
-        """Tidy rows: variant, schedule, rate, metric, percentile, latency_us (+ context)."""
+                 metrics=("latency", "service", "send_lag"),
+                 confidence: float = 0.95) -> pd.DataFrame:
+        """Tidy rows: variant, schedule, rate, metric, percentile, latency_us, n, ci_low_us,
+        ci_high_us, enough (+ context).  Where fewer than 10 samples lie above a percentile,
+        ``enough`` is False and latency_us and the interval are NaN (max keeps its value)."""
         rows = []
         for metric in metrics:
-            values = hist.percentiles(self.histogram(metric), list(percentiles)) / 1e3
-            for p, v in zip(percentiles, values):
+            est = uncertainty.estimate(self.histogram(metric), list(percentiles), confidence)
+            for i, p in enumerate(percentiles):
                 rows.append({"variant": self.variant, "schedule": self.schedule.get("kind"),
                              "rate": self.offered_rate, "achieved_rate": self.achieved_rate,
                              "processes": self.processes, "concurrency": self.concurrency,
                              "valid": self.health.valid, "metric": metric,
-                             "percentile": float(p), "latency_us": float(v)})
+                             "percentile": float(p), "latency_us": est["value"][i] / 1e3,
+                             "n": int(est["n"][i]), "ci_low_us": est["ci_low"][i] / 1e3,
+                             "ci_high_us": est["ci_high"][i] / 1e3,
+                             "enough": bool(est["enough"][i])})
         return pd.DataFrame(rows)
 
     def table(self) -> pd.DataFrame:
-        """Percentile x metric, in microseconds (what the CLI prints)."""
+        """Percentile x metric, in microseconds (what the CLI prints), with the latency's
+        95 % interval (ci_low_us, ci_high_us) and the sample count n; NaN where the tail
+        holds fewer than 10 samples."""
         frame = self.to_frame()
         t = frame.pivot(index="percentile", columns="metric", values="latency_us")
         keep = ("latency", "service", "send_lag") if self.open_loop else ("latency",)
         t = t[[m for m in keep if m in t.columns]]
-        t.index = [("max" if p == 100 else f"p{p:g}") for p in t.index]
         t.columns = [f"{c}_us" for c in t.columns]
+        lat = frame[frame.metric == "latency"].set_index("percentile")
+        t.insert(1, "ci_low_us", lat["ci_low_us"])
+        t.insert(2, "ci_high_us", lat["ci_high_us"])
+        t["n"] = lat["n"]
+        t.index = [("max" if p == 100 else f"p{p:g}") for p in t.index]
         return t
 
     def timeline(self) -> pd.DataFrame:
@@ -156,12 +168,17 @@ class LoadResult:
         return pd.DataFrame(rows)
 
     def spectrum(self, metric: str = "latency") -> pd.DataFrame:
-        """The percentile spectrum: percentile, latency_us, and x = 1/(1-p) for plotting."""
+        """The percentile spectrum: percentile, latency_us, x = 1/(1-p) for plotting, and
+        n, ci_low_us, ci_high_us, enough (False in the tail above the last 10 samples,
+        where latency_us is the raw value, drawn grey, and the interval NaN)."""
         ps, values = hist.spectrum(self.histogram(metric))
+        est = uncertainty.estimate(self.histogram(metric), ps)
         with np.errstate(divide="ignore"):
             x = 1.0 / (1.0 - ps / 100.0)
         return pd.DataFrame({"variant": self.variant, "metric": metric, "percentile": ps,
-                             "x": x, "latency_us": values / 1e3})
+                             "x": x, "latency_us": values / 1e3, "n": est["n"],
+                             "ci_low_us": est["ci_low"] / 1e3,
+                             "ci_high_us": est["ci_high"] / 1e3, "enough": est["enough"]})
 
     def summary(self) -> dict[str, Any]:
         """Scalars for a one-line record (sweeps, reports)."""
@@ -177,7 +194,7 @@ class LoadResult:
                 "errors": self.counts["failed"],
                 "timeouts": self.counts["timeouts"], "unsent": self.counts["unsent"],
                 "generator_cpu": self.generator_cpu, "busy_max": max(self.busy, default=0.0),
-                "valid": self.health.valid}
+                "valid": self.health.valid, **uncertainty.summary_fields(self.latency)}
 
     def describe(self) -> str:
         """Human-readable summary: what ran, rates, CPU, warm-up, verdict."""
@@ -196,6 +213,9 @@ class LoadResult:
         lines.append(f"errors {c['failed']:,}, timeouts {c['timeouts']:,}; warm-up "
                      f"{self.warmup:g} s ({c['warmup_requests']:,} requests) discarded; "
                      f"generator CPU {self.generator_cpu:.2f} cores")
+        est = uncertainty.estimate(self.latency, [50.0, 99.0, 99.9])
+        lines.append(f"latency (95 % intervals, n={self.samples():,}): "
+                     + uncertainty.format_estimates(est, ["p50", "p99", "p99.9"]))
         lines.append(f"health: {self.health}")
         return "\n".join(lines)
 

@@ -94,3 +94,28 @@ def estimate(h: HdrHistogram, ps, confidence: float = 0.95) -> dict[str, np.ndar
     value = np.where(enough | (ps >= 100.0), value, np.nan)
     return {"value": value, "ci_low": lo, "ci_high": hi,
             "n": np.full(ps.shape, n, dtype=np.int64), "enough": enough}
+
+
+def format_estimates(est: dict[str, np.ndarray], labels: list[str]) -> str:
+    """'p50 983.0 us [956.4, 1,015.8], p99.9 too few samples (n=400)' from ``estimate``."""
+    parts = []
+    for i, label in enumerate(labels):
+        if not est["enough"][i]:
+            parts.append(f"{label} too few samples (n={int(est['n'][i]):,})")
+            continue
+        v, lo, hi = (est[k][i] / 1e3 for k in ("value", "ci_low", "ci_high"))
+        parts.append(f"{label} {v:,.1f} us [{lo:,.1f}, {hi:,.1f}]")
+    return ", ".join(parts)
+
+
+def summary_fields(h: HdrHistogram, confidence: float = 0.95) -> dict[str, float | bool]:
+    """``n`` and, per headline percentile, ``p99_ci_low_us``, ``p99_ci_high_us`` and
+    ``p99_enough`` (a summary's raw ``p99_us`` is a number to show only where that holds)."""
+    ps = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+    est = estimate(h, list(ps.values()), confidence)
+    out: dict[str, float | bool] = {"n": int(h.get_total_count())}
+    for i, k in enumerate(ps):
+        out.update({f"{k}_ci_low_us": float(est["ci_low"][i]) / 1e3,
+                    f"{k}_ci_high_us": float(est["ci_high"][i]) / 1e3,
+                    f"{k}_enough": bool(est["enough"][i])})
+    return out

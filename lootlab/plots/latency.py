@@ -38,7 +38,8 @@ def _max_by_variant(results: Any, metric: str, frame: pd.DataFrame) -> dict[str,
 
 def percentile_spectrum(results: Any, *, metric: str = "latency", logy: bool = False,
                         title: str | None = None, target_us: float | None = None) -> Figure:
-    """Latency by percentile, x = 1/(1-p) on a log axis (HdrHistogram's plot), max marked.
+    """Latency by percentile, x = 1/(1-p) on a log axis (HdrHistogram's plot), max marked,
+    the 95 % interval shaded, and the tail above the last 10 samples grey and dotted.
 
     ``results``: a LoadResult, a list of them, or a frame with variant / percentile /
     latency_us columns (``LoadResult.spectrum()``)."""
@@ -46,10 +47,24 @@ def percentile_spectrum(results: Any, *, metric: str = "latency", logy: bool = F
     maxima = _max_by_variant(results, metric, frame)
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
+    thin_labelled = False
     for variant, g in frame.groupby("variant", sort=False):
         g = g[g["percentile"] < 100]
         x = 1.0 / (1.0 - g["percentile"].to_numpy() / 100.0)
-        (line,) = ax.plot(x, g["latency_us"], label=variant, drawstyle="steps-post")
+        enough = g["enough"].to_numpy(bool) if "enough" in g else np.ones(len(g), bool)
+        y = g["latency_us"].to_numpy(float)
+        (line,) = ax.plot(x[enough], y[enough], label=variant, drawstyle="steps-post")
+        if "ci_low_us" in g and enough.any():
+            ax.fill_between(x[enough], g["ci_low_us"].to_numpy(float)[enough],
+                            g["ci_high_us"].to_numpy(float)[enough], step="post",
+                            color=line.get_color(), alpha=0.2, lw=0)
+        if not enough.all():
+            thin = ~enough
+            if enough.any():       # join the grey tail to the last solid point
+                thin[np.flatnonzero(enough)[-1]] = True
+            ax.plot(x[thin], y[thin], color="grey", ls=":", drawstyle="steps-post",
+                    label=None if thin_labelled else "fewer than 10 samples above (grey)")
+            thin_labelled = True
         if variant in maxima and len(x):
             ax.scatter([x.max()], [maxima[variant]], marker="v", color=line.get_color(),
                        zorder=3)
@@ -85,7 +100,9 @@ def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_us", 
     """Latency percentiles against throughput, one line per variant and percentile.
 
     ``frame``: ``loadgen.sweep`` output (or LoadResults).  Invalid runs (generator was the
-    bottleneck) are drawn hollow, so nobody reads them as the system's numbers."""
+    bottleneck) are drawn hollow, so nobody reads them as the system's numbers.  Where the
+    frame has a column's interval (``p99_ci_low_us``...), it is drawn as error bars, and a
+    point with fewer than 10 samples above it (``p99_enough`` False) is crossed out."""
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame([r.summary() for r in _as_list(frame)])
     fig = Figure(figsize=(8, 4.5))
@@ -97,6 +114,7 @@ def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_us", 
             (line,) = ax.plot(g[x], g[col], ls=styles[k % len(styles)], color=color,
                               label=f"{variant} {col.removesuffix('_us')}")
             color = line.get_color()
+            _interval_bars(ax, g, x, col, color)
             valid = g["valid"].astype(bool).to_numpy()
             ax.scatter(g[x][valid], g[col][valid], color=color, s=16, zorder=3)
             ax.scatter(g[x][~valid], g[col][~valid], facecolors="none", edgecolors=color,
@@ -113,6 +131,24 @@ def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_us", 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _interval_bars(ax, g: pd.DataFrame, x: str, col: str, color) -> None:
+    """Error bars from ``<p>_ci_low_us``/``<p>_ci_high_us``; an x over too-thin points."""
+    stem = col.removesuffix("_us")
+    lo, hi = f"{stem}_ci_low_us", f"{stem}_ci_high_us"
+    if lo in g and hi in g:
+        y = g[col].to_numpy(float)
+        err = np.vstack([y - g[lo].to_numpy(float), g[hi].to_numpy(float) - y])
+        ok = np.isfinite(err).all(axis=0)
+        if ok.any():
+            ax.errorbar(g[x].to_numpy(float)[ok], y[ok], yerr=err[:, ok], fmt="none",
+                        ecolor=color, elinewidth=1, capsize=3, alpha=0.7)
+    if f"{stem}_enough" in g:
+        thin = ~g[f"{stem}_enough"].astype(bool).to_numpy()
+        if thin.any():
+            ax.scatter(g[x][thin], g[col][thin], marker="x", color="grey", s=40, zorder=4,
+                       label=f"{stem}: too few samples")
 
 
 def spike_timeline(results: Any, *, logy: bool = True, title: str | None = None) -> Figure:

@@ -1,77 +1,177 @@
 """The health verdict: is a run a measurement of the system, or of the generator's limits?
 
-Kept apart from ``results`` (which merges and stores) because the thresholds are policy:
-what counts as a saturated generator, a late sender or a histogram that lost values.
+Kept apart from ``results`` (which merges and stores) because the thresholds are policy.
+Validity is graded by the error a fault can cause: the generator's own lag bounds how much it
+can have inflated each percentile, and only a bound large enough to change a conclusion (or
+a schedule that was not kept) makes a run INVALID; a smaller one is a warning that says the
+bound.  The verdict also says which side was the bottleneck, with its evidence.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 SEND_LAG_WARN_US = 1_000.0
-# the generator's own lag may be at most this share of the latency p99 it reports (so the
-# reported p99 is overstated by at most ~10 %), with a floor for very fast clients
+# the generator's own lag at percentile p bounds how much it inflated the latency at p:
+# a bound above GENERATOR_LAG_SHARE of the figure is a warning that gives it, above
+# GENERATOR_LAG_INVALID_SHARE (the figure may be overstated 2x: the size of the
+# differences a report calls) the run is INVALID, unless the bound is under the floor
 GENERATOR_LAG_SHARE = 0.10
+GENERATOR_LAG_INVALID_SHARE = 0.50
 GENERATOR_LAG_FLOOR_US = 100.0
+JUDGED_PERCENTILES = (50.0, 99.0)
+BOUND_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+# a worker process at or above this share of one core is CPU-bound (its threads share a GIL)
+CPU_BOUND_CORES = 0.5
+# a busy sender whose calls take at least this share of its busy time was waiting on answers
+BLOCKED_SHARE = 0.5
+BOTTLENECKS = ("none", "server", "generator", "machine")
 
 
 @dataclass(frozen=True)
 class Health:
     """Whether the numbers describe the system, or the generator's own limits.
 
-    ``valid`` is False when any ``reasons`` exist: values fell out of the histogram, the
-    generator could not send the schedule, or a sender never had idle time (so requests
-    went out late because of the generator).  ``warnings`` do not invalidate the run.
+    ``valid`` is False when any ``reasons`` exist; ``warnings`` do not invalidate the run.
+    ``lag_bounds`` pairs each percentile with the most the generator's own lag can have
+    added to it (us); ``bottleneck`` is one of ``BOTTLENECKS`` and ``evidence`` says why.
     """
 
     valid: bool
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    bottleneck: str = "none"
+    evidence: tuple[str, ...] = ()
+    lag_bounds: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def lag_bound_us(self) -> float:
+        """The p99 bound: how much of the latency p99 may be the generator's own delay."""
+        return dict(self.lag_bounds).get(99.0, math.nan)
 
     def __str__(self) -> str:
         head = "VALID" if self.valid else "INVALID"
+        if self.bottleneck != "none":
+            head += f" (bottleneck: {self.bottleneck})"
         lines = [head] + [f"  - {r}" for r in self.reasons] + \
-            [f"  ~ {w}" for w in self.warnings]
+            [f"  ~ {w}" for w in self.warnings] + [f"  > {e}" for e in self.evidence]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {"valid": self.valid, "reasons": list(self.reasons),
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "bottleneck": self.bottleneck,
+                "evidence": list(self.evidence),
+                "lag_bound_us": {f"{p:g}": b for p, b in self.lag_bounds}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Health":
+        """The inverse of ``to_dict`` (results saved before the bounds existed load too)."""
+        bounds = tuple((float(p), float(b) if b is not None else math.nan)
+                       for p, b in d.get("lag_bound_us", {}).items())
+        return cls(d["valid"], tuple(d["reasons"]), tuple(d["warnings"]),
+                   d.get("bottleneck", "none"), tuple(d.get("evidence", ())), bounds)
+
+
+def _us(v: float, like: float | None = None) -> str:
+    """Microseconds as text, in ms from 1 ms up (or in the unit of ``like``)."""
+    return f"{v / 1e3:,.1f} ms" if (v if like is None else like) >= 1_000 else f"{v:,.0f} us"
+
+
+def _grade_lag(latency_us: dict[float, float], bounds: dict[float, float],
+               reasons: list[str], warnings: list[str]) -> bool:
+    """Reasons/warnings from the lag bound at the judged percentiles; True when the bound
+    can change a conclusion (it invalidates the run)."""
+    material = False
+    for p in JUDGED_PERCENTILES:
+        lat, bound = latency_us.get(p, math.nan), bounds.get(p, math.nan)
+        if not (lat > 0 and bound > 0):
+            continue
+        share = bound / lat
+        text = (f"p{p:g} {_us(lat)} may include up to {_us(bound, lat)} ({share:.0%}) of the "
+                f"generator's own delay")
+        if share > GENERATOR_LAG_INVALID_SHARE and bound > GENERATOR_LAG_FLOOR_US:
+            material = True
+            reasons.append(f"the generator itself sent late: {text}, more than "
+                           f"{GENERATOR_LAG_INVALID_SHARE:.0%} of the figure (CPU starvation, "
+                           f"GC or an overloaded machine)")
+        elif share > GENERATOR_LAG_SHARE:
+            warnings.append(text + (" (below the floor of what a generator can time)"
+                                    if bound <= GENERATOR_LAG_FLOOR_US else ""))
+    return material
 
 
 def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list[float],
           max_busy: float, offered_rate: float, achieved_rate: float, cpu_cores: float,
           send_lag_p99_us: float, generator_lag_p99_us: float, latency_p99_us: float,
-          warmup: float, first_error: str) -> Health:
-    """The health verdict: is this a measurement of the system, or of the generator?"""
-    reasons, warnings = [], []
+          warmup: float, first_error: str, latency_us: dict[float, float] | None = None,
+          lag_bound_us: dict[float, float] | None = None, blocked: list[float] | None = None,
+          process_cpu: list[float] | None = None, processes: int = 1, concurrency: int = 1,
+          local_server: str = "", warmup_only: bool = False,
+          cores: int | None = None) -> Health:
+    """The health verdict, with the lag bound per percentile and the bottleneck.
+
+    ``blocked`` is each sender's share of the run spent inside calls (same order as
+    ``busy``), ``process_cpu`` each worker's CPU in cores, ``local_server`` the loopback
+    address of a server on this machine ("" if none)."""
+    reasons: list[str] = []
+    warnings: list[str] = []
+    evidence: list[str] = []
+    latency_us = latency_us or {99.0: latency_p99_us}
+    bounds = lag_bound_us or {99.0: generator_lag_p99_us}
+    blocked = blocked if blocked is not None else [0.0] * len(busy)
+    cores = cores or os.cpu_count() or 1
+    cpu_bound = max(process_cpu or [0.0], default=0.0) >= CPU_BOUND_CORES
+    blame = {"generator": False, "server": False, "machine": False}
     if counts["dropped"]:
         reasons.append(f"{counts['dropped']:,} value(s) fell outside the histogram's range "
                        f"and were not recorded")
     if open_loop:
+        worst = max(range(len(busy)), key=busy.__getitem__, default=None)
+        w_busy = busy[worst] if worst is not None else 0.0
+        w_blocked = blocked[worst] if worst is not None else 0.0
+        waiting = w_busy > 0 and w_blocked >= BLOCKED_SHARE * w_busy
         sent_ratio = counts["measured"] / scheduled if scheduled else 1.0
+        not_kept = sent_ratio < 0.99 or w_busy > max_busy
+        if not_kept:
+            evidence.append(f"busiest sender {w_busy:.1%} busy, {w_blocked:.1%} of the run "
+                            f"inside calls; worker CPU up to "
+                            f"{max(process_cpu or [0.0], default=0.0):.2f} cores")
+            if waiting and not cpu_bound:
+                blame["server"] = True
+                who = (f"the server: the senders were blocked waiting on answers (all "
+                       f"{processes * concurrency} in flight, the concurrency exhausted, "
+                       f"like a closed loop); raise concurrency, or lower the rate")
+            elif waiting:
+                blame["generator"] = True
+                who = ("the generator: its calls burned its own CPU (an in-process client, "
+                       "or client-side cost); add processes, or lower the rate")
+            else:
+                blame["generator"] = True
+                who = ("the generator: its senders were late outside any call (CPU-bound "
+                       "sending); add processes or concurrency, or lower the rate")
         if sent_ratio < 0.99:
             reasons.append(f"the generator sent only {counts['measured']:,} of {scheduled:,} "
-                           f"scheduled requests ({sent_ratio:.1%}) before giving up: it could "
-                           f"not offer this rate")
+                           f"scheduled requests ({sent_ratio:.1%}) before giving up: this "
+                           f"rate was not offered; the bottleneck was {who}")
             if counts["measured"] == 0 and counts.get("warmup_requests"):
                 reasons.append(f"all {counts['warmup_requests']:,} requests it did send were "
-                               f"scheduled inside the warm-up window, so none was measured")
-        worst = max(busy, default=0.0)
-        if worst > max_busy:
-            reasons.append(f"a sender was busy {worst:.1%} of the run (never waiting for a send "
-                           f"time): the generator was the bottleneck; add processes or "
-                           f"concurrency, or lower the rate")
-        allowed = max(GENERATOR_LAG_FLOOR_US, GENERATOR_LAG_SHARE * latency_p99_us)
-        if generator_lag_p99_us > allowed:
-            reasons.append(f"the generator itself sent late: its own delay (beyond the queueing "
-                           f"its answers' service times explain) has p99 "
-                           f"{generator_lag_p99_us:,.0f} us, more than "
-                           f"{GENERATOR_LAG_SHARE:.0%} of the latency p99 "
-                           f"({latency_p99_us:,.0f} us) it would inflate (CPU starvation, GC "
-                           f"or an overloaded machine)")
+                               f"scheduled inside the warm-up window, so none was measured"
+                               + ("; the figures shown are theirs (warm-up only)"
+                                  if warmup_only else ""))
+        elif w_busy > max_busy:
+            reasons.append(f"a sender was busy {w_busy:.1%} of the run (never waiting for a "
+                           f"send time): the schedule was not kept; the bottleneck was {who}")
+        if _grade_lag(latency_us, bounds, reasons, warnings):
+            b99 = bounds.get(99.0, math.nan)
+            evidence.append(f"generator's own lag p99 {_us(b99)} with worker CPU up to "
+                            f"{max(process_cpu or [0.0], default=0.0):.2f} cores")
+            blame["generator" if cpu_bound else "machine"] = True
+            if not cpu_bound:
+                evidence.append("the generator was late while using little CPU: it was "
+                                "descheduled (other processes held the cores)")
         if offered_rate and achieved_rate < 0.99 * offered_rate and not reasons:
             warnings.append(f"achieved {achieved_rate:,.0f}/s is below 99 % of offered "
                             f"{offered_rate:,.0f}/s (the run finished late)")
@@ -87,12 +187,53 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
         warnings.append(f"{counts['failed']:,} error(s), {counts['timeouts']:,} timeout(s) "
                         f"(kept in the errors histogram, not in latency); first: "
                         f"{first_error or 'timeout'}")
-    cores = os.cpu_count() or 1
     if cpu_cores > 0.9 * cores:
+        blame["machine"] = True
         warnings.append(f"the generator used {cpu_cores:.2f} of {cores} CPU cores: the "
                         f"machine itself was saturated")
-    return Health(not reasons, tuple(reasons), tuple(warnings))
+    if local_server:
+        senders = processes * concurrency
+        if senders + 1 > cores or cpu_cores > cores - 1:
+            blame["machine"] = blame["machine"] or cpu_cores > cores - 1
+            warnings.append(f"co-location: the generator ({processes} process(es) x "
+                            f"{concurrency} sender(s), {cpu_cores:.2f} cores of CPU) shares "
+                            f"this machine's {cores} cores with the server at {local_server}: "
+                            f"its CPU competes with the server's and can slow it; use fewer "
+                            f"senders or run the generator elsewhere")
+    bottleneck = next((k for k in ("generator", "machine", "server") if blame[k]), "none")
+    return Health(not reasons, tuple(reasons), tuple(warnings), bottleneck, tuple(evidence),
+                  tuple((float(p), float(b)) for p, b in sorted(bounds.items())))
 
 
-__all__ = ["Health", "judge", "SEND_LAG_WARN_US", "GENERATOR_LAG_SHARE",
-           "GENERATOR_LAG_FLOOR_US"]
+def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, open_loop: bool,
+              scheduled: int, max_busy: float, offered_rate: float, achieved_rate: float,
+              processes: int, concurrency: int, warmup: float, first_error: str) -> Health:
+    """``judge`` fed from merged worker parts: the per-percentile lag bounds, each sender's
+    time inside calls, each worker's CPU and a loopback server's address."""
+    from . import hist
+
+    def pct(metric: str, ps) -> list[float]:
+        return [float(v) / 1e3 for v in hist.percentiles(merged[metric], list(ps))]
+
+    cpu_s = float(sum(p.cpu_s for p in parts))
+    wall_s = float(max(p.wall_s for p in parts))
+    lat = dict(zip(BOUND_PERCENTILES, pct("latency", BOUND_PERCENTILES)))
+    bounds = dict(zip(BOUND_PERCENTILES, pct("generator_lag", BOUND_PERCENTILES))) \
+        if open_loop else {}
+    return judge(open_loop=open_loop, counts=counts, scheduled=scheduled,
+                 busy=[b for p in parts for b in p.busy], max_busy=max_busy,
+                 offered_rate=offered_rate, achieved_rate=achieved_rate,
+                 cpu_cores=cpu_s / wall_s if wall_s else 0.0,
+                 send_lag_p99_us=pct("send_lag", [99])[0] if open_loop else 0.0,
+                 generator_lag_p99_us=bounds.get(99.0, 0.0), latency_p99_us=lat[99.0],
+                 warmup=warmup, first_error=first_error, latency_us=lat,
+                 lag_bound_us=bounds or {99.0: 0.0},
+                 blocked=[b for p in parts for b in p.blocked],
+                 process_cpu=[p.cpu_s / p.wall_s for p in parts if p.wall_s],
+                 processes=processes, concurrency=concurrency,
+                 local_server=next((p.local_server for p in parts if p.local_server), ""),
+                 warmup_only=counts["measured"] == 0 and any(p.warmup_only for p in parts))
+
+
+__all__ = ["Health", "judge", "judge_run", "SEND_LAG_WARN_US", "GENERATOR_LAG_SHARE",
+           "GENERATOR_LAG_INVALID_SHARE", "GENERATOR_LAG_FLOOR_US", "BOTTLENECKS"]

@@ -10,7 +10,7 @@ bulk here, after the run, so the senders' hot loop does no histogram work.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +46,10 @@ class Part:
     last_end_ns: int
     crash: str = ""
     first_error: str = ""
+    blocked: list[float] = field(default_factory=list)   # per sender: share inside calls
+    warmup_only: bool = False      # nothing was measured: the histograms hold the warm-up
+    last_end_total_ns: int = 0     # last answer of the whole run (warm-up too), from t0
+    local_server: str = ""         # loopback address of a server on this machine, if any
 
 
 def _own_lag(lane: _Lane) -> np.ndarray:
@@ -79,8 +83,11 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
         status = np.where((status == OK) & (end - start > job.timeout_ns), TIMEOUT, status)
     rel = intended - t0 - job.warmup_ns
     measured = rel >= 0
-    ok = measured & (status == OK)
-    bad = measured & (status != OK)
+    # a run whose warm-up swallowed every request still reports what it saw, marked
+    warmup_only = bool(intended.size) and not measured.any()
+    window = ~measured if warmup_only else measured
+    ok = window & (status == OK)
+    bad = window & (status != OK)
     lat, svc, lag = end - intended, end - start, start - intended
     # the generator's own delay, with queueing behind slow answers taken out (_own_lag)
     own = np.concatenate([_own_lag(ln) for ln in lanes]) if lanes else np.zeros(0, np.int64)
@@ -88,15 +95,16 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
     dropped = 0
     parts = {}
     for name, values in (("latency", lat[ok]), ("service", svc[ok]),
-                         ("send_lag", lag[measured]), ("errors", lat[bad]),
-                         ("generator_lag", own[measured])):
+                         ("send_lag", lag[window]), ("errors", lat[bad]),
+                         ("generator_lag", own[window])):
         h, d = hist.histogram_of(values)
         dropped += d
         parts[name] = hist.encode(h)
 
     nsec = max(1, math.ceil(job.duration_ns / NS))
-    sec = np.minimum(rel[ok] // NS, nsec - 1)
-    lat_ok = lat[ok]
+    in_window = measured & (status == OK)
+    sec = np.minimum(rel[in_window] // NS, nsec - 1)
+    lat_ok = lat[in_window]
     order = np.argsort(sec, kind="stable")
     bounds = np.searchsorted(sec[order], np.arange(nsec + 1))
     intervals = []
@@ -107,11 +115,16 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
     end_rel = end[measured] - t0 - job.warmup_ns
     done = np.bincount(np.clip(end_rel // NS, 0, nsec), minlength=nsec + 1)[:nsec]
 
-    busy = []
+    busy, blocked = [], []
     for lane in lanes:
         if job.closed is None and lane.sent:
             span = max(1, lane.ends[-1] - lane.intended[0])
             busy.append(1.0 - lane.idle_ns / span)
+            # time inside calls: a busy sender mostly blocked on answers is a slow server's
+            # doing, one busy outside them is the generator's own
+            inside = int(np.sum(np.asarray(lane.ends, np.int64) -
+                                np.asarray(lane.starts, np.int64)))
+            blocked.append(min(1.0, inside / span))
     scheduled = len(job.offsets) if job.offsets is not None else int(measured.size)
     return Part(
         worker=job.worker, latency=parts["latency"], service=parts["service"],
@@ -119,12 +132,15 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
         generator_lag=parts["generator_lag"], intervals=intervals,
         completed_per_s=done.tolist(), scheduled=scheduled, sent=int(intended.size),
         warmup_requests=int((~measured).sum()), measured=int(measured.sum()),
-        ok=int(ok.sum()), failed=int((bad & (status == ERROR)).sum()),
-        timeouts=int((bad & (status == TIMEOUT)).sum()), dropped=dropped, cpu_s=cpu_s,
+        ok=int((measured & (status == OK)).sum()),
+        failed=int((measured & (status == ERROR)).sum()),
+        timeouts=int((measured & (status == TIMEOUT)).sum()), dropped=dropped, cpu_s=cpu_s,
         wall_s=wall_s, busy=busy,
         last_end_ns=int(end_rel.max()) if end_rel.size else 0,
         crash="\n".join(ln.crash for ln in lanes if ln.crash),
-        first_error=next((ln.first_error for ln in lanes if ln.first_error), ""))
+        first_error=next((ln.first_error for ln in lanes if ln.first_error), ""),
+        blocked=blocked, warmup_only=warmup_only,
+        last_end_total_ns=int(end.max() - t0) if end.size else 0)
 
 
 __all__ = ["Part"]

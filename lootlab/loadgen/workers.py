@@ -10,6 +10,7 @@ it by module path).
 
 from __future__ import annotations
 
+import ipaddress
 import multiprocessing as mp
 import os
 import pickle
@@ -20,6 +21,7 @@ import threading
 import time
 import traceback
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from .clock import Clock
 from .errors import LoadgenError
@@ -36,18 +38,38 @@ def _close(client: Any) -> None:
         close()
 
 
+def local_server(client: Any) -> str:
+    """The client's server address when it is on this machine (loopback), else "".
+
+    A server on the generator's machine competes with it for the cores (``health``)."""
+    for attr in ("target", "url", "base_url", "endpoint"):
+        value = getattr(client, attr, None)
+        if not isinstance(value, str) or not value:
+            continue
+        host = urlsplit(value if "//" in value else "//" + value).hostname or ""
+        try:
+            if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+                return value
+        except ValueError:
+            continue
+    return ""
+
+
 def run_job(job: Job, start_at: Callable[[], int], clock: Any = None) -> Part:
     """Run one worker's share in this process: connect, wait for t0, send, summarize."""
     clock = clock or Clock(job.threads, job.spin_us)
     client = job.target()
     try:
+        where = local_server(client)
         t0 = start_at()
         cpu0, wall0 = time.process_time(), clock.now()
         lanes = _run_lanes(job, client, t0, clock)
         cpu_s, wall_s = time.process_time() - cpu0, (clock.now() - wall0) / 1e9
     finally:
         _close(client)
-    return _summarize(job, lanes, t0, cpu_s, wall_s)
+    part = _summarize(job, lanes, t0, cpu_s, wall_s)
+    part.local_server = where
+    return part
 
 
 def _worker_main(job_path: str, worker: int, ready, go, t0_value, out) -> None:
@@ -207,4 +229,4 @@ def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = Fals
             _stop(procs.values(), failed=failed)
 
 
-__all__ = ["execute", "run_job"]
+__all__ = ["execute", "run_job", "local_server"]

@@ -1,0 +1,206 @@
+"""The health verdict grades validity by the error a fault can cause and blames the right
+side: a modest generator lag is a warning that gives its bound, a large one invalidates; a
+slow server is blamed on the server, a generator that sends late on the generator; a run
+swallowed by its warm-up still reports what it saw; completions over the whole run count."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from lootlab import loadgen
+from lootlab.loadgen.health import Health, judge
+from lootlab.loadgen.results import LoadResult
+from lootlab.loadgen.workers import local_server
+
+from _loadgen import QUERIES, ServiceClient, VirtualClock
+
+MS = 10**6
+
+
+def virtual_run(service_ns, schedule, *, clock=None, warmup=0.0, **kw):
+    clock = clock or VirtualClock()
+    client = ServiceClient(clock, service_ns)
+    return loadgen.run(lambda: client, schedule, warmup=warmup, workload=QUERIES, clock=clock,
+                       **kw)
+
+
+def old_rule_invalid(generator_lag_p99_us: float, latency_p99_us: float) -> bool:
+    """The rule before issue 12: INVALID when the generator's own lag p99 exceeded
+    max(100 us, 10 % of the latency p99), whatever else the run showed."""
+    return generator_lag_p99_us > max(100.0, 0.10 * latency_p99_us)
+
+
+def _counts(measured: int, **kw) -> dict[str, int]:
+    base = dict(sent=measured, warmup_requests=0, measured=measured, ok=measured, failed=0,
+                timeouts=0, dropped=0)
+    return base | kw
+
+
+def _judge(**kw) -> Health:
+    args = dict(open_loop=True, counts=_counts(1000), scheduled=1000, busy=[0.05],
+                max_busy=0.97, offered_rate=200.0, achieved_rate=200.0, cpu_cores=0.05,
+                send_lag_p99_us=0.0, generator_lag_p99_us=0.0, latency_p99_us=0.0,
+                warmup=0.0, first_error="", blocked=[0.04], process_cpu=[0.05], cores=2)
+    return judge(**(args | kw))
+
+
+# --------------------------------------------------------------------------- lag bound
+def test_a_modest_generator_lag_is_valid_with_a_warning_that_gives_the_bound():
+    """200/s, 2 ms answers, the generator loses 0.5 ms on every 10th send: its own lag p99
+    is 0.5 ms against a 2.5 ms latency p99 (20 %).  The old rule called this INVALID."""
+    hiccups = {i: MS // 2 for i in range(0, 400, 10)}
+    res = virtual_run([2 * MS], loadgen.constant(200, 2), clock=VirtualClock(hiccups=hiccups))
+    lag99, lat99 = res.lag_bound_us(99), res.latency_us(99)
+    assert 400 <= lag99 <= 600 and 2_000 <= lat99 <= 2_600
+    assert old_rule_invalid(lag99, lat99)                 # what the old judge said
+    assert res.health.valid, res.health
+    assert res.health.bottleneck == "none"
+    assert res.health.lag_bound_us == pytest.approx(lag99)
+    assert any(w.startswith("p99 2.5 ms may include up to 0.5 ms") for w in
+               res.health.warnings), res.health.warnings
+    assert res.health.to_dict()["lag_bound_us"]["99"] == pytest.approx(lag99)
+
+
+def test_a_large_generator_lag_is_invalid_and_says_how_large():
+    hiccups = {i: 5 * MS for i in range(0, 2000, 50)}      # 5 ms lost every 50 sends
+    res = virtual_run([50_000], loadgen.constant(1000, 2), clock=VirtualClock(hiccups=hiccups))
+    assert not res.health.valid
+    assert any("generator itself sent late" in r and "more than 50%" in r
+               for r in res.health.reasons), res.health.reasons
+    # late while using little CPU (virtual time: the real CPU is tiny): descheduled
+    assert res.health.bottleneck == "machine"
+
+
+def test_the_lag_rule_at_its_edges():
+    lat = {50.0: 1_000.0, 99.0: 4_000.0}
+    ok = _judge(latency_us=lat, lag_bound_us={50.0: 0.0, 99.0: 1_999.0})
+    assert ok.valid and any("p99 4.0 ms may include up to 2.0 ms" in w for w in ok.warnings)
+    bad = _judge(latency_us=lat, lag_bound_us={50.0: 0.0, 99.0: 2_001.0}, process_cpu=[0.9])
+    assert not bad.valid and bad.bottleneck == "generator"        # CPU-bound and late
+    p50 = _judge(latency_us=lat, lag_bound_us={50.0: 600.0, 99.0: 600.0})
+    assert not p50.valid
+    assert any("p50 1.0 ms may include up to 0.6 ms (60%)" in r for r in p50.reasons)
+    tiny = _judge(latency_us={50.0: 20.0, 99.0: 40.0}, lag_bound_us={50.0: 0.0, 99.0: 90.0})
+    assert tiny.valid and any("below the floor" in w for w in tiny.warnings)
+    quiet = _judge(latency_us=lat, lag_bound_us={50.0: 0.0, 99.0: 300.0})
+    assert quiet.valid and not quiet.warnings and quiet.bottleneck == "none"
+
+
+# --------------------------------------------------------------------------- blame
+class SlowServer:
+    """Answers after ``seconds`` of sleep: a server slower than the schedule's interval,
+    costing the generator no CPU while it waits."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def near(self, x, y, z, r):
+        time.sleep(self.seconds)
+
+
+def test_a_slow_server_is_blamed_on_the_server_in_virtual_time():
+    res = virtual_run([2 * MS], loadgen.constant(1000, 1), grace=2.0)
+    assert not res.health.valid                   # the schedule was not kept ...
+    assert res.health.bottleneck == "server"      # ... because the answers were slow
+    assert any("bottleneck was the server" in r and "concurrency exhausted" in r
+               for r in res.health.reasons), res.health.reasons
+    assert not any("the generator:" in r for r in res.health.reasons)
+
+
+def test_a_slow_server_is_blamed_on_the_server_in_real_time():
+    """Each call sleeps 4 ms at 500/s (2 ms apart), concurrency 1, one process."""
+    res = loadgen.run(lambda: SlowServer(0.004), loadgen.constant(500, 1), warmup=0,
+                      workload=QUERIES, grace=3.0)
+    assert res.health.bottleneck == "server", res.health
+    assert max(res.busy) > 0.97
+    assert any("bottleneck was the server" in r for r in res.health.reasons)
+
+
+class LoopCostClock(VirtualClock):
+    """Virtual time in which the sender's loop costs ``cost`` ns outside its calls: a
+    generator slower than the schedule (CPU-bound sending), late before any answer is due.
+    A late sender reads the clock twice per request (before the send, after the answer):
+    the first read of each pair carries the cost, so the time inside calls stays exact."""
+
+    def __init__(self, cost: int):
+        super().__init__()
+        self.cost = cost
+        self.reads = 0
+
+    def now(self) -> int:
+        if self.reads % 2 == 0:
+            self.t += self.cost
+        self.reads += 1
+        return self.t
+
+
+def test_a_generator_that_sends_late_on_its_own_is_blamed_on_the_generator():
+    res = virtual_run([10_000], loadgen.constant(1000, 1), clock=LoopCostClock(1_500_000),
+                      grace=2.0)
+    assert not res.health.valid
+    assert res.health.bottleneck == "generator", res.health
+    assert any("late outside any call" in r for r in res.health.reasons)
+    assert not any("bottleneck was the server" in r for r in res.health.reasons)
+
+
+def test_calls_that_burn_the_generator_cpu_are_the_generator():
+    h = _judge(busy=[1.0], blocked=[0.95], process_cpu=[0.98], cpu_cores=0.98)
+    assert not h.valid and h.bottleneck == "generator"
+    assert any("burned its own CPU" in r for r in h.reasons)
+
+
+# --------------------------------------------------------------------------- counting
+def test_a_run_swallowed_by_its_warmup_reports_the_warmup_histogram():
+    """10 ms answers at 1000/s: until the hard stop at 2.5 s the single sender starts 251
+    requests, all of them scheduled in the 1 s warm-up; they are reported, marked."""
+    res = virtual_run([10 * MS], loadgen.constant(1000, 1), warmup=1.0, grace=0.5)
+    assert res.requests == 0 and res.counts["warmup_requests"] == 251
+    assert res.window == "warm-up only"
+    assert res.latency.get_total_count() == 251
+    assert res.latency_us(50) > 10_000                  # queued behind slow answers
+    assert not res.health.valid
+    assert any("warm-up only" in r for r in res.health.reasons)
+    assert res.completed_total == 251                   # the last answer came at 2.51 s
+    assert res.achieved_total_per_s == pytest.approx(100, rel=0.01)
+
+
+def test_completions_over_the_whole_run_are_counted(tmp_path):
+    res = virtual_run([50_000], loadgen.constant(1000, 1), warmup=0.5)
+    assert res.requests == 1000 and res.completed_total == 1500
+    assert res.achieved_total_per_s == pytest.approx(1000, rel=0.01)
+    assert res.window == "measured"
+    back = LoadResult.load(res.save(tmp_path / "r"))
+    assert back.completed_total == 1500 and back.window == "measured"
+    assert back.achieved_total_per_s == pytest.approx(res.achieved_total_per_s)
+    assert back.health == res.health
+
+
+def test_an_old_health_record_still_loads():
+    h = Health.from_dict({"valid": True, "reasons": [], "warnings": ["x"]})
+    assert h == Health(True, (), ("x",)) and math.isnan(h.lag_bound_us)
+
+
+# --------------------------------------------------------------------------- co-location
+def test_a_generator_sharing_the_cores_with_a_loopback_server_is_warned():
+    crowded = _judge(processes=8, concurrency=1, local_server="127.0.0.1:50051", cores=2)
+    assert crowded.valid
+    assert any("co-location" in w and "127.0.0.1:50051" in w and "8 process(es)" in w
+               for w in crowded.warnings), crowded.warnings
+    hot = _judge(local_server="127.0.0.1:50051", cpu_cores=1.5, cores=2)
+    assert hot.bottleneck == "machine" and any("co-location" in w for w in hot.warnings)
+    alone = _judge(processes=1, concurrency=1, local_server="127.0.0.1:50051", cores=2)
+    remote = _judge(processes=8, concurrency=1, local_server="", cores=2)
+    assert not any("co-location" in w for w in alone.warnings + remote.warnings)
+
+
+@pytest.mark.parametrize("target,expect", [("127.0.0.1:50051", True), ("localhost:8080", True),
+                                           ("http://127.0.0.1:8080", True), ("[::1]:9", True),
+                                           ("10.1.2.3:50051", False),
+                                           ("example.com:443", False)])
+def test_a_loopback_server_is_recognised_from_the_client(target, expect):
+    client = type("C", (), {"target": target})()
+    assert bool(local_server(client)) is expect
+    assert local_server(object()) == ""

@@ -22,6 +22,7 @@ from ._util import LazyGroup, handle_errors
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("bench", "lootlab.cli.bench:command"),
     ("build", "lootlab.cli.build:command"),
+    ("compare", "lootlab.cli.compare:command"),
     ("lab", "lootlab.cli.lab:command"),
     ("profile", "lootlab.cli.profile:command"),
     ("query", "lootlab.cli.query:command"),

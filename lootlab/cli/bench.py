@@ -32,23 +32,38 @@ from ._util import echo_table, writable_dir
                    "tighter on a busy machine but burns CPU a local server needs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for summary.json + latency.hlog, created if missing "
-                   "(default data/results/...).")
+              help="Run directory, created if missing: run.json + one subdirectory for the "
+                   "result (summary.json, latency.hlog); `lootlab compare` reads it "
+                   "(default data/results/runs/...).")
 def command(variant: str, rate: float | None, closed: int | None, schedule: str,
             duration: float, processes: int, concurrency: int, warmup: float,
             think_time: float, factor: float, spin_us: float | None, seed: int,
             out: Path | None) -> None:
     """Load a variant with an open-loop schedule; print percentiles and the health verdict."""
-    from ..loadgen.scenario import bench
+    import time
+
+    from ..compare import save_run
+    from ..loadgen.runner import run
+    from ..loadgen.scenario import make_schedule
 
     if rate is not None and closed is not None:
         raise click.UsageError("give --rate (open loop) or --closed (closed loop), not both")
-    if out is not None:
-        writable_dir(out)    # before the run, not after it
-    result, where = bench(variant, rate=rate, closed=closed, schedule=schedule,
-                          duration=duration, processes=processes, concurrency=concurrency,
-                          warmup=warmup, think_time=think_time, factor=factor, seed=seed,
-                          spin_us=spin_us, out=out)
+    if out is None:
+        from ..paths import results_dir
+        kind = "closed" if closed is not None else schedule
+        out = results_dir() / "runs" / f"{variant}-{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
+    writable_dir(out)    # before the run, not after it
+    sched = make_schedule(schedule, rate=rate, duration=duration, closed=closed,
+                          think_time=think_time, factor=factor, seed=seed)
+    result = run(variant, sched, processes=processes, concurrency=concurrency, warmup=warmup,
+                 spin_us=spin_us, progress=True)
+    params = {"variant": variant, "rate": rate, "closed": closed, "schedule": schedule,
+              "duration": duration, "processes": processes, "concurrency": concurrency,
+              "warmup": warmup, "think_time": think_time, "factor": factor, "seed": seed,
+              "spin_us": spin_us}
+    what = (f"lootlab bench: {variant}, {result.schedule.get('label')}, {processes} "
+            f"process(es) x {concurrency} sender(s), warm-up {warmup:g} s")
+    where = save_run(out, {variant: result}, what=what, params=params)
     click.echo(result.describe())
     click.echo("")
     table = result.table().round(1).reset_index(names="percentile")
@@ -56,4 +71,4 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
     if closed is None and schedule in ("spike", "ramp"):
         click.echo("\nper second (by intended send time):")
         echo_table(result.timeline().drop(columns="variant").round(1), max_rows=120)
-    click.echo(f"\nsaved to {where}")
+    click.echo(f"\nsaved to {where} (compare two runs: lootlab compare RUN_A RUN_B)")

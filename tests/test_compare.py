@@ -1,0 +1,162 @@
+"""Run directories and ``lootlab compare``: same code reads as noise, a slower variant as a
+change, repeated trials and thin tails are handled, bad inputs give one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+from click.testing import CliRunner
+
+import lootlab
+from lootlab import loadgen
+from lootlab.cli import main
+from lootlab.compare import (CHANGED, RUN_FORMAT, TOO_FEW, WITHIN, compare_runs, load_run,
+                             save_run)
+from lootlab.report.compare import comparison_html
+
+from _loadgen import QUERIES, ServiceClient, VirtualClock
+
+JUDGED = (WITHIN, CHANGED)
+
+
+def _bench(out) -> None:
+    res = CliRunner().invoke(main, ["bench", "--variant", "mmap", "--rate", "500",
+                                    "--duration", "2", "--warmup", "0.5", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+
+
+def test_two_runs_of_the_same_code_are_within_noise(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _bench(a)
+    _bench(b)
+    meta = json.loads((a / "run.json").read_text())
+    assert meta["format"] == RUN_FORMAT and meta["env"]["cpu_count"]
+    [entry] = meta["results"]
+    assert entry["name"] == "mmap" and (a / entry["path"] / "summary.json").exists()
+    assert (a / entry["path"] / "latency.hlog").exists()
+    [res] = load_run(a).results["mmap"]
+    assert res.requests == entry["requests"] > 0 and res.variant == "mmap"
+
+    res = CliRunner().invoke(main, ["compare", str(a), str(b)])
+    assert res.exit_code == 0, res.output
+    for text in ("p50_us", "p99_us", "achieved_rate", "B/A", "within noise"):
+        assert text in res.output
+    frame = compare_runs(a, b)
+    assert set(frame["figure"]) == {"p50_us", "p99_us", "p99.9_us", "achieved_rate"}
+    # 1,000 samples: a p99.9 rests on 1 of them, so it is not shown as a number
+    p999 = frame.set_index("figure").loc["p99.9_us"]
+    assert p999["verdict"] == TOO_FEW and math.isnan(p999["a"])
+    judged = frame[frame["verdict"].isin(JUDGED)]
+    assert len(judged) == 3
+    assert (judged["verdict"] == WITHIN).sum() >= 2, frame.to_string()
+    for side in ("a", "b"):
+        assert (judged[f"{side}_lo"] <= judged[side]).all()
+        assert (judged[side] <= judged[f"{side}_hi"]).all()
+
+
+class _Slower:
+    """The mmap client, ``extra`` seconds slower on every ``near`` (a regression on purpose)."""
+
+    def __init__(self, extra: float):
+        self.inner = lootlab.connect("mmap")
+        self.extra = extra
+
+    def near(self, x, y, z, r):
+        if self.extra:
+            time.sleep(self.extra)
+        return self.inner.near(x, y, z, r)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _run_dir(path, extra: float):
+    sched = loadgen.constant(250, 5, seed=1)
+    res = loadgen.run(lambda: _Slower(extra), sched, warmup=0.5, label="mmap")
+    return save_run(path, {"mmap": res}, what=f"<b>mmap + {extra * 1e3:g} ms</b>")
+
+
+def test_a_variant_made_slower_is_changed(tmp_path):
+    a = _run_dir(tmp_path / "fast", 0.0)
+    b = _run_dir(tmp_path / "slow", 0.002)
+    frame = compare_runs(a, b).set_index("figure")
+    for figure in ("p50_us", "p99_us"):
+        row = frame.loc[figure]
+        assert row["verdict"] == CHANGED, frame.to_string()
+        assert row["ratio"] > 1.5 and row["b_lo"] > row["a_hi"]
+    assert frame.loc["p50_us", "b"] > 2_000      # the 2 ms sleep is in every request
+    assert frame.loc["achieved_rate", "verdict"] == WITHIN   # the schedule was kept
+
+    html_out = tmp_path / "cmp" / "compare.html"
+    res = CliRunner().invoke(main, ["compare", str(a), str(b), "--html", str(html_out)])
+    assert res.exit_code == 0, res.output
+    assert "changed" in res.output and html_out.exists()
+    page = html_out.read_text()
+    assert "<tr class=\"changed\">" in page and "p99_us" in page
+    assert "&lt;b&gt;mmap + 2 ms&lt;/b&gt;" in page and "<b>mmap + 2 ms</b>" not in page
+
+
+def _virtual(service_us, n: int):
+    clock = VirtualClock()
+    client = ServiceClient(clock, np.asarray(service_us, np.int64) * 1000)
+    sched = loadgen.constant(100, n / 100)
+    return loadgen.run(lambda: client, sched, warmup=0, workload=QUERIES, clock=clock,
+                       label="toy")
+
+
+def test_repeated_trials_use_the_median_and_their_spread(tmp_path):
+    base = [_virtual([100], 2_000) for _ in range(3)]
+    same = [_virtual([100], 2_000), _virtual([100], 2_000), _virtual([300], 2_000)]
+    slow = [_virtual([500], 2_000) for _ in range(3)]
+    a = save_run(tmp_path / "a", {"toy": base}, what="base")
+    assert len(json.loads((a / "run.json").read_text())["results"]) == 3
+    run_a = load_run(a)
+    assert len(run_a.results["toy"]) == 3
+    b = load_run(save_run(tmp_path / "b", {"toy": same}, what="one trial drifted"))
+    c = load_run(save_run(tmp_path / "c", {"toy": slow, "extra": _virtual([100], 2_000)},
+                          what="slower"))
+    drift = compare_runs(run_a, b).set_index("figure")
+    # the median of (100, 100, 300) is 100, and the interval spans the 300 trial
+    assert abs(drift.loc["p50_us", "b"] - 100) < 1 and drift.loc["p50_us", "b_hi"] >= 299
+    assert drift.loc["p50_us", "verdict"] == WITHIN and drift.loc["p50_us", "trials_b"] == 3
+    changed = compare_runs(run_a, c)
+    p50 = changed[(changed["variant"] == "toy") & (changed["figure"] == "p50_us")].iloc[0]
+    assert p50["verdict"] == CHANGED and abs(p50["ratio"] - 5) < 0.05
+    assert set(changed[changed["variant"] == "extra"]["verdict"]) == {"only in B"}
+
+
+def test_thin_tails_say_too_few_samples(tmp_path):
+    a = save_run(tmp_path / "a", {"toy": _virtual(np.arange(100, 300), 500)}, what="500")
+    b = save_run(tmp_path / "b", {"toy": _virtual(np.arange(100, 300), 5_000)}, what="5k")
+    frame = compare_runs(a, b).set_index("figure")
+    # 500 samples: p99 rests on 5 of them (too few), p50 on 250; 5,000: p99 on 50
+    assert frame.loc["p99_us", "verdict"] == TOO_FEW and math.isnan(frame.loc["p99_us", "a"])
+    assert not math.isnan(frame.loc["p99_us", "b"])
+    assert frame.loc["p50_us", "verdict"] == WITHIN
+    res = CliRunner().invoke(main, ["compare", str(a), str(b)])
+    assert res.exit_code == 0 and "too few samples" in res.output
+    page = comparison_html(compare_runs(a, b), load_run(a), load_run(b))
+    assert "too few samples" in page
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path):
+    runner = CliRunner()
+    ok = save_run(tmp_path / "ok", {"toy": _virtual([100], 200)}, what="ok")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text(json.dumps({"format": "something-else"}))
+    cases = {tmp_path / "missing": "no such run directory",
+             tmp_path / "empty": "not a lootlab run directory",
+             tmp_path / "file.txt": "not a directory",
+             bad: "not a lootlab run"}
+    for path, text in cases.items():
+        for args in ([str(path), str(ok)], [str(ok), str(path)]):
+            res = runner.invoke(main, ["compare", *args])
+            assert res.exit_code == 1, (path, res.output)
+            assert text in res.output and "Traceback" not in res.output
+            assert len(res.output.strip().splitlines()) == 1, res.output

@@ -96,6 +96,7 @@ def _steps(result, p99s, *, valid=None) -> pd.DataFrame:
     trials["offered_per_s"] = trials["achieved_per_s"] = 200.0
     trials["valid"] = valid if valid is not None else [True] * len(p99s)   # the real run's
     trials["errors"] = 0                            # health depends on the box; set it here
+    trials["n"] = 3000                              # enough samples behind every p99
     return story.summarize_steps(trials)
 
 
@@ -129,6 +130,12 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
             "as much as the variant.") in text
     # the gains around the invalid step are not called; the rest are
     assert "largest single gain was grpc-tls-resumed" in text
+    # a p99 on fewer than 10 tail samples is never a ratio, nor a number in the table
+    steps["n"] = 300
+    text = verdict(steps)
+    assert "x lower" not in text and "rests on fewer than 10 samples" in text
+    assert summary_rows(steps)[0]["p99 ms"] == "too few samples (n=300)"
+    steps["n"] = 3000
     rows = summary_rows(steps)
     assert [r["run"] for r in rows] == ["valid", "valid", "INVALID (see health)", "valid",
                                         "valid"]

@@ -41,8 +41,22 @@ def separated(a: pd.Series, b: pd.Series, col: str = "p99_ms") -> bool:
     return ahi < blo or bhi < alo
 
 
-def spread_cell(median: float, lo: float, hi: float, trials: int) -> Any:
-    """A table cell: "median [min-max]" over several trials, the bare number for one."""
+def few_samples(s: Any, p: float = 99.0) -> bool:
+    """True when a row's per-trial sample count ``n`` leaves fewer than 10 samples above
+    percentile ``p``: such a percentile is "too few samples", never a number (rows without
+    ``n`` are taken as they are)."""
+    from ..loadgen.uncertainty import enough_samples
+
+    n = _num(s.get("n"))
+    return not math.isnan(n) and not enough_samples(n, p)
+
+
+def spread_cell(median: float, lo: float, hi: float, trials: int, *, n: float | None = None,
+                p: float | None = None) -> Any:
+    """A table cell: "median [min-max]" over several trials, the bare number for one, and
+    "too few samples (n=...)" when ``n`` samples leave fewer than 10 above percentile ``p``."""
+    if n is not None and p is not None and few_samples({"n": n}, p):
+        return f"too few samples (n={int(n):,})"
     if trials <= 1:
         return round(float(median), 3)
     return f"{median:.3g} [{lo:.3g}-{hi:.3g}]"
@@ -65,6 +79,11 @@ def _headline(first: pd.Series, last: pd.Series, rate: float) -> str:
     if bad:
         return (f"No ratio between {first['step']} and {last['step']} is named: the runs "
                 f"behind it were not valid for {', '.join(_not_valid(s) for s in bad)}.")
+    few = [s for s in (first, last) if few_samples(s)]
+    if few:
+        names = ", ".join(f"{s['step']} (n={int(s['n']):,})" for s in few)
+        return (f"No ratio between {first['step']} and {last['step']} is named: the p99 of "
+                f"{names} rests on fewer than 10 samples; run the standard or full profile.")
     if not separated(first, last):
         return (f"At {rate:,.0f} requests/s, {last['step']} ({_fmt_ms(last['p99_ms'])}) and "
                 f"{first['step']} ({_fmt_ms(first['p99_ms'])}) differ by less than the spread "
@@ -93,15 +112,16 @@ def verdict(steps: pd.DataFrame) -> str:
     first, last = steps.iloc[0], steps.iloc[-1]
     parts = [_headline(first, last, first["offered_per_s"])]
     pairs = [(steps.iloc[i - 1], steps.iloc[i]) for i in range(1, len(steps))]
-    called = [(a, b) for a, b in pairs if a["valid"] and b["valid"] and separated(a, b)]
+    called = [(a, b) for a, b in pairs if a["valid"] and b["valid"] and separated(a, b)
+              and not (few_samples(a) or few_samples(b))]
     gains = [(a["p99_ms"] - b["p99_ms"], b) for a, b in called if b["p99_ms"] < a["p99_ms"]]
     if gains:
         gain, best = max(gains, key=lambda g: g[0])
         parts.append(f"The largest single gain was {best['step']} ({best['change']}): p99 "
                      f"{_fmt_ms(gain)} lower than the step before.")
     elif any(b["p99_ms"] < a["p99_ms"] for a, b in pairs):
-        parts.append("No largest single gain is named: no step's p99 drop is both between "
-                     "valid runs and larger than the spread between trials.")
+        parts.append("No largest single gain is named: no step's p99 drop is between valid "
+                     "runs with enough samples and larger than the spread between trials.")
     worse = [b["step"] for a, b in called if b["p99_ms"] > a["p99_ms"]]
     if worse:
         parts.append(f"p99 got worse at: {', '.join(worse)}.")
@@ -149,10 +169,13 @@ def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for _, s in steps.iterrows():
         r = _trials(s)
+        n = _num(s.get("n"))
         cells = {f"{name} ms": spread_cell(s[col], s.get(f"{col}_lo", s[col]),
-                                           s.get(f"{col}_hi", s[col]), r)
-                 for name, col in (("p50", "p50_ms"), ("p99", "p99_ms"))}
-        rows.append({"step": s["step"], **cells, "trials": r, "n": int(s.get("n", s["requests"])),
+                                           s.get(f"{col}_hi", s[col]), r,
+                                           n=None if math.isnan(n) else n, p=p)
+                 for name, col, p in (("p50", "p50_ms", 50.0), ("p99", "p99_ms", 99.0))}
+        rows.append({"step": s["step"], **cells, "trials": r,
+                     "n": int(s["n"]) if not math.isnan(n) else int(s["requests"]),
                      "achieved/s": round(float(s["achieved_per_s"]), 1),
                      "write-up p99 ms": (None if math.isnan(s["writeup_p99_ms"])
                                          else s["writeup_p99_ms"]),

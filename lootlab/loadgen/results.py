@@ -26,7 +26,7 @@ from hdrh.log import HistogramLogWriter
 from ..errors import LootlabError
 from . import hist, uncertainty
 from .health import (  # noqa: F401 - the thresholds stay importable from here
-    GENERATOR_LAG_FLOOR_US, GENERATOR_LAG_SHARE, SEND_LAG_WARN_US, Health, judge)
+    GENERATOR_LAG_FLOOR_US, GENERATOR_LAG_SHARE, SEND_LAG_WARN_US, Health, judge, judge_run)
 from .schedules import ClosedLoop, Schedule
 
 TABLE_PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99, 100.0)
@@ -62,6 +62,9 @@ class LoadResult:
     worker_requests: list[int] = field(default_factory=list)
     first_error: str = ""
     env: dict[str, Any] = field(default_factory=dict)
+    completed_total: int = 0                 # answers over the whole run, warm-up included
+    achieved_total_per_s: float = math.nan   # completed_total over the whole run's span
+    window: str = "measured"                 # or "warm-up only": nothing else was measured
 
     def __repr__(self) -> str:
         return (f"LoadResult(variant={self.variant!r}, schedule={self.schedule.get('label')!r}, "
@@ -110,6 +113,11 @@ class LoadResult:
     @property
     def requests(self) -> int:
         return int(self.counts.get("measured", 0))
+
+    def lag_bound_us(self, p: float) -> float:
+        """How much the generator's own delay can have inflated the latency percentile
+        ``p`` (us): its own-lag percentile at the same ``p`` (see ``health``)."""
+        return self.percentile_us(p, "generator_lag") if self.open_loop else 0.0
 
     @property
     def generator_cpu(self) -> float:
@@ -194,7 +202,11 @@ class LoadResult:
                 "errors": self.counts["failed"],
                 "timeouts": self.counts["timeouts"], "unsent": self.counts["unsent"],
                 "generator_cpu": self.generator_cpu, "busy_max": max(self.busy, default=0.0),
-                "valid": self.health.valid, **uncertainty.summary_fields(self.latency)}
+                "valid": self.health.valid, "bottleneck": self.health.bottleneck,
+                "lag_bound_p99_us": self.lag_bound_us(99), "window": self.window,
+                "completed_total": self.completed_total,
+                "achieved_total_per_s": self.achieved_total_per_s,
+                **uncertainty.summary_fields(self.latency)}
 
     def describe(self) -> str:
         """Human-readable summary: what ran, rates, CPU, warm-up, verdict."""
@@ -243,6 +255,8 @@ class LoadResult:
                "wall_s": self.wall_s, "busy": self.busy, "health": self.health.to_dict(),
                "worker_requests": self.worker_requests,
                "first_error": self.first_error, "env": self.env,
+               "completed_total": self.completed_total, "window": self.window,
+               "achieved_total_per_s": _num(self.achieved_total_per_s),
                "summary": _jsonable(self.summary())}
         tmp = directory / ".summary.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
@@ -260,7 +274,15 @@ class LoadResult:
 
     @classmethod
     def load(cls, directory: str | Path) -> "LoadResult":
+        """A saved result, or the only result of a run directory (``lootlab.compare``)."""
         path = Path(directory) / "summary.json"
+        run = Path(directory) / "run.json"
+        if not path.exists() and run.exists():
+            entries = json.loads(run.read_text()).get("results", [])
+            if len(entries) != 1:
+                raise LootlabError(f"{run}: a run of {len(entries)} results; load one of its "
+                                   f"subdirectories ({', '.join(e['path'] for e in entries)})")
+            path = Path(directory) / entries[0]["path"] / "summary.json"
         try:
             doc = json.loads(path.read_text())
         except FileNotFoundError:
@@ -278,8 +300,10 @@ class LoadResult:
                    counts=doc["counts"], offered_rate=_denum(doc["offered_rate"]),
                    achieved_rate=_denum(doc["achieved_rate"]), cpu_s=doc["cpu_s"],
                    wall_s=doc["wall_s"], busy=doc["busy"],
-                   health=Health(doc["health"]["valid"], tuple(doc["health"]["reasons"]),
-                                 tuple(doc["health"]["warnings"])),
+                   health=Health.from_dict(doc["health"]),
+                   completed_total=doc.get("completed_total", 0),
+                   achieved_total_per_s=_denum(doc.get("achieved_total_per_s")),
+                   window=doc.get("window", "measured"),
                    worker_requests=doc.get("worker_requests", []),
                    first_error=doc.get("first_error", ""), env=doc.get("env", {}))
 
@@ -306,16 +330,26 @@ def _jsonable(d: dict) -> dict:
 
 
 def environment() -> dict[str, Any]:
+    """Where the run was measured; ``loadgen.run`` adds ``noise`` (the machine sampled before
+    and after, ``lootlab.noise.NoiseCheck.to_dict``) and ``noisy``."""
     from .. import __version__
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
     return {"python": sys.version.split()[0], "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "lootlab": __version__,
-            "machine": platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "machine": platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "loadavg": load}
 
 
 def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, processes: int,
             concurrency: int, warmup: float, max_busy: float = 0.97) -> LoadResult:
     """Merge worker parts (histograms added, counters summed) into one ``LoadResult``."""
-    merged = {m: hist.merge(hist.decode(getattr(p, m)) for p in parts) for m in METRICS}
+    # warm-up histograms stand in only when no worker measured anything ("warm-up only")
+    warm_only = all(p.warmup_only or not p.sent for p in parts) and any(p.sent for p in parts)
+    use = [p for p in parts if warm_only or not p.warmup_only]
+    merged = {m: hist.merge(hist.decode(getattr(p, m)) for p in use) for m in METRICS}
     nsec = max(len(p.intervals) for p in parts)
     intervals = [hist.merge(hist.decode(p.intervals[s]) for p in parts
                             if s < len(p.intervals)) for s in range(nsec)]
@@ -339,24 +373,23 @@ def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, proce
     counts["scheduled"] = scheduled
     counts["unsent"] = max(0, scheduled - counts["measured"]) if open_loop else 0
     achieved = (counts["ok"] + counts["failed"] + counts["timeouts"]) / span
+    # every request sent was answered (or failed): completions over the whole run
+    total_span = max(warmup + duration, max(p.last_end_total_ns for p in parts) / 1e9)
     cpu_s = float(sum(p.cpu_s for p in parts))
     wall_s = float(max(p.wall_s for p in parts))
     busy = [b for p in parts for b in p.busy]
     first_error = next((p.first_error for p in parts if p.first_error), "")
-    lag99 = float(hist.percentiles(merged["send_lag"], [99])[0]) / 1e3
-    own99 = float(hist.percentiles(merged["generator_lag"], [99])[0]) / 1e3
-    health = judge(open_loop=open_loop, counts=counts, scheduled=scheduled, busy=busy,
-                   max_busy=max_busy, offered_rate=offered, achieved_rate=achieved,
-                   cpu_cores=cpu_s / wall_s if wall_s else 0.0,
-                   send_lag_p99_us=lag99 if open_loop else 0.0,
-                   generator_lag_p99_us=own99 if open_loop else 0.0,
-                   latency_p99_us=float(hist.percentiles(merged["latency"], [99])[0]) / 1e3,
-                   warmup=warmup,
-                   first_error=first_error)
+    health = judge_run(parts, merged, counts, open_loop=open_loop, scheduled=scheduled,
+                       max_busy=max_busy, offered_rate=offered, achieved_rate=achieved,
+                       processes=processes, concurrency=concurrency, warmup=warmup,
+                       first_error=first_error)
     return LoadResult(variant=variant, schedule=schedule.describe(), processes=processes,
                       concurrency=concurrency, warmup=warmup, duration=duration, **merged,
                       intervals=intervals, offered_per_s=offered_per_s,
                       completed_per_s=completed.tolist(), counts=counts, offered_rate=offered,
                       achieved_rate=achieved, cpu_s=cpu_s, wall_s=wall_s, busy=busy,
                       health=health, worker_requests=[p.measured for p in parts],
-                      first_error=first_error, env=environment())
+                      first_error=first_error, env=environment(),
+                      completed_total=counts["sent"],
+                      achieved_total_per_s=counts["sent"] / total_span if total_span else 0.0,
+                      window="warm-up only" if warm_only else "measured")

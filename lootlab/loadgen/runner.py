@@ -89,7 +89,11 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     sending before the rest count as unsent (default max(1 s, 25 %)).  ``spin_us``: how
     long before each due time a sender stops sleeping and spins (default 200 us; more
     gives tighter send times on a busy machine, at the cost of CPU a local server needs).
+    The machine is sampled before and after (``lootlab.noise``, ~10 ms in all): the result's
+    ``env["noise"]`` holds both samples and ``env["noisy"]`` says whether other programs (or a
+    hypervisor) were taking the CPU, which no histogram can show.
     """
+    from .. import noise
     from .results import combine
 
     if workload is None:
@@ -106,13 +110,18 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
                 queries=queries, target=target, timeout=timeout, grace=grace)
     for job in jobs:
         job.spin_us = spin_us
+    check = noise.start()
     parts = execute(jobs, progress=progress, total_s=warmup + schedule.duration, clock=clock)
+    check = noise.finish(check)
     crashes = [p.crash for p in parts if p.crash]
     if crashes:
         raise LoadgenError("a load sender crashed:\n" + crashes[0])
-    return combine(parts, schedule, variant=label,
-                   processes=len(jobs), concurrency=jobs[0].threads if jobs else concurrency,
-                   warmup=warmup, max_busy=max_busy)
+    result = combine(parts, schedule, variant=label,
+                     processes=len(jobs), concurrency=jobs[0].threads if jobs else concurrency,
+                     warmup=warmup, max_busy=max_busy)
+    result.env["noise"] = check.to_dict()
+    result.env["noisy"] = check.noisy
+    return result
 
 
 # Also importable from here, as before the split: ``target_label``, ``Client`` and

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from .. import noise as machine_noise
+
 # Packages whose versions change the numbers (or the report) in a visible way.
 PACKAGES = ("lootlab", "numpy", "pandas", "pyarrow", "scipy", "grpcio", "protobuf",
             "hdrhistogram", "py-spy", "memray", "matplotlib", "moto", "boto3",
@@ -35,6 +37,24 @@ class Environment:
     date: str
     page_cache: str
     extra: dict[str, str] = field(default_factory=dict)
+    # the machine sampled at the start of the report run and, once ``finish()``, at its end
+    noise: machine_noise.NoiseCheck | None = None
+
+    def finish(self) -> None:
+        """Take the end-of-run sample, so the table shows how busy the machine was after."""
+        if self.noise is not None:
+            self.noise = machine_noise.finish(self.noise)
+
+    def noise_rows(self) -> list[tuple[str, str]]:
+        """The machine's load at the start and end, and whether the run was noisy."""
+        check = self.noise
+        if check is None:
+            return []
+        rows = [("machine at start", check.before.describe(check.baseline_ms))]
+        if check.after is not None:
+            rows.append(("machine at end", check.after.describe(check.baseline_ms)))
+        rows.append(("noise", str(check)))
+        return rows
 
     def rows(self) -> list[tuple[str, str]]:
         rows = [
@@ -48,6 +68,7 @@ class Environment:
             ("date (UTC)", self.date),
             ("page cache", self.page_cache),
         ]
+        rows += self.noise_rows()
         rows += list(self.extra.items())
         rows.append(("packages", ", ".join(f"{k} {v}" for k, v in self.packages.items())))
         return rows
@@ -166,4 +187,5 @@ def collect(profile: str, *, index_path: str | Path | None = None,
         date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         page_cache=describe_page_cache(index_path),
         extra=dict(extra or {}),
+        noise=machine_noise.start(),
     )

@@ -36,6 +36,41 @@ def summary_table(summary: dict) -> str:
     return str(macro(_summary_view(summary)))
 
 
+def flagged_rows(summary: dict) -> list[str]:
+    """The rows of a published summary whose ``run`` column says INVALID or noisy, each
+    named by its first column (the step, the variant, the source)."""
+    columns = list(summary.get("columns") or [])
+    name_col = next((c for c in columns if c != "run"), None)
+    flagged = []
+    for row in summary.get("rows", []):
+        run = str(row.get("run") or "").strip()
+        if run.upper().startswith("INVALID") or "noisy" in run.lower():
+            flagged.append(str(row.get(name_col, "?")) if name_col else "?")
+    return flagged
+
+
+def warnings(runs: Iterable[NotebookRun], env: Environment | None = None) -> list[dict[str, str]]:
+    """What the banner at the top of the index says: one entry per section whose headline
+    numbers come from an INVALID run or a noisy machine, and the whole run when the machine
+    was noisy at its start or end."""
+    out = []
+    for run in runs:
+        problems = []
+        rows = flagged_rows(run.summary) if run.summary else []
+        if rows:
+            problems.append(f"{len(rows)} of {len(run.summary.get('rows', []))} rows from "
+                            f"INVALID or noisy runs ({', '.join(rows)})")
+        check = run.extra.get("noise") or {}
+        if check.get("noisy"):
+            problems.append("the machine was busy around it: " + "; ".join(check["reasons"]))
+        if problems:
+            out.append({"section": (run.summary or {}).get("title") or run.title or run.name,
+                        "problem": "; ".join(problems)})
+    if env is not None and env.noise is not None and env.noise.noisy:
+        out.append({"section": "the whole report run", "problem": str(env.noise)})
+    return out
+
+
 def render_index(runs: Iterable[NotebookRun], env: Environment, *, out_dir: Path,
                  total_seconds: float) -> str:
     runs = list(runs)
@@ -45,6 +80,7 @@ def render_index(runs: Iterable[NotebookRun], env: Environment, *, out_dir: Path
     summaries = [_summary_view(run.summary, title=run.title) for run in runs if run.summary]
     return render("index.html.j2", profile=env.profile, date=env.date, runs=rows,
                   summaries=summaries, env_rows=env.rows(), total_runs=len(runs),
+                  warnings=warnings(runs, env),
                   failed=sum(not r.ok for r in runs), total_seconds=total_seconds)
 
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .. import noise
 from ..errors import LootlabError
 from . import environment
 from .execute import NotebookRun, execute_notebook
 from .export import env_footer, export_html, nav_header
 from .index import write_index
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "standard", "full")
 
 
 class ReportError(LootlabError):
@@ -86,8 +87,13 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
         for i, source in enumerate(sources, 1):
             bar.set_postfix_str(source.stem)
             say(f"[{i}/{len(sources)}] {source.name}: running ({profile})")
+            check = noise.start()
             run = execute_notebook(source, out_dir / "executed" / source.name,
                                    parameters={"profile": profile}, cell_timeout=timeout)
+            check = noise.finish(check)
+            run.extra["noise"] = check.to_dict()
+            if check.noisy:
+                say(f"[{i}/{len(sources)}] {source.name}: the machine was busy ({check})")
             if run.executed.exists():
                 run.html = export_html(run.executed, out_dir / f"{source.stem}.html",
                                        show_code=show_code, header=nav_header(names, source.stem),
@@ -97,13 +103,15 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
             runs.append(run)
             bar.update(1)
     seconds = time.perf_counter() - started
+    env.finish()
     index = write_index(runs, env, out_dir, total_seconds=seconds)
     (out_dir / "report.json").write_text(json.dumps({
         "profile": profile, "seconds": round(seconds, 1), "environment": env.to_dict(),
         "notebooks": [{"name": r.name, "ok": r.ok, "seconds": round(r.seconds, 1),
                        "html": r.html.name if r.html else None,
                        "error": r.error.one_line() if r.error else None,
-                       "summary": r.summary} for r in runs]}, indent=2, default=str))
+                       "summary": r.summary, "noise": r.extra.get("noise")}
+                      for r in runs]}, indent=2, default=str))
     return Report(out_dir=out_dir, index=index, runs=runs, env=env, seconds=seconds)
 
 

@@ -205,3 +205,23 @@ def test_step_chart_draws_the_spread_across_trials_as_error_bars():
     segments = bars[1].lines[2][0].get_segments()          # p99: one vertical line per step
     assert [tuple(seg[:, 1]) for seg in segments] == [(30.0, 40.0), (3.0, 6.0)]
     assert "median of 3 trials" in ax.get_legend_handles_labels()[1][1]
+
+
+def test_one_rate_rows_and_verdict_name_invalid_variants_and_thin_tails():
+    from lootlab.report.story import one_rate_rows, one_rate_verdict
+
+    frame = pd.DataFrame([{"variant": v, "rate": 200.0, "trial": t, "n": 1000,
+                           "p50_us": 100.0 * (t + 1), "p99_us": 1e3 * (t + 1),
+                           "p999_us": 5e3, "valid": not (v == "b" and t == 2)}
+                          for t in range(3) for v in ("a", "b")])
+    a, b = one_rate_rows(frame)
+    assert a["p99 ms"] == "2 [1-3]" and a["p50 ms"] == "0.2 [0.1-0.3]"
+    assert a["p99.9 ms"] == "too few samples (n=1,000)" and a["run"] == "valid"
+    assert b["run"] == "INVALID (1 of 3)"
+    text = one_rate_verdict(frame)
+    assert text.startswith("1 of 2 variants had INVALID runs: b (1 of 3).")
+    assert "rerun on a quieter machine or lower the rate" in text
+    frame["valid"] = True
+    assert one_rate_verdict(frame) == ("All runs valid; median of 3 trials per variant, "
+                                       "[min-max] across them.")
+    assert "no spread" in one_rate_verdict(frame[frame["trial"] == 0])

@@ -217,3 +217,43 @@ def rebuild_verdict(runs: Iterable[Any]) -> str:
                  f"{', '.join(invalid)} run{'s' if len(invalid) > 1 else ''} (see health): "
                  f"rerun on a quieter machine before reading its latencies")
     return text
+
+
+def one_rate_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of ``loadgen.sweep`` at one rate (any number of trials) as report rows: median
+    [min-max] in ms per variant, "too few samples" where the tail is too thin."""
+    from ..loadgen.sweep import summarize_trials
+
+    summary = summarize_trials(frame, ["variant", "rate"], ["p50_us", "p99_us", "p999_us"])
+    rows = []
+    for _, s in summary.iterrows():
+        def cell(col: str, p: float) -> Any:
+            return spread_cell(s[col] / 1e3, s[f"{col}_lo"] / 1e3, s[f"{col}_hi"] / 1e3,
+                               int(s["trials"]), n=s["n"], p=p)
+        rows.append({"variant": s["variant"], "rate/s": s["rate"], "trials": int(s["trials"]),
+                     "n": int(s["n"]), "p50 ms": cell("p50_us", 50),
+                     "p99 ms": cell("p99_us", 99), "p99.9 ms": cell("p999_us", 99.9),
+                     "run": run_cell(s)})
+    return rows
+
+
+def one_rate_verdict(frame: pd.DataFrame) -> str:
+    """What the one-rate runs can say: which variants had INVALID runs and what to do, or
+    that all were valid (and whether there was a spread to judge by)."""
+    from ..loadgen.sweep import summarize_trials
+
+    summary = summarize_trials(frame, ["variant", "rate"], ["p99_us"])
+    if summary.empty:
+        return "No variant was measured."
+    bad = summary[~summary["valid"].astype(bool)]
+    r = int(summary["trials"].min())
+    if len(bad):
+        names = ", ".join(f"{v} ({k} of {t})" for v, k, t in
+                          zip(bad["variant"], bad["invalid_trials"], bad["trials"]))
+        return (f"{len(bad)} of {len(summary)} variants had INVALID runs: {names}. Their "
+                f"percentiles describe the load generator as much as the variant: rerun on a "
+                f"quieter machine or lower the rate before comparing them.")
+    if r <= 1:
+        return ("All runs valid; one trial per variant, so there is no spread between trials "
+                "to judge a difference by.")
+    return f"All runs valid; median of {r} trials per variant, [min-max] across them."

@@ -44,6 +44,7 @@ PERCENTILES = (50.0, 99.0, 99.9)
 MIN_TAIL = 10           # samples above a percentile needed to show it (issue 12)
 COLUMNS = ("figure", "variant", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "ratio", "verdict",
            "n_a", "n_b", "trials_a", "trials_b")
+RERUN = "rerun on a quieter machine, or lower the rate"
 FACTOR = 1.1           # smaller differences are never called (asv compare's default)
 WITHIN, CHANGED, TOO_FEW = "within noise", "changed", "too few samples"
 
@@ -228,6 +229,24 @@ def format_value(value: float, lo: float, hi: float, figure: str) -> str:
     return f"{value:,.{digits}f} [{lo:,.{digits}f}, {hi:,.{digits}f}]"
 
 
+def caveats(run: Run, label: str) -> list[str]:
+    """One sentence per result of ``run`` whose figures may not describe the system: an
+    INVALID health verdict or a machine found noisy (``env["noisy"]``, lootlab.noise)."""
+    out = []
+    for name, trials in run.results.items():
+        bad = [r for r in trials if not r.health.valid]
+        noisy = [r for r in trials if r.env.get("noisy")]
+        if bad:
+            reasons = "; ".join(bad[0].health.reasons) or "see its health verdict"
+            out.append(f"{label}: {name} is INVALID in {len(bad)} of {len(trials)} trial(s) "
+                       f"({reasons}): its figures may describe the generator, not the "
+                       f"system; {RERUN}")
+        elif noisy:
+            out.append(f"{label}: {name} ran on a noisy machine in {len(noisy)} of "
+                       f"{len(trials)} trial(s); {RERUN}")
+    return out
+
+
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The comparison as text columns, what the CLI prints and the HTML page shows."""
     rows = []
@@ -243,4 +262,4 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["RUN_FORMAT", "Run", "compare_runs", "display_frame", "load_run", "save_run"]
+__all__ = ["RUN_FORMAT", "Run", "caveats", "compare_runs", "display_frame", "load_run", "save_run"]

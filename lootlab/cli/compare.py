@@ -25,7 +25,7 @@ def command(run_a: Path, run_b: Path, html: Path | None, confidence: float,
     """Compare two run directories (from `lootlab bench --out`): per variant, latency p50,
     p99, p99.9 and achieved rate in each, with intervals, the ratio B/A and "changed" or
     "within noise" (changed: the intervals are apart and the ratio beyond --factor)."""
-    from ..compare import compare_runs, display_frame, load_run
+    from ..compare import caveats, compare_runs, display_frame, load_run
 
     a, b = load_run(run_a), load_run(run_b)
     if html is not None:
@@ -37,6 +37,8 @@ def command(run_a: Path, run_b: Path, html: Path | None, confidence: float,
     echo_table(display_frame(frame), max_rows=400)
     counts = frame["verdict"].value_counts()
     click.echo("\n" + ", ".join(f"{v}: {n}" for v, n in counts.items()))
+    for line in caveats(a, "A") + caveats(b, "B"):
+        click.echo(f"note: {line}")
     if html is not None:
         from ..report.compare import write_comparison
 

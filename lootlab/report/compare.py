@@ -29,7 +29,7 @@ def _run_view(label: str, run: Run) -> dict[str, Any]:
 def comparison_html(frame: pd.DataFrame, run_a: Run, run_b: Run, *,
                     confidence: float = 0.95, factor: float = 1.1) -> str:
     """The page as a string: both runs' descriptions, then one table row per figure."""
-    from ..compare import display_frame
+    from ..compare import caveats, display_frame
 
     shown = display_frame(frame)
     rows = [dict(zip(shown.columns, values), css=values[-1].replace(" ", "-"))
@@ -37,7 +37,8 @@ def comparison_html(frame: pd.DataFrame, run_a: Run, run_b: Run, *,
     counts = frame["verdict"].value_counts()
     return render("compare.html.j2", runs=[_run_view("A", run_a), _run_view("B", run_b)],
                   columns=list(shown.columns), rows=rows, confidence=confidence,
-                  factor=factor, counts=list(counts.items()))
+                  factor=factor, counts=list(counts.items()),
+                  caveats=caveats(run_a, "A") + caveats(run_b, "B"))
 
 
 def write_comparison(path: str | Path, frame: pd.DataFrame, run_a: Run, run_b: Run, *,

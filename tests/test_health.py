@@ -5,6 +5,7 @@ swallowed by its warm-up still reports what it saw; completions over the whole r
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -15,7 +16,7 @@ from lootlab.loadgen.health import Health, judge
 from lootlab.loadgen.results import LoadResult
 from lootlab.loadgen.workers import local_server
 
-from _loadgen import QUERIES, ServiceClient, VirtualClock
+from _loadgen import QUERIES, ServiceClient, Spin, VirtualClock
 
 MS = 10**6
 
@@ -150,6 +151,22 @@ def test_calls_that_burn_the_generator_cpu_are_the_generator():
     h = _judge(busy=[1.0], blocked=[0.95], process_cpu=[0.98], cpu_cores=0.98)
     assert not h.valid and h.bottleneck == "generator"
     assert any("burned its own CPU" in r for r in h.reasons)
+    # on a busy machine the spinning client got 0.3 core, but it never switched out
+    # voluntarily: still the generator's CPU, not a wait on a server
+    starved = _judge(busy=[1.0], blocked=[0.95], process_cpu=[0.3], offcpu=[False])
+    assert starved.bottleneck == "generator" and "computing on the CPU" in starved.evidence[0]
+    waiting = _judge(busy=[1.0], blocked=[0.95], process_cpu=[0.05], offcpu=[True])
+    assert waiting.bottleneck == "server" and "waiting off the CPU" in waiting.evidence[0]
+
+
+def test_a_cpu_bound_client_is_the_generator_in_real_time():
+    """Each call spins 20 us on the sender's thread (an in-process client's work): 200 k/s
+    cannot be sent, and the blame is the generator's even when a busy machine gives the
+    spinning thread a fraction of a core (it is descheduled, never waiting)."""
+    res = loadgen.run(functools.partial(Spin, 20), loadgen.constant(200_000, 1), warmup=0,
+                      workload=QUERIES, grace=0.5)
+    assert not res.health.valid and res.health.bottleneck == "generator", res.health
+    assert any("burned its own CPU" in r for r in res.health.reasons)
 
 
 # --------------------------------------------------------------------------- counting

@@ -108,14 +108,16 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
           send_lag_p99_us: float, generator_lag_p99_us: float, latency_p99_us: float,
           warmup: float, first_error: str, latency_us: dict[float, float] | None = None,
           lag_bound_us: dict[float, float] | None = None, blocked: list[float] | None = None,
-          process_cpu: list[float] | None = None, processes: int = 1, concurrency: int = 1,
+          process_cpu: list[float] | None = None, offcpu: list[bool] | None = None,
+          processes: int = 1, concurrency: int = 1,
           local_server: str = "", warmup_only: bool = False,
           cores: int | None = None) -> Health:
     """The health verdict, with the lag bound per percentile and the bottleneck.
 
     ``blocked`` is each sender's share of the run spent inside calls (same order as
-    ``busy``), ``process_cpu`` each worker's CPU in cores, ``local_server`` the loopback
-    address of a server on this machine ("" if none)."""
+    ``busy``), ``offcpu`` whether it spent that time off the CPU (waiting, not computing),
+    ``process_cpu`` each worker's CPU in cores, ``local_server`` the loopback address of a
+    server on this machine ("" if none)."""
     reasons: list[str] = []
     warnings: list[str] = []
     evidence: list[str] = []
@@ -132,19 +134,22 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
         worst = max(range(len(busy)), key=busy.__getitem__, default=None)
         w_busy = busy[worst] if worst is not None else 0.0
         w_blocked = blocked[worst] if worst is not None else 0.0
-        waiting = w_busy > 0 and w_blocked >= BLOCKED_SHARE * w_busy
+        off = offcpu[worst] if offcpu and worst is not None else True
+        inside = w_busy > 0 and w_blocked >= BLOCKED_SHARE * w_busy
+        waiting = inside and off
         sent_ratio = counts["measured"] / scheduled if scheduled else 1.0
         not_kept = sent_ratio < 0.99 or w_busy > max_busy
         if not_kept:
             evidence.append(f"busiest sender {w_busy:.1%} busy, {w_blocked:.1%} of the run "
-                            f"inside calls; worker CPU up to "
+                            f"inside calls ({'waiting off' if off else 'computing on'} the "
+                            f"CPU); worker CPU up to "
                             f"{max(process_cpu or [0.0], default=0.0):.2f} cores")
             if waiting and not cpu_bound:
                 blame["server"] = True
                 who = (f"the server: the senders were blocked waiting on answers (all "
                        f"{processes * concurrency} in flight, the concurrency exhausted, "
                        f"like a closed loop); raise concurrency, or lower the rate")
-            elif waiting:
+            elif inside:
                 blame["generator"] = True
                 who = ("the generator: its calls burned its own CPU (an in-process client, "
                        "or client-side cost); add processes, or lower the rate")
@@ -229,6 +234,7 @@ def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, op
                  warmup=warmup, first_error=first_error, latency_us=lat,
                  lag_bound_us=bounds or {99.0: 0.0},
                  blocked=[b for p in parts for b in p.blocked],
+                 offcpu=[b for p in parts for b in p.offcpu] or None,
                  process_cpu=[p.cpu_s / p.wall_s for p in parts if p.wall_s],
                  processes=processes, concurrency=concurrency,
                  local_server=next((p.local_server for p in parts if p.local_server), ""),

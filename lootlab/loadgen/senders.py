@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import resource
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -47,6 +48,21 @@ class _Lane:
     last_ns: int = 0
     crash: str = ""
     first_error: str = ""
+    vcsw: int = -1          # voluntary context switches outside the waits for a due time
+    cpu_ns: int = 0         # this thread's CPU time over the run
+
+
+_RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)
+
+
+def _thread_usage() -> tuple[int, int]:
+    """(voluntary context switches, CPU ns) of the calling thread; (-1, 0) where the OS
+    cannot say.  A sender blocked on answers switches out voluntarily once per call or
+    more; one burning CPU (its loop, or an in-process client) hardly ever does."""
+    if _RUSAGE_THREAD is None:
+        return -1, 0
+    r = resource.getrusage(_RUSAGE_THREAD)
+    return r.ru_nvcsw, int((r.ru_utime + r.ru_stime) * 1e9)
 
 
 def _open_sender(lane: _Lane, near: Callable[..., Any], qs: list, gi: int, gstep: int,
@@ -61,14 +77,17 @@ def _open_sender(lane: _Lane, near: Callable[..., Any], qs: list, gi: int, gstep
     gi %= nq
     idle = 0
     sent = 0
+    waits = 0
     if n:
         wait(dues[0])   # the wait for the start is not idle time within the run
+    vcsw0, cpu0 = _thread_usage()
     try:
         for i in range(n):
             due = dues[i]
             now = now_fn()
             if now < due:
                 wait(due)
+                waits += 1
                 t = now_fn()
                 idle += t - now
                 now = t
@@ -90,6 +109,10 @@ def _open_sender(lane: _Lane, near: Callable[..., Any], qs: list, gi: int, gstep
     lane.starts, lane.ends, lane.status = starts[:sent], ends[:sent], status[:sent]
     lane.idle_ns, lane.sent = idle, sent
     lane.intended = dues[:sent]
+    vcsw1, cpu1 = _thread_usage()
+    # each wait for a due time may sleep once: what is left was switched out inside calls
+    lane.vcsw = max(0, vcsw1 - vcsw0 - waits) if vcsw0 >= 0 else -1
+    lane.cpu_ns = cpu1 - cpu0
 
 
 def _closed_sender(lane: _Lane, near: Callable[..., Any], qs: list, gi: int, gstep: int,

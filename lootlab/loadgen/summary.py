@@ -50,6 +50,7 @@ class Part:
     warmup_only: bool = False      # nothing was measured: the histograms hold the warm-up
     last_end_total_ns: int = 0     # last answer of the whole run (warm-up too), from t0
     local_server: str = ""         # loopback address of a server on this machine, if any
+    offcpu: list[bool] = field(default_factory=list)  # per sender: waited in calls (_offcpu)
 
 
 def _own_lag(lane: _Lane) -> np.ndarray:
@@ -69,6 +70,17 @@ def _own_lag(lane: _Lane) -> np.ndarray:
     ideal_end = s + np.maximum.accumulate(intended - s_prev)
     ideal_start = ideal_end - svc
     return start - ideal_start
+
+
+def _offcpu(lane: _Lane, inside_ns: int) -> bool:
+    """Whether a sender's time inside calls was spent waiting off the CPU (for a server's
+    answer) rather than burning it (its own client code): it switched out voluntarily at
+    least once per two calls, or used under 5 % of that time in CPU (the test for clocks
+    that are not the OS's).  A spinning client descheduled by a busy machine is switched
+    out involuntarily only, so it counts as burning CPU though it got 0.2 core of it."""
+    if lane.sent and lane.vcsw >= 0.5 * lane.sent:
+        return True
+    return lane.cpu_ns < 0.05 * inside_ns
 
 
 def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: float) -> Part:
@@ -115,7 +127,7 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
     end_rel = end[measured] - t0 - job.warmup_ns
     done = np.bincount(np.clip(end_rel // NS, 0, nsec), minlength=nsec + 1)[:nsec]
 
-    busy, blocked = [], []
+    busy, blocked, offcpu = [], [], []
     for lane in lanes:
         if job.closed is None and lane.sent:
             span = max(1, lane.ends[-1] - lane.intended[0])
@@ -125,6 +137,7 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
             inside = int(np.sum(np.asarray(lane.ends, np.int64) -
                                 np.asarray(lane.starts, np.int64)))
             blocked.append(min(1.0, inside / span))
+            offcpu.append(_offcpu(lane, inside))
     scheduled = len(job.offsets) if job.offsets is not None else int(measured.size)
     return Part(
         worker=job.worker, latency=parts["latency"], service=parts["service"],
@@ -139,7 +152,7 @@ def _summarize(job: Job, lanes: list[_Lane], t0: int, cpu_s: float, wall_s: floa
         last_end_ns=int(end_rel.max()) if end_rel.size else 0,
         crash="\n".join(ln.crash for ln in lanes if ln.crash),
         first_error=next((ln.first_error for ln in lanes if ln.first_error), ""),
-        blocked=blocked, warmup_only=warmup_only,
+        blocked=blocked, offcpu=offcpu, warmup_only=warmup_only,
         last_end_total_ns=int(end.max() - t0) if end.size else 0)
 
 

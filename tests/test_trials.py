@@ -218,6 +218,8 @@ def test_one_rate_rows_and_verdict_name_invalid_variants_and_thin_tails():
     assert a["p99 ms"] == "2 [1-3]" and a["p50 ms"] == "0.2 [0.1-0.3]"
     assert a["p99.9 ms"] == "too few samples (n=1,000)" and a["run"] == "valid"
     assert b["run"] == "INVALID (1 of 3)"
+    big = frame.assign(p50_us=frame["p50_us"] * 1e4)   # seconds read as 1,000 [1,000-3,000]
+    assert one_rate_rows(big)[0]["p50 ms"] == "2,000 [1,000-3,000]"
     text = one_rate_verdict(frame)
     assert text.startswith("1 of 2 variants had INVALID runs: b (1 of 3).")
     assert "rerun on a quieter machine or lower the rate" in text

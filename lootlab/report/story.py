@@ -59,7 +59,9 @@ def spread_cell(median: float, lo: float, hi: float, trials: int, *, n: float | 
         return f"too few samples (n={int(n):,})"
     if trials <= 1:
         return round(float(median), 3)
-    return f"{median:.3g} [{lo:.3g}-{hi:.3g}]"
+    def g(x: float) -> str:
+        return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    return f"{g(median)} [{g(lo)}-{g(hi)}]"
 
 
 def _trials(s: pd.Series) -> int:

@@ -195,6 +195,16 @@ class NoiseCheck:
     def __str__(self) -> str:
         return ("NOISY: " + "; ".join(self.reasons)) if self.noisy else "quiet"
 
+    def short(self) -> str:
+        """A few words for a banner: what made the run noisy, or "quiet"."""
+        parts = []
+        if any("calibration loop" in r for r in self.reasons):
+            parts.append(f"a calibration loop ran {1 + self.slowdown:.1f}x slower than on the "
+                         "quiet machine")
+        if any("stole" in r for r in self.reasons) and self.steal_share is not None:
+            parts.append(f"the hypervisor stole {self.steal_share:.0%} of the CPU")
+        return ", ".join(parts) if parts else "quiet"
+
     def to_dict(self) -> dict[str, Any]:
         return {"noisy": self.noisy, "reasons": list(self.reasons),
                 "baseline_ms": self.baseline_ms, "slowdown": self.slowdown,
@@ -243,8 +253,10 @@ def start() -> NoiseCheck:
 
 
 def finish(check: NoiseCheck) -> NoiseCheck:
-    """``check`` with its ``after`` sample taken now, judged again."""
-    return judge(check.before, sample(), check.baseline_ms)
+    """``check`` with its ``after`` sample taken now, judged again (against the lower of its
+    baseline and this process's, which falls when a later loop ran faster)."""
+    after = sample()
+    return judge(check.before, after, min(check.baseline_ms, baseline_ms()))
 
 
 class Probe:

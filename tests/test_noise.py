@@ -49,6 +49,7 @@ def test_steal_above_its_share_makes_a_run_noisy_below_it_does_not():
     fair = noise.parse_proc_stat(_stat(1400, 600, 8490, 110))     # 1 %
     noisy = noise.judge(_sample(1.0, before), _sample(1.0, stolen), 1.0)
     assert noisy.noisy and "stole 10.0%" in noisy.reasons[0]
+    assert noisy.short() == "the hypervisor stole 10% of the CPU"
     assert noisy.steal_share == pytest.approx(0.1)
     quiet = noise.judge(_sample(1.0, before), _sample(1.0, fair), 1.0)
     assert not quiet.noisy and quiet.reasons == ()
@@ -162,16 +163,17 @@ def test_the_index_banner_names_the_section_with_an_invalid_row(tmp_path):
 def test_the_index_banner_names_a_notebook_run_on_a_noisy_machine(tmp_path):
     page = _page([_run("01", VALID, noisy=True), _run("02", VALID)], tmp_path)
     assert "class='banner'" in page
-    assert "<b>Section 01</b>: the machine was busy around it: the calibration loop ran " \
-           "3.00x slower before" in page
+    assert "<b>Section 01</b>: the machine was busy around it (a calibration loop ran 3.0x " \
+           "slower than on the quiet machine)" in page
     assert "Section 02</b>" not in page
 
 
 def test_the_index_banner_and_environment_table_show_a_noisy_report_run(tmp_path):
     check = noise.judge(_sample(1.0), _sample(2.0), 1.0)
     page = _page([_run("01", VALID)], tmp_path, _env(check))
-    assert "<b>the whole report run</b>: NOISY: the calibration loop ran 2.00x slower after" \
-           in page
+    assert "<b>the whole report run</b>: the machine was busy at its start or end (a " \
+           "calibration loop ran 2.0x slower" in page
+    assert "<td>noise</td><td>NOISY: the calibration loop ran 2.00x slower after" in page
     assert "<td>machine at start</td><td>load average 0.10 / 0.20 / 0.30 on 2 cores" in page
     assert "<td>machine at end</td>" in page and "<td>noise</td><td>NOISY: " in page
     quiet = _page([_run("01", VALID)], tmp_path, _env(noise.judge(_sample(1.0), None, 1.0)))
@@ -190,3 +192,14 @@ def test_loadgen_run_records_the_noise_check_in_its_environment(tmp_path):
     assert check.before.loadavg is not None
     again = type(result).load(result.save(tmp_path / "r"))
     assert again.env["noise"] == result.env["noise"]
+
+
+def test_the_baseline_falls_when_a_later_loop_runs_faster(monkeypatch):
+    """The baseline is the fastest loop this process has seen: one taken while the machine
+    was busy is lowered by the first quiet sample, and a finished check uses the lower one."""
+    monkeypatch.setattr(noise, "_baseline_ms", 1e6)
+    check = noise.start()
+    assert check.baseline_ms == 1e6
+    assert noise.baseline_ms() < 1e6            # the sample inside start() ran faster
+    done = noise.finish(check)
+    assert done.baseline_ms == noise.baseline_ms() < 1e6

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..noise import NoiseCheck
 from .environment import Environment
 from .execute import NotebookRun
 from .templating import environment, render
@@ -60,14 +61,16 @@ def warnings(runs: Iterable[NotebookRun], env: Environment | None = None) -> lis
         if rows:
             problems.append(f"{len(rows)} of {len(run.summary.get('rows', []))} rows from "
                             f"INVALID or noisy runs ({', '.join(rows)})")
-        check = run.extra.get("noise") or {}
-        if check.get("noisy"):
-            problems.append("the machine was busy around it: " + "; ".join(check["reasons"]))
+        check = run.extra.get("noise")
+        if check and check.get("noisy"):
+            problems.append("the machine was busy around it ("
+                            + NoiseCheck.from_dict(check).short() + ")")
         if problems:
             out.append({"section": (run.summary or {}).get("title") or run.title or run.name,
                         "problem": "; ".join(problems)})
     if env is not None and env.noise is not None and env.noise.noisy:
-        out.append({"section": "the whole report run", "problem": str(env.noise)})
+        out.append({"section": "the whole report run",
+                    "problem": f"the machine was busy at its start or end ({env.noise.short()})"})
     return out
 
 

@@ -93,7 +93,7 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
             check = noise.finish(check)
             run.extra["noise"] = check.to_dict()
             if check.noisy:
-                say(f"[{i}/{len(sources)}] {source.name}: the machine was busy ({check})")
+                say(f"[{i}/{len(sources)}] {source.name}: the machine was busy ({check.short()})")
             if run.executed.exists():
                 run.html = export_html(run.executed, out_dir / f"{source.stem}.html",
                                        show_code=show_code, header=nav_header(names, source.stem),

@@ -137,7 +137,7 @@ def test_every_output_creates_missing_parent_directories(tmp_path, small_table):
     proc, _ = lootlab_cli("bench", "--duration", "0.5", "--rate", "50", "--warmup", "0",
                           "--out", str(results), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert (results / "summary.json").is_file()
+    assert (results / "run.json").is_file() and (results / "mmap" / "summary.json").is_file()
 
 
 # ---------------------------------------------------------------------- nothing to measure

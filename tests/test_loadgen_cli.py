@@ -22,7 +22,8 @@ def test_bench_cli_prints_percentiles_and_verdict(tmp_path):
     assert res.exit_code == 0, res.output
     for text in ("p99", "max", "latency_us", "health:", "offered 500/s", "saved to"):
         assert text in res.output
-    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "run.json").is_file()                      # a run directory
+    summary = json.loads((out / "mmap" / "summary.json").read_text())
     assert summary["counts"]["scheduled"] == 500 and summary["variant"] == "mmap"
     back = loadgen.LoadResult.load(out)
     assert back.latency.get_total_count() == summary["counts"]["ok"]

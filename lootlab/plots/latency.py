@@ -139,7 +139,9 @@ def _interval_bars(ax, g: pd.DataFrame, x: str, col: str, color) -> None:
     lo, hi = f"{stem}_ci_low_us", f"{stem}_ci_high_us"
     if lo in g and hi in g:
         y = g[col].to_numpy(float)
-        err = np.vstack([y - g[lo].to_numpy(float), g[hi].to_numpy(float) - y])
+        # a point outside its own interval (a median of trials, an edited row) gets a
+        # one-sided bar rather than a matplotlib error
+        err = np.clip(np.vstack([y - g[lo].to_numpy(float), g[hi].to_numpy(float) - y]), 0, None)
         ok = np.isfinite(err).all(axis=0)
         if ok.any():
             ax.errorbar(g[x].to_numpy(float)[ok], y[ok], yerr=err[:, ok], fmt="none",

@@ -151,3 +151,35 @@ def test_http_client_against_the_endpoint(tmp_path):
         again.close()
     with pytest.raises(ServerUnavailable, match="nothing is listening"):
         HttpNearClient(url).near(x, y, z, 40)
+
+
+def test_the_anchor_benchmark_skips_cleanly_without_wrk2(monkeypatch):
+    from click.testing import CliRunner
+
+    from lootlab.benchmarks import anchor
+    from lootlab.benchmarks.__main__ import BENCHMARKS
+
+    assert "anchor" in BENCHMARKS
+    monkeypatch.setattr(anchor, "wrk2_path", lambda: None)
+    res = CliRunner().invoke(anchor.main, ["--rates", "100"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("skipped: wrk2 is not on PATH")
+    assert "Usage" in CliRunner().invoke(anchor.main, ["--help"]).output
+    with pytest.raises(LootlabError, match="wrk2 is not on PATH"):
+        run_wrk2("http://127.0.0.1:1", 10, 1.0)
+
+
+def test_saturation_names_the_rates_and_nan_when_none():
+    import pandas as pd
+
+    from lootlab.benchmarks.anchor import saturation
+
+    table = pd.DataFrame({"tool": ["wrk2"] * 3 + ["lootlab"] * 3,
+                          "rate": [200.0, 500.0, 1000.0] * 2,
+                          "achieved_rate": [200, 499, 600, 200, 420, 500],
+                          "p99_us": [2e3, 9e3, 9e5, 3e3, 2e4, 9e5]})
+    sat = saturation(table, 10_000).set_index("tool")
+    assert sat.loc["wrk2"].tolist() == [500.0, 1000.0]
+    assert sat.loc["lootlab"].tolist() == [200.0, 500.0]
+    none = saturation(table[table["rate"] == 200.0], 1_000).set_index("tool")
+    assert none.isna().all().all()

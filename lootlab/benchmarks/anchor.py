@@ -246,7 +246,16 @@ def main(rates: str, duration: float, connections: int, p99_target_ms: float,
               "queries (r = 64)\n")
         print(side_by_side(table).round(2).to_string(index=False))
         print("\nsaturation:")
-        print(saturation(table, p99_target_ms * 1e3).to_string(index=False))
+        sat = saturation(table, p99_target_ms * 1e3)
+        print(sat.to_string(index=False))
+    for _, row in sat.iterrows():
+        met, behind = row.iloc[1], row.iloc[2]
+        if math.isnan(met):
+            print(f"{row['tool']}: no rate tried kept p99 <= {p99_target_ms:g} ms (try lower "
+                  "--rates, or a quieter machine)")
+        if math.isnan(behind):
+            print(f"{row['tool']}: kept up with every rate tried (the endpoint saturates "
+                  "above the highest; try higher --rates)")
     print(f"\n{os.cpu_count()} cores; load average {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after; server, wrk2 and loadgen share the machine")
 

@@ -2,7 +2,10 @@
 
 ``python -m lootlab.remote.wrk [--queries N] [--radius R] [--index PATH] > overlay.lua``
 then ``wrk -t2 -c16 -d10s -s overlay.lua http://127.0.0.1:8080``: every request is a
-``/near`` around a player position that follows loot density, not one hot query.
+``/near`` around a player position that follows loot density, not one hot query.  The same
+script drives wrk2 (``wrk2 -R RATE ...``); ``python -m lootlab.benchmarks.anchor`` does so
+and compares it with ``lootlab.loadgen`` (docs/remote.md: wrk 4.x corrects its latencies
+after the run, so it is no closed-loop reference).
 """
 
 from __future__ import annotations

@@ -108,7 +108,13 @@ def test_each_notebook_publishes_a_summary_and_the_story_verdict_comes_from_data
         "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "grpc-tls-packed", "mmap"]
     rate = story["rows"][0]["achieved/s"]
     assert "grpc-tls-fresh" in story["verdict"] and "mmap" in story["verdict"]
-    assert "requests/s" in story["verdict"] and rate > 0
+    assert rate > 0
+    first, last = story["rows"][0], story["rows"][-1]
+    headline = story["verdict"].split(". ")[0]
+    if first["run"] == "valid" and last["run"] == "valid":   # a ratio, or why none is called
+        assert "requests/s" in headline or "No ratio" in headline, headline
+    else:                                                  # never a ratio from an invalid run
+        assert headline.startswith("No ratio") and "x lower" not in headline, headline
     index = (quick_report.out_dir / "index.html").read_text()
     assert "grpc-tls-packed" in index and story["verdict"][:40] in index
 
@@ -119,7 +125,7 @@ def test_readers_saw_every_swap_without_an_error(quick_report):
     for row in rebuild["rows"]:
         assert row["errors"] == 0, row
         assert row["swaps"] >= 2, row
-        assert row["generations_seen"] >= 2, row
+        assert row["generations seen"] >= 2, row
 
 
 def test_pages_need_no_network(quick_report):

@@ -8,6 +8,7 @@ import math
 
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import binom, lognorm
 
@@ -153,3 +154,13 @@ def test_the_spectrum_shades_the_interval_and_greys_the_thin_tail():
     assert len(bars) == 3                     # p50 twice, p99 only where 10 samples lie above
     assert "thin p99" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert "p99: too few samples" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_a_point_outside_its_interval_gets_a_one_sided_bar_not_an_error():
+    """A median of trials (or an edited row) can sit outside one trial's interval."""
+    from lootlab.plots.latency import latency_vs_throughput
+    row = result_of(draw(np.random.default_rng(8), 5000)).summary()
+    row["p99_us"] = row["p99_ci_high_us"] * 2
+    ax = latency_vs_throughput(pd.DataFrame([row])).axes[0]
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 2

@@ -309,8 +309,10 @@ def test_frames_are_tidy_and_the_timeline_follows_the_spike():
     assert {"variant", "schedule", "rate", "percentile", "latency_us", "metric"} <= \
         set(frame.columns)
     assert set(frame["metric"]) == {"latency", "service", "send_lag"}
-    lat = frame[frame.metric == "latency"].sort_values("percentile")["latency_us"]
-    assert lat.is_monotonic_increasing
+    lat = frame[frame.metric == "latency"].sort_values("percentile")
+    assert lat["latency_us"].dropna().is_monotonic_increasing   # NaN: too few samples in the tail
+    thin = lat[lat["latency_us"].isna()]
+    assert (thin["n"] * (1 - thin["percentile"] / 100) < 10).all()
     tl = res.timeline()
     assert tl["offered"].tolist() == [500, 2000, 500]
     assert tl["count"].tolist() == [500, 2000, 500]

@@ -98,7 +98,8 @@ def test_the_startup_benchmark_runs_and_is_in_the_all_benchmarks_runner():
 STANDALONE = ["lootlab.s3local", "lootlab.remote.wrk", "lootlab.workload",
               "lootlab.benchmarks.index", "lootlab.benchmarks.rebuild",
               "lootlab.benchmarks.loadgen", "lootlab.benchmarks.variants",
-              "lootlab.benchmarks.profile", "lootlab.benchmarks.startup"]
+              "lootlab.benchmarks.profile", "lootlab.benchmarks.startup",
+              "lootlab.benchmarks.anchor"]
 
 
 @pytest.mark.parametrize("module", STANDALONE)

@@ -91,7 +91,10 @@ def executed_node(profile: str | None) -> nbformat.NotebookNode:
 
 def page_text(path: Path) -> str:
     """The page as a reader sees it: tags dropped, entities decoded, whitespace collapsed."""
-    body = path.read_text(encoding="utf-8")
+    return page_text_of(path.read_text(encoding="utf-8"))
+
+
+def page_text_of(body: str) -> str:
     body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.DOTALL | re.IGNORECASE)
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
@@ -134,3 +137,19 @@ def test_pages_of_other_profiles_carry_no_smoke_note(pages, name):
 def test_the_profile_is_read_from_papermills_parameters():
     assert notebook_profile(executed_node("quick")) == "quick"
     assert notebook_profile(executed_node(None)) is None
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_index_page_carries_the_smoke_note_only_for_quick(tmp_path, profile):
+    from lootlab.report import index
+    from lootlab.report.environment import Environment
+
+    env = Environment(cpu="x", cores=2, usable_cores=2, memory_gib=1.0, python="3.11",
+                      platform="linux", packages={}, git_commit="abc", profile=profile,
+                      date="2026-01-01 00:00", page_cache="warm")
+    text = page_text_of(index.render_index([], env, out_dir=tmp_path, total_seconds=1.0))
+    if profile == "quick":
+        assert visible(SMOKE_NOTE) in text
+        assert text.index("smoke run") < text.index("Notebooks")     # at the top
+    else:
+        assert "smoke run" not in text

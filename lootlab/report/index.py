@@ -10,9 +10,12 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from markupsafe import Markup
+
 from ..noise import NoiseCheck
 from .environment import Environment
 from .execute import NotebookRun
+from .export import smoke_note_html
 from .templating import environment, render
 
 
@@ -84,6 +87,7 @@ def render_index(runs: Iterable[NotebookRun], env: Environment, *, out_dir: Path
     return render("index.html.j2", profile=env.profile, date=env.date, runs=rows,
                   summaries=summaries, env_rows=env.rows(), total_runs=len(runs),
                   warnings=warnings(runs, env),
+                  smoke_note=Markup(smoke_note_html(env.profile)),   # escaped by smoke_note_html
                   failed=sum(not r.ok for r in runs), total_seconds=total_seconds)
 
 

@@ -9,10 +9,13 @@ several timings, taken once per process): a run is *noisy* when the loop ran mor
 ``SLOWDOWN_SHARE`` slower than the baseline, or steal took more than ``STEAL_SHARE`` of the CPU
 time over the run.
 
-Why these thresholds: on a quiet machine the loop repeats within a few percent of its
-fastest; one other runnable process per core halves this process's share of a core, which
-makes the loop ~100 % slower.  25 % sits well above the quiet jitter and well below one
-competitor per core.  Steal is CPU time another guest took from this one: above 5 % the
+Why these thresholds: measured on the 2-core dev VM while idle (load 0.1), the loop's time is
+bimodal: ~1.0 ms, or up to ~1.8x that on the same idle machine (which core, its clock after
+idling), so a 25 % limit called an idle machine noisy after every pause.  A competitor per
+core shows differently: a 1.3 ms loop shorter than a scheduler slice either runs whole or
+waits a whole slice (several ms), so the mean of the timed loops jumps past 2x.  The limit is
+therefore 2x (``SLOWDOWN_SHARE`` = 1.0), after a ~10 ms warm-up spin that brings an idle core
+up to speed.  Steal is CPU time another guest took from this one: above 5 % the
 hypervisor is taking a noticeable share, and latency tails follow it.
 
 The load average is recorded, not judged: it is a one-minute moving average (it still shows
@@ -31,13 +34,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-SLOWDOWN_SHARE = 0.25
+SLOWDOWN_SHARE = 1.0
 STEAL_SHARE = 0.05
 # Iterations of the calibration loop: ~1-1.5 ms in CPython 3.11 on a 2020s x86 core.  Long
 # enough to dwarf timer resolution, short enough that a sample (a warm-up loop, then
-# CALIBRATION_REPEATS timed ones) costs ~5 ms, so a load run's two samples stay under 20 ms.
+# CALIBRATION_REPEATS timed ones) costs ~17 ms, so a load run's two samples cost ~35 ms.
 CALIBRATION_LOOPS = 15_000
-CALIBRATION_REPEATS = 3
+CALIBRATION_REPEATS = 5
+WARMUP_MS = 10.0
 BASELINE_REPEATS = 7
 PROC_STAT = Path("/proc/stat")
 
@@ -94,9 +98,12 @@ def _loop(n: int) -> int:
 
 
 def calibrate(repeats: int = CALIBRATION_REPEATS, loops: int = CALIBRATION_LOOPS) -> list[float]:
-    """Wall milliseconds of ``repeats`` back-to-back runs of the calibration loop, after one
-    untimed run (a core that was idle runs its first few ms at a low clock)."""
+    """Wall milliseconds of ``repeats`` back-to-back runs of the calibration loop, after
+    ``WARMUP_MS`` of untimed runs (a core that was idle runs its first ms at a low clock)."""
+    start = time.perf_counter()
     _loop(loops)
+    while (time.perf_counter() - start) * 1e3 < WARMUP_MS:
+        _loop(loops)
     times = []
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()

@@ -3,7 +3,6 @@ and connect, loadgen.run (spawned workers) and the workload process all reach it
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import pickle
@@ -17,6 +16,7 @@ import lootlab
 from lootlab import loadgen, variants
 from lootlab.variants import Endpoint, ResolveError, UnknownVariantError, resolve
 
+from _imports import imported
 from _remote import same_records, small_index
 from _toy_variant import TOY
 
@@ -109,31 +109,9 @@ def test_an_endpoint_gives_tls_files_only_to_tls_variants():
     assert dict(resolve("grpc-plain", plain).options) == {"target": "127.0.0.1:8"}
 
 
-def _imports(path: Path) -> set[str]:
-    """The lootlab modules ``path`` imports, resolved to absolute names."""
-    pkg = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    if path.name == "__init__.py":
-        pkg = pkg.rsplit(".", 1)[0] + "." + "__init__"
-    base = pkg.rsplit(".", 1)[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = base.split(".")
-                parent = ".".join(parts[:len(parts) - node.level + 1])
-                mod = f"{parent}.{node.module}" if node.module else parent
-            else:
-                mod = node.module or ""
-            found.add(mod)
-            found.update(f"{mod}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-    return {m for m in found if m.startswith("lootlab")}
-
-
 def test_the_remote_layer_never_imports_the_clients():
     for path in (PACKAGE / "remote").glob("*.py"):
-        assert "lootlab.clients" not in _imports(path), path.name
+        assert "lootlab.clients" not in imported(path, top_level_only=False), path.name
 
 
 def test_no_code_outside_the_registry_tests_a_variant_name_by_prefix():

@@ -1,4 +1,4 @@
-/* Inner loops of LootIndex.near and LootIndex.box, in C.
+/* Inner loops of LootIndex.near and LootIndex.box, and the gRPC server's answer encoder, in C.
  *
  * numpy drives these queries with ~20 array passes, each a Python call; here one pass
  * decodes each candidate key, tests it, and copies the hits into the result rows (the
@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     int32_t x, y, z, pad;
@@ -169,14 +170,115 @@ done:
     return result;
 }
 
+/* ---- protobuf encoding of an answer (lootlab.remote.encode) --------------------------
+ *
+ * The bytes `Records(records=[...], generation=g).SerializeToString()` gives, written
+ * straight from RESULT_DTYPE rows: per record the tag of field 1 (0x0A), a one-byte
+ * length (a Record takes at most 46 bytes: 3 x (1 + 5) for zigzag sint32 plus
+ * 6 x (1 + 5) for uint32, so the length is always one varint byte), then each non-zero
+ * field as tag + varint in field-number order; then generation (field 3) if non-zero. */
+
+#define RECORD_MAX_BODY 54          /* 9 fields x (1 tag + 5 varint bytes), > 46 */
+
+static unsigned char *put_varint(unsigned char *p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+static unsigned char *put_field(unsigned char *p, unsigned char tag, uint32_t v) {
+    if (v) {
+        *p++ = tag;
+        p = put_varint(p, v);
+    }
+    return p;
+}
+
+static uint32_t zigzag32(int32_t v) {
+    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+}
+
+static Py_ssize_t encode_rows(const unsigned char *rows, Py_ssize_t n, uint64_t generation,
+                              unsigned char *out) {
+    unsigned char *p = out;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *r = rows + 32 * i;
+        int32_t x, y, z;
+        uint32_t item_id, value, tick;
+        uint16_t quantity;
+        memcpy(&x, r, 4); memcpy(&y, r + 4, 4); memcpy(&z, r + 8, 4);
+        memcpy(&item_id, r + 16, 4); memcpy(&value, r + 20, 4);
+        memcpy(&quantity, r + 24, 2); memcpy(&tick, r + 28, 4);
+        unsigned char *len = p + 1, *body = p + 2, *q = body;
+        *p = 0x0A;
+        q = put_field(q, 0x08, zigzag32(x));
+        q = put_field(q, 0x10, zigzag32(y));
+        q = put_field(q, 0x18, zigzag32(z));
+        q = put_field(q, 0x20, item_id);
+        q = put_field(q, 0x28, value);
+        q = put_field(q, 0x30, quantity);
+        q = put_field(q, 0x38, r[26]);
+        q = put_field(q, 0x40, r[27]);
+        q = put_field(q, 0x48, tick);
+        *len = (unsigned char)(q - body);
+        p = q;
+    }
+    if (generation) {
+        *p++ = 0x18;
+        p = put_varint(p, generation);
+    }
+    return p - out;
+}
+
+PyDoc_STRVAR(encode_records_doc,
+"encode_records(rows, generation) -> bytes\n\n"
+"A lootlab.v1.Records message (repeated Record, then generation) from a C-contiguous\n"
+"buffer of 32-byte RESULT_DTYPE rows, byte for byte what SerializeToString gives.");
+
+static PyObject *encode_records(PyObject *self, PyObject *args) {
+    Py_buffer rows;
+    unsigned long long generation;
+    if (!PyArg_ParseTuple(args, "y*K", &rows, &generation))
+        return NULL;
+    PyObject *result = NULL;
+    if (rows.len % 32) {
+        PyErr_Format(PyExc_ValueError, "encode_records: %zd bytes is not a whole number of "
+                     "32-byte result rows", rows.len);
+        goto done;
+    }
+    Py_ssize_t n = rows.len / 32;
+    if (n > (PY_SSIZE_T_MAX - 16) / (2 + RECORD_MAX_BODY)) {
+        PyErr_SetString(PyExc_OverflowError, "encode_records: too many rows");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, n * (2 + RECORD_MAX_BODY) + 11);
+    if (result == NULL)
+        goto done;
+    Py_ssize_t used;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    used = encode_rows((const unsigned char *)rows.buf, n, (uint64_t)generation, out);
+    Py_END_ALLOW_THREADS
+    if (_PyBytes_Resize(&result, used) < 0)
+        result = NULL;
+done:
+    PyBuffer_Release(&rows);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"query_cells", query_cells, METH_VARARGS, query_cells_doc},
+    {"encode_records", encode_records, METH_VARARGS, encode_records_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "lootlab._kernels",
-    "C inner loops for LootIndex.near/box (optional; numpy is the fallback).", -1, methods,
+    "C inner loops for LootIndex.near/box and the server's answer encoder (optional; numpy\n"
+    "is the fallback).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

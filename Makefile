@@ -30,7 +30,19 @@ system-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The grpc-js interop client's modules (tests/test_interop_js.py): `npm ci` when they are
+# missing or older than the lockfile, and only where npm exists (the test skips otherwise,
+# and fails under CI=true).
+JS_INTEROP = tests/interop_js
+
 test: $(STAMP) system-deps
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: skipping the grpc-js interop client's install ($(JS_INTEROP))"; \
+	elif [ ! -d $(JS_INTEROP)/node_modules ] || \
+	     [ $(JS_INTEROP)/package-lock.json -nt $(JS_INTEROP)/node_modules ]; then \
+	  echo "installing the grpc-js interop client's node modules ($(JS_INTEROP): npm ci)"; \
+	  (cd $(JS_INTEROP) && npm ci --silent --no-audit --no-fund) && touch $(JS_INTEROP)/node_modules; \
+	fi
 	$(PY) -m pytest
 
 report: $(STAMP)

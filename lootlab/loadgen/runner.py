@@ -94,7 +94,7 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     hypervisor) were taking the CPU, which no histogram can show.
     """
     from .. import noise
-    from .results import combine
+    from .combine import combine
 
     if workload is None:
         n = len(schedule) if isinstance(schedule, Schedule) else 65_536

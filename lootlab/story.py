@@ -1,5 +1,5 @@
-"""The experiments behind the notebooks that no other module owns: the story's steps and
-the rebuild-under-load run.  They return plain data (DataFrames, dataclasses); the
+"""The experiments behind the notebooks that no other module owns: the story's steps here,
+the rebuild-under-load run in ``lootlab.rebuildload`` (re-exported).  They return plain data (DataFrames, dataclasses); the
 notebooks and ``lootlab.plots.story`` only draw it.
 
 The story: the overlay search called a remote gRPC service over TLS and fixed it in steps,
@@ -12,22 +12,12 @@ data shows.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import queue as queue_mod
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-import numpy as np
 import pandas as pd
 
 from .errors import LootlabError
-
-if TYPE_CHECKING:
-    from .loadgen.results import LoadResult
 
 #: The steps of the story, in order, with what each change was.
 STEPS: dict[str, str] = {
@@ -56,9 +46,10 @@ WRITEUP = {
 
 @dataclass
 class StoryRun:
-    """Each step at one offered rate, ``trials`` times: ``steps`` (per step, the median of its
-    trials, ``<col>_lo``/``<col>_hi`` their min..max), ``trials`` (per trial and step, in the
-    order run) and the ``LoadResult``s per variant, one per trial (spectra, health)."""
+    """Each step at one offered rate, ``trials`` times: ``steps`` (per step: p50/p99/p99.9 of
+    its trials pooled into one histogram, with that histogram's 95 % interval and ``n``;
+    ``<col>_lo``/``<col>_hi`` the lowest and highest trial), ``trials`` (per trial and step,
+    in the order run) and the ``LoadResult``s per variant, one per trial (spectra, health)."""
 
     rate: float
     duration: float
@@ -73,34 +64,61 @@ class StoryRun:
 
 def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
     """One trial of one step from a ``LoadResult``: percentiles in ms, the p99's sample
-    count and 95 % interval, rates, health."""
+    count and 95 % interval (widened down by the generator's lag bound), rates, health and
+    which side, if any, was the bottleneck."""
     from .loadgen.sweep import ci_us
 
     lo, hi = ci_us(result, 99)
+    lag = result.lag_bound_us(99)
+    lag = 0.0 if math.isnan(lag) else lag
     return {
         "step": variant, "change": STEPS.get(variant, ""), "trial": trial,
         "p50_ms": result.latency_us(50) / 1e3, "p99_ms": result.latency_us(99) / 1e3,
         "p999_ms": result.latency_us(99.9) / 1e3,
         "service_p99_ms": result.service_us(99) / 1e3, "n": int(result.samples()),
-        "p99_ci_low_ms": lo / 1e3, "p99_ci_high_ms": hi / 1e3, "requests": int(result.requests),
+        "p99_ci_low_ms": max(0.0, lo - lag) / 1e3, "p99_ci_high_ms": hi / 1e3,
+        "p99_lag_bound_ms": lag / 1e3, "requests": int(result.requests),
         "offered_per_s": float(result.offered_rate), "achieved_per_s": float(result.achieved_rate),
         "errors": int(result.counts.get("failed", 0)),
         "valid": bool(result.health.valid), "health": "; ".join(result.health.reasons) or "ok",
+        "bottleneck": result.health.bottleneck,
         "writeup_p99_ms": WRITEUP["p99_ms_by_step"].get(variant, math.nan),
     }
 
 
-def summarize_steps(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per step (in the order run): the median of its trials with min..max, the p99's
-    widest 95 % interval, requests and errors summed, every distinct health reason."""
+def summarize_steps(trials: pd.DataFrame,
+                    results: Mapping[str, list[Any]] | None = None) -> pd.DataFrame:
+    """Per step (in the order run): the trials' min..max, requests and errors summed, every
+    distinct health reason and bottleneck.  With ``results`` (step -> its trials'
+    ``LoadResult``s) p50/p99/p99.9, ``n`` and the p99 interval are those of the trials pooled
+    into one histogram (``loadgen.pooling``); without, the median trial's and the widest
+    per-trial interval."""
+    from .loadgen.pooling import pooled
     from .loadgen.sweep import summarize_trials
 
     steps = summarize_trials(
         trials, ["step"], ["p50_ms", "p99_ms", "p999_ms", "service_p99_ms", "achieved_per_s"],
-        lows=["p99_ci_low_ms"], highs=["p99_ci_high_ms"], sums=["requests", "errors"],
-        firsts=["change", "offered_per_s", "writeup_p99_ms"], joins=["health"])
-    if not steps.empty:
-        steps["p99_change_ms"] = steps["p99_ms"].diff()
+        lows=["p99_ci_low_ms"],
+        highs=[c for c in ("p99_ci_high_ms", "p99_lag_bound_ms") if c in trials],
+        sums=["requests", "errors"], firsts=["change", "offered_per_s", "writeup_p99_ms"],
+        joins=["health"])
+    if steps.empty:
+        return steps
+    if "bottleneck" in trials:
+        sides = trials.groupby("step", sort=False)["bottleneck"].agg(
+            lambda b: "; ".join(dict.fromkeys(v for v in b if v != "none")) or "none")
+        steps["bottleneck"] = steps["step"].map(sides)
+    steps["pooled"] = False
+    for i, step in steps["step"].items():
+        if results and results.get(step):
+            pool = pooled(results[step])
+            steps.loc[i, ["p50_ms", "p99_ms", "p999_ms"]] = [
+                pool[f"{k}_us"] / 1e3 for k in ("p50", "p99", "p999")]
+            steps.loc[i, ["p99_ci_low_ms", "p99_ci_high_ms"]] = [
+                pool["p99_ci_low_us"] / 1e3, pool["p99_ci_high_us"] / 1e3]
+            steps.loc[i, "n"] = pool["n"]
+            steps.loc[i, "pooled"] = True
+    steps["p99_change_ms"] = steps["p99_ms"].diff()
     return steps
 
 
@@ -139,262 +157,10 @@ def run_steps(rate: float, duration: float, *, variants: Any = None, trials: int
             results[variant].append(res)
             rows.append(step_row(variant, res, trial))
     frame = pd.DataFrame(rows)
-    return StoryRun(rate=float(rate), duration=float(duration), steps=summarize_steps(frame),
+    return StoryRun(rate=float(rate), duration=float(duration),
+                    steps=summarize_steps(frame, results),
                     results=results, trials=frame)
 
 
-# --- rebuild under load -------------------------------------------------------------------
-
-@dataclass
-class RebuildRun:
-    """Readers at a constant rate (through ``loadgen``) while the index was rebuilt and
-    swapped under them.
-
-    ``load``: the readers' ``LoadResult`` (latency from intended send times, per-second
-    intervals, counts, health; the warm-up before ``t_s`` = 0 is discarded and counted).
-    ``seen``: when the readers first saw each generation (``t_s`` from the start of the
-    measured window, negative in the warm-up; ``generation``).
-    ``swaps``: the worker's publications in the measured window (``t_s``, ``generation``,
-    ``build_s``).  ``worker``: the worker's final status and cycle counts.
-    """
-
-    source: str
-    rate: float
-    duration: float
-    records: int
-    load: LoadResult
-    seen: pd.DataFrame
-    swaps: pd.DataFrame
-    worker: dict[str, Any]
-
-    @property
-    def errors(self) -> int:
-        """Reader queries that failed or timed out (a swap must cause none)."""
-        return int(self.load.counts.get("failed", 0) + self.load.counts.get("timeouts", 0))
-
-    @property
-    def generations_seen(self) -> list[int]:
-        """Generations the readers answered from during the measured window."""
-        seen = self.seen[self.seen["t_s"] <= self.duration]
-        before = seen[seen["t_s"] <= 0]
-        keep = pd.concat([before.tail(1), seen[seen["t_s"] > 0]])
-        return sorted(int(g) for g in keep["generation"].unique())
-
-    def windows(self, width: float = 1.0) -> pd.DataFrame:
-        """p50/p99/max latency (ms) per ``width``-second window of the measured run, from
-        the merged per-second histograms (so ``width`` is a whole number of seconds)."""
-        from .loadgen import hist
-
-        k = round(width)
-        if k < 1 or abs(width - k) > 1e-9:
-            raise ValueError(f"width must be a whole number of seconds, not {width!r}")
-        intervals = self.load.intervals
-        rows = []
-        for s in range(0, len(intervals), k):
-            h = hist.merge(intervals[s:s + k])
-            p50, p99, pmax = hist.percentiles(h, [50, 99, 100]) / 1e6
-            rows.append({"t_s": float(s), "t_end_s": float(min(s + k, len(intervals))),
-                         "p50_ms": p50, "p99_ms": p99, "max_ms": pmax,
-                         "count": int(h.get_total_count())})
-        return pd.DataFrame(rows, columns=["t_s", "t_end_s", "p50_ms", "p99_ms", "max_ms",
-                                           "count"])
-
-    def summary(self) -> dict[str, Any]:
-        """One row of numbers for the run, with the generator's health verdict."""
-        load = self.load
-        return {"source": self.source, "rate": self.rate,
-                "achieved_per_s": float(load.achieved_rate), "requests": load.requests,
-                "warmup_discarded": int(load.counts.get("warmup_requests", 0)),
-                "errors": self.errors, "p50_ms": load.latency_us(50) / 1e3,
-                "p99_ms": load.latency_us(99) / 1e3, "max_ms": load.latency_us(100) / 1e3,
-                "swaps": len(self.swaps), "generations_seen": len(self.generations_seen),
-                "worker_failures": int(self.worker.get("failures", 0)),
-                "valid": bool(load.health.valid), "health": "; ".join(load.health.reasons) or "ok"}
-
-
-class _GenerationClient:
-    """A reader on the work index whose ``near`` notes (wall time, generation) whenever its
-    generation changes: one comparison per query, nothing the latency would show."""
-
-    def __init__(self, path: Path, refresh_interval: float):
-        from .index import open_index
-
-        self.idx = open_index(path, refresh_interval=refresh_interval)
-        self.log: list[tuple[float, int]] = []
-        self._last: int | None = None
-
-    def near(self, x: int, y: int, z: int, r: int) -> Any:
-        t = time.time()
-        out = self.idx.near(x, y, z, r)
-        g = self.idx.generation
-        if g != self._last:
-            self._last = g
-            self.log.append((t, g))
-        return out
-
-    def close(self) -> None:
-        self.idx.close()
-
-
-class _Readers:
-    """The zero-argument factory ``loadgen.run`` opens its client with; it keeps the client
-    so the generation log can be read after the run (``processes=1`` runs it here)."""
-
-    def __init__(self, path: Path, refresh_interval: float):
-        self.path, self.refresh_interval = path, refresh_interval
-        self.clients: list[_GenerationClient] = []
-
-    def __call__(self) -> _GenerationClient:
-        self.clients.append(_GenerationClient(self.path, self.refresh_interval))
-        return self.clients[-1]
-
-
-def _mutate(table: pd.DataFrame, rng: np.random.Generator, fraction: float = 0.01) -> pd.DataFrame:
-    """Change some rows' value and tick: a new version of the source, same positions."""
-    table = table.copy()
-    rows = rng.choice(len(table), size=max(1, int(len(table) * fraction)), replace=False)
-    table.loc[table.index[rows], "value"] = rng.integers(1, 10_000, size=len(rows))
-    table.loc[table.index[rows], "tick"] = table["tick"].max() + 1
-    return table
-
-
-def _rebuild_side(kind: str, work: str, swap_every: float, check_every: float, seed: int,
-                  events, stop) -> None:
-    """Child process: the source (a file, or a loopback S3 server) and the rebuild worker.
-
-    Every ``swap_every`` seconds it publishes a changed table to the source; the worker
-    notices on its next check, rebuilds and swaps the index file atomically.
-    """
-    from .rebuild import Rebuilder
-    from .tables import read_table, write_table
-
-    work_dir = Path(work)
-    table = read_table(work_dir / "world.parquet")
-    rng = np.random.default_rng(seed)
-    cycles: list[dict[str, Any]] = []
-    s3 = None
-    try:
-        if kind == "s3":
-            from .s3local import LoopbackS3
-
-            s3 = LoopbackS3().start()
-            s3.put_table(table, "lootlab", "world.parquet")
-            source: Any = s3.source("lootlab", "world.parquet")
-
-            def publish(df: pd.DataFrame) -> None:
-                s3.put_table(df, "lootlab", "world.parquet")
-        else:
-            source = str(work_dir / "world.parquet")
-
-            def publish(df: pd.DataFrame) -> None:
-                write_table(df, work_dir / "world.parquet")
-
-        def on_cycle(result: Any) -> None:
-            cycles.append({"time": time.time(), "outcome": result.outcome,
-                           "generation": result.generation, "build_s": result.build_seconds,
-                           "error": result.error})
-
-        worker = Rebuilder(source, work_dir / "loot.idx", interval=check_every, on_cycle=on_cycle)
-        worker.run_once()          # the initial check (the index already matches the world)
-        worker.start()
-        events.put(("ready", time.time()))
-        next_change = time.monotonic() + swap_every
-        while not stop.is_set():
-            if time.monotonic() >= next_change:
-                table = _mutate(table, rng)
-                publish(table)
-                next_change += swap_every
-            stop.wait(0.02)
-        worker.stop()
-        events.put(("done", {"status": worker.status.as_dict(), "cycles": cycles}))
-    except BaseException as exc:  # report, never hang the parent
-        events.put(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        if s3 is not None:
-            s3.stop()
-
-
-def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: float = 10.0,
-                       swap_every: float = 1.0, check_every: float = 0.2,
-                       records: int = 50_000, radius: int = 32, seed: int = 0,
-                       refresh_interval: float = 0.02, warmup: float = 0.5,
-                       workdir: str | Path | None = None, timeout: float = 60.0) -> RebuildRun:
-    """Query an index at a constant ``rate`` while a worker (another process) rebuilds it
-    from ``source`` ("local" file or "s3" through a loopback S3 server) every ``swap_every``
-    seconds.  The readers are driven by ``loadgen.run`` (one process, inline), so latency
-    is measured from each query's intended send time like every other experiment, and the
-    first ``warmup`` seconds are discarded (and counted).  The world is a fresh
-    ``records``-row one in a temporary directory under the data dir, removed afterwards."""
-    from . import loadgen
-    from .build import build_index
-    from .index import open_index
-    from .overlay import overlay_queries
-    from .paths import data_dir
-    from .tables import write_table
-    from .world import generate_world
-
-    if source not in ("local", "s3"):
-        raise ValueError(f"source must be 'local' or 's3', not {source!r}")
-    base = Path(workdir) if workdir else data_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"rebuild-under-load-{source}-", dir=base))
-    ctx = mp.get_context("spawn")
-    events = ctx.Queue()
-    stop = ctx.Event()
-    proc = None
-    try:
-        world = generate_world(records, seed)
-        write_table(world, work / "world.parquet")
-        build_index(world, work / "loot.idx", source_version="initial")
-        with open_index(work / "loot.idx") as idx:
-            queries = overlay_queries(idx, 4096, seed=seed, radius=radius)
-        proc = ctx.Process(target=_rebuild_side, name="lootlab-rebuild-side",
-                           args=(source, str(work), swap_every, check_every, seed, events, stop),
-                           daemon=True)
-        proc.start()
-        kind, payload = events.get(timeout=timeout)
-        if kind != "ready":
-            raise RuntimeError(f"the rebuild side failed to start: {payload}")
-        readers = _Readers(work / "loot.idx", refresh_interval)
-        load = loadgen.run(readers, loadgen.constant(rate, duration, seed=seed), processes=1,
-                           warmup=warmup, workload=queries, label=f"rebuild-{source}")
-        stop.set()
-        done = _wait_done(events, timeout)
-        log = [entry for client in readers.clients for entry in client.log]
-        # the first query was due at the run's t0; the measured window starts warmup later
-        t_start = (log[0][0] if log else time.time()) + warmup
-        seen = pd.DataFrame([{"t_s": t - t_start, "generation": g} for t, g in log],
-                            columns=["t_s", "generation"])
-        swaps = pd.DataFrame([{"t_s": c["time"] - t_start, "generation": c["generation"],
-                               "build_s": c["build_s"]}
-                              for c in done.get("cycles", []) if c["outcome"] == "built"],
-                             columns=["t_s", "generation", "build_s"])
-        swaps = swaps[(swaps["t_s"] >= 0) & (swaps["t_s"] <= duration)].reset_index(drop=True)
-        worker = dict(done.get("status", {}))
-        worker["cycles_recorded"] = len(done.get("cycles", []))
-        return RebuildRun(source=source, rate=float(rate), duration=float(duration),
-                          records=int(records), load=load, seen=seen, swaps=swaps,
-                          worker=worker)
-    finally:
-        stop.set()
-        if proc is not None:
-            proc.join(timeout=15)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _wait_done(events: Any, timeout: float) -> dict[str, Any]:
-    """The rebuild side's final report (its status and cycles), or {} if it never came."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            kind, payload = events.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue_mod.Empty:
-            break
-        if kind == "done":
-            return payload
-        if kind == "error":
-            raise RuntimeError(f"the rebuild side failed: {payload}")
-    return {}
+# The rebuild-under-load experiment lives in its own module; it is part of the story.
+from .rebuildload import RebuildRun, rebuild_under_load  # noqa: E402,F401

@@ -339,7 +339,7 @@ def test_verdict_names_a_step_that_could_not_keep_up():
     steps = _steps([900.0, 30.0, 12.0, 8.0, 0.5])
     steps.loc[0, "achieved_per_s"] = 150.0
     text = verdict(steps)
-    assert "grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s)" in text
+    assert "grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s:" in text
     assert verdict(_steps([40.0, 30.0, 12.0, 8.0, 0.5])).count("could not keep up") == 0
 
 

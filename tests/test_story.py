@@ -97,6 +97,7 @@ def _steps(result, p99s, *, valid=None) -> pd.DataFrame:
     trials["valid"] = valid if valid is not None else [True] * len(p99s)   # the real run's
     trials["errors"] = 0                            # health depends on the box; set it here
     trials["n"] = 3000                              # enough samples behind every p99
+    trials["bottleneck"], trials["p99_lag_bound_ms"] = "none", 0.0   # ditto
     return story.summarize_steps(trials)
 
 
@@ -105,7 +106,11 @@ def test_step_row_has_the_columns_the_report_reads(small_result):
     assert row["requests"] == 200 and row["writeup_p99_ms"] == 34.0
     assert row["trial"] == 2 and row["n"] == small_result.samples() > 0
     lo, hi = small_result.latency_ci_us(99)
-    assert (row["p99_ci_low_ms"], row["p99_ci_high_ms"]) == (lo / 1e3, hi / 1e3) or lo != lo
+    lag = small_result.lag_bound_us(99)     # the generator's lag widens the interval down
+    assert row["p99_lag_bound_ms"] == lag / 1e3
+    assert (row["p99_ci_low_ms"], row["p99_ci_high_ms"]) == (max(0.0, lo - lag) / 1e3,
+                                                             hi / 1e3) or lo != lo
+    assert row["bottleneck"] == small_result.health.bottleneck
     assert row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"]
     assert row["health"] == "ok" or not row["valid"]
 
@@ -142,6 +147,14 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
     assert rows[-1]["write-up p99 ms"] == 34.0 and rows[1]["write-up p99 ms"] is None
     assert rows[0]["p99 ms"] == 40.0 and rows[0]["trials"] == 1
     steps.loc[0, "achieved_per_s"] = 150.0
-    assert "grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s)" \
-        in verdict(steps)
+    assert ("grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s: "
+            "it is saturated at this load)") in verdict(steps)
+    # blame goes where the health verdict put it, in the sentence and in the table
+    steps["bottleneck"] = ["server", "none", "none", "none", "none"]
+    assert "(it completed 150/s: the server was saturated)" in verdict(steps)
+    assert summary_rows(steps)[0]["run"] == "valid; server saturated"
+    # a generator lag bound over a tenth of the p99 is said beside the figure
+    steps["p99_lag_bound_ms"] = [0.0, 0.0, 0.0, 0.0, 0.2]
+    assert summary_rows(steps)[-1]["run"] == "valid; generator lag up to 0.20 ms"
+    assert summary_rows(steps)[1]["run"] == "valid"
     assert verdict(steps.iloc[:0]) == "No step was measured."

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from lootlab import loadgen, story
+from lootlab.loadgen import hist
 from lootlab.errors import LootlabError
 from lootlab.loadgen.sweep import explain_miss, median_trial, summarize_trials, sustainable
 from lootlab.report.story import separated, summary_rows, verdict
@@ -48,8 +49,14 @@ def test_run_steps_interleaves_trials_across_variants():
     assert list(run.trials["step"]) == ["v1", "v2"] * 3
     assert list(run.trials["trial"]) == [0, 0, 1, 1, 2, 2]
     assert list(run.steps["step"]) == ["v1", "v2"]
-    assert (run.steps["trials"] == 3).all() and (run.steps["n"] == 10).all()
+    assert (run.steps["trials"] == 3).all() and run.steps["pooled"].all()
     assert [len(run.results[v]) for v in ("v1", "v2")] == [3, 3]
+    # the figure shown rests on every trial's samples: the pooled histogram's
+    for _, step in run.steps.iterrows():
+        trials = run.results[step["step"]]
+        merged = hist.merge([r.latency for r in trials])
+        assert step["n"] == sum(r.samples() for r in trials) == merged.get_total_count()
+        assert step["p50_ms"] == pytest.approx(hist.percentiles(merged, [50])[0] / 1e6)
     for col in ("p99_ms_lo", "p99_ms_hi", "p99_ci_low_ms", "p99_ci_high_ms", "invalid_trials"):
         assert col in run.steps
     assert (run.steps["p99_ms_lo"] <= run.steps["p99_ms"]).all()
@@ -224,6 +231,6 @@ def test_one_rate_rows_and_verdict_name_invalid_variants_and_thin_tails():
     assert text.startswith("1 of 2 variants had INVALID runs: b (1 of 3).")
     assert "rerun on a quieter machine or lower the rate" in text
     frame["valid"] = True
-    assert one_rate_verdict(frame) == ("All runs valid; median of 3 trials per variant, "
-                                       "[min-max] across them.")
+    assert one_rate_verdict(frame) == ("All runs valid; 3 trials per variant, "
+                                       "[lowest-highest trial] beside each figure.")
     assert "no spread" in one_rate_verdict(frame[frame["trial"] == 0])

@@ -53,7 +53,8 @@ def few_samples(s: Any, p: float = 99.0) -> bool:
 
 def spread_cell(median: float, lo: float, hi: float, trials: int, *, n: float | None = None,
                 p: float | None = None) -> Any:
-    """A table cell: "median [min-max]" over several trials, the bare number for one, and
+    """A table cell: "value [min-max]" over several trials (the value pooled or the median
+    trial, the range the lowest and highest trial), the bare number for one, and
     "too few samples (n=...)" when ``n`` samples leave fewer than 10 above percentile ``p``."""
     if n is not None and p is not None and few_samples({"n": n}, p):
         return f"too few samples (n={int(n):,})"
@@ -92,13 +93,37 @@ def _headline(first: pd.Series, last: pd.Series, rate: float) -> str:
                 f"between trials: no difference at p99 is called.")
     if last["p99_ms"] < first["p99_ms"]:
         ratio = first["p99_ms"] / last["p99_ms"] if last["p99_ms"] > 0 else math.inf
-        r = min(_trials(first), _trials(last))
-        of = f" (median of {r} trials)" if r > 1 else ""
+        of = _pooled_note(first, last)
         return (f"At {rate:,.0f} requests/s, p99 went from {_fmt_ms(first['p99_ms'])} "
                 f"({first['step']}) to {_fmt_ms(last['p99_ms'])} ({last['step']}), "
                 f"{ratio:.1f}x lower{of}.")
     return (f"At {rate:,.0f} requests/s, {last['step']} did not beat {first['step']} at p99 "
             f"({_fmt_ms(last['p99_ms'])} vs {_fmt_ms(first['p99_ms'])}).")
+
+
+def _pooled_note(*steps: pd.Series) -> str:
+    """" (3 trials pooled, n >= 3,600 each)" or " (median of 3 trials)" for a headline."""
+    r = min(_trials(s) for s in steps)
+    if r <= 1:
+        return ""
+    if all(bool(s.get("pooled", False)) for s in steps):
+        n = min(int(_num(s.get("n"))) for s in steps)
+        return f" ({r} trials pooled, at least {n:,} samples per step)"
+    return f" (median of {r} trials)"
+
+
+_SIDES = {"server": "the server was saturated", "generator": "the load generator was saturated",
+          "machine": "the machine was busy"}
+
+
+def _behind(s: pd.Series) -> str:
+    """Why a step completed fewer requests than offered, blaming the side its health named."""
+    sides = [b for b in str(s.get("bottleneck", "none")).split("; ") if b in _SIDES]
+    why = ("; ".join(_SIDES[b] for b in sides) if sides
+           else "it is saturated at this load")
+    return (f"{s['step']} could not keep up with {s['offered_per_s']:,.0f} requests/s here "
+            f"(it completed {s['achieved_per_s']:,.0f}/s: {why}), so its latency is mostly "
+            f"time spent queued; lower the rate to measure it.")
 
 
 def verdict(steps: pd.DataFrame) -> str:
@@ -135,11 +160,7 @@ def verdict(steps: pd.DataFrame) -> str:
                          f"{_fmt_ms(remote['p50_ms'] - local['p50_ms'])} more at the median "
                          f"than reading the mapped file.")
     behind = steps[steps["achieved_per_s"] < 0.97 * steps["offered_per_s"]]
-    for _, s in behind.iterrows():
-        parts.append(f"{s['step']} could not keep up with {s['offered_per_s']:,.0f} requests/s "
-                     f"here (it completed {s['achieved_per_s']:,.0f}/s), so its latency is "
-                     f"mostly time spent queued: it is saturated at this load; lower the rate "
-                     f"to measure it.")
+    parts.extend(_behind(s) for _, s in behind.iterrows())
     invalid = steps[~steps["valid"].astype(bool)]
     if len(invalid):
         parts.append(f"The load generator could not keep the schedule for "
@@ -158,16 +179,25 @@ def verdict(steps: pd.DataFrame) -> str:
 
 
 def run_cell(s: Any) -> str:
-    """"valid", or "INVALID (k of R trials)" for a row with invalid trials."""
-    if s["valid"]:
-        return "valid"
-    r = int(s.get("trials", 1))
-    return "INVALID (see health)" if r <= 1 else f"INVALID ({int(s['invalid_trials'])} of {r})"
+    """"valid", or "INVALID (k of R trials)" for a row with invalid trials; a valid row
+    whose generator lag bound is over a tenth of its p99 says so, and a saturated side is
+    named ("valid; server saturated")."""
+    if not s["valid"]:
+        r = int(s.get("trials", 1))
+        return ("INVALID (see health)" if r <= 1
+                else f"INVALID ({int(s['invalid_trials'])} of {r})")
+    notes = [f"{b} saturated" if b != "machine" else "machine busy"
+             for b in str(s.get("bottleneck", "none")).split("; ") if b in _SIDES]
+    lag, p99 = _num(s.get("p99_lag_bound_ms")), _num(s.get("p99_ms"))
+    if lag > 0.1 * p99:
+        notes.append(f"generator lag up to {_fmt_ms(lag)}")
+    return "; ".join(["valid", *notes])
 
 
 def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
-    """The step chart's numbers as rows for ``lootlab.report.publish_summary``: median
-    [min-max] of the trials, the per-trial sample count, valid or how many INVALID."""
+    """The step chart's numbers as rows for ``lootlab.report.publish_summary``: the pooled
+    (or median) figure [lowest-highest trial], the samples behind it, valid or how many
+    INVALID, and a saturated side or a large generator lag bound where there was one."""
     rows = []
     for _, s in steps.iterrows():
         r = _trials(s)
@@ -221,14 +251,28 @@ def rebuild_verdict(runs: Iterable[Any]) -> str:
     return text
 
 
-def one_rate_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of ``loadgen.sweep`` at one rate (any number of trials) as report rows: median
-    [min-max] in ms per variant, "too few samples" where the tail is too thin."""
+def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None
+                  ) -> list[dict[str, Any]]:
+    """Rows of ``loadgen.sweep`` at one rate (any number of trials) as report rows in ms per
+    variant: with ``results`` (the sweep's ``LoadResult``s) each figure is that of the trials
+    pooled into one histogram, else the median trial; [lowest-highest trial] beside it, and
+    "too few samples" where the tail is too thin."""
+    from ..loadgen.pooling import pooled
     from ..loadgen.sweep import summarize_trials
 
     summary = summarize_trials(frame, ["variant", "rate"], ["p50_us", "p99_us", "p999_us"])
+    by: dict[tuple[str, float], list[Any]] = {}
+    for res in results or ():
+        by.setdefault((res.variant, float(res.offered_rate)), []).append(res)
     rows = []
     for _, s in summary.iterrows():
+        trials = by.get((s["variant"], float(s["rate"])))
+        if trials:
+            pool = pooled(trials)
+            for k in ("p50", "p99", "p999"):
+                s[f"{k}_us"] = pool[f"{k}_us"]
+            s["n"] = pool["n"]
+
         def cell(col: str, p: float) -> Any:
             return spread_cell(s[col] / 1e3, s[f"{col}_lo"] / 1e3, s[f"{col}_hi"] / 1e3,
                                int(s["trials"]), n=s["n"], p=p)
@@ -258,4 +302,4 @@ def one_rate_verdict(frame: pd.DataFrame) -> str:
     if r <= 1:
         return ("All runs valid; one trial per variant, so there is no spread between trials "
                 "to judge a difference by.")
-    return f"All runs valid; median of {r} trials per variant, [min-max] across them."
+    return f"All runs valid; {r} trials per variant, [lowest-highest trial] beside each figure."

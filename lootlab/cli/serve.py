@@ -36,6 +36,9 @@ def _backends() -> list[str]:
 @click.option("--max-streams", type=click.IntRange(1, 2**31 - 1), default=None,
               show_default="no limit", help="Concurrent streams per connection (a client "
               "opening more is refused; calls beyond --workers queue either way).")
+@click.option("--encoder", type=click.Choice(["fast", "python"]), default="fast",
+              show_default=True, help="How the gRPC server encodes answers: fast (C or numpy, "
+              "no per-record objects) or python (the naive per-record loop, to show its cost).")
 @click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None,
               help="Serve the JSON search endpoint (GET /near, /get) on this port instead.")
 @click.option("--https", is_flag=True, help="With --http: serve HTTPS (the development "
@@ -52,7 +55,7 @@ def _backends() -> list[str]:
               help="With --http: cap on records per answer (the answer says truncated).")
 def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Path | None,
             key: Path | None, client_ca: Path | None, workers: int, max_streams: int | None,
-            http_port: int | None, https: bool, backend: str, target: str | None,
+            encoder: str, http_port: int | None, https: bool, backend: str, target: str | None,
             ca: Path | None, client_cert: Path | None, client_key: Path | None,
             max_results: int) -> None:
     """Serve an index over gRPC (TLS by default), or the HTTP search endpoint with --http."""
@@ -63,6 +66,18 @@ def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Pat
                          backend=backend, target=target, ca=ca, client_cert=client_cert,
                          client_key=client_key, max_results=max_results, echo=click.echo)
     else:
-        service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
-                         key=key, client_ca=client_ca, workers=workers, max_streams=max_streams,
-                         echo=click.echo)
+        from ..remote.encode import kernel
+        from ..remote.server import serve_options
+
+        label = f"fast ({kernel()})" if encoder == "fast" else "python (naive per-record loop)"
+
+        def echo(line: str) -> None:
+            click.echo(line)
+            if line.startswith("  connect:"):         # after the lines users parse
+                click.echo(f"  answers encoded by the {label} encoder")
+
+        # run_grpc does not take the encoder: serve() reads it from serve_options.
+        with serve_options(encoder=encoder):
+            service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
+                             key=key, client_ca=client_ca, workers=workers,
+                             max_streams=max_streams, echo=echo)

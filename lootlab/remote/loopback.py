@@ -40,7 +40,8 @@ class LoopbackServer:
     ``index`` defaults to the default index (built on first use); ``tls=False`` serves
     plaintext; ``client_ca`` turns on mutual TLS; ``cert``/``key`` replace the development
     certificate (tests use it for broken certificates); ``delay`` makes every query wait
-    that many seconds first (a slow server, for tests of timeouts).
+    that many seconds first (a slow server, for tests of timeouts); ``encoder`` is
+    ``"fast"`` or ``"python"`` (the naive per-record loop, to show what it costs).
     """
 
     def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
@@ -48,17 +49,20 @@ class LoopbackServer:
                  key: str | Path | None = None, workers: int = 8,
                  max_concurrent_streams: int | None = None,
                  limits: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 delay: float = 0.0):
+                 delay: float = 0.0, encoder: str = "fast"):
+        from .encode import get_encoder
+        get_encoder(encoder)              # a bad name fails here, not in the child
         if index is None:
             from ..paths import ensure_default_index
             index = ensure_default_index()
         self.index = Path(index)
         self.tls = tls
         self.port = port
+        self.encoder = encoder
         self.options: dict[str, Any] = {
             "index": str(self.index), "tls": tls, "port": port, "workers": workers,
             "max_concurrent_streams": max_concurrent_streams, "limits": limits or {},
-            "delay": delay,
+            "delay": delay, "encoder": encoder,
         }
         for name, value in (("client_ca", client_ca), ("cert", cert), ("key", key)):
             if value is not None:
@@ -68,7 +72,7 @@ class LoopbackServer:
         self.info: dict[str, Any] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         if self.proc is not None:
             return self
         opts = dict(self.options, parent=os.getpid())
@@ -144,7 +148,7 @@ class LoopbackServer:
 
     close = stop
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -199,7 +203,8 @@ class LoopbackServer:
 
     def __repr__(self) -> str:
         state = f"target={self.info.get('target')}" if self.running else "stopped"
-        return f"<LoopbackServer {state} tls={self.tls} index={str(self.index)!r}>"
+        return (f"<LoopbackServer {state} tls={self.tls} encoder={self.encoder} "
+                f"index={str(self.index)!r}>")
 
 
 class DefaultServers:

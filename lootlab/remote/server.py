@@ -12,46 +12,42 @@ really does on the wire.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import math
+import contextvars
 import os
 import sys
 import tempfile
 import threading
-from concurrent import futures
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any
 
 import grpc
-import numpy as np
 
-from ..errors import LootlabError, QueryError
+from ..errors import LootlabError
 from ..index import LootIndex
-from ..records import RESULT_DTYPE, Records, results_to_records
-from . import loot_pb2 as pb
-from . import loot_pb2_grpc as pb_grpc
+from .counters import Counters
+from .encode import DEFAULT_ENCODER, get_encoder
+from .handlers import SERVICE, Limits, LootServicer, register
+from .servertiming import TimingExecutor
 
-SERVICE = "lootlab.v1.LootService"
+__all__ = [
+    "SERVICE",
+    "STANDARD_CLIENT_MAX_MESSAGE",
+    "Limits",
+    "LootServicer",
+    "RunningServer",
+    "ServeInfo",
+    "ServerError",
+    "TLSConfig",
+    "serve",
+    "serve_options",
+    "start_server",
+    "tls_config",
+]
 # What a standard gRPC client (grpc-js, grpc-go, grpcio...) accepts by default.
 STANDARD_CLIENT_MAX_MESSAGE = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for.  Larger answers are refused (OUT_OF_RANGE), not
-    truncated.  ``max_results`` keeps every answer inside a standard client's 4 MiB
-    receive limit: a record takes at most 43 bytes as a repeated ``Record`` (41 for its
-    fields at their longest varints, 2 for tag and length) and 24 packed, so 95,000
-    records are at most 4,085,011 bytes (with ``generation``) of 4,194,304.  Raising it
-    needs clients that accept more (``grpc.max_receive_message_length``)."""
-
-    max_radius: float = 4096.0
-    max_k: int = 10_000
-    max_results: int = 95_000
-    max_request_bytes: int = 16 * 1024
-    max_response_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -76,135 +72,6 @@ class ServerError(LootlabError):
 
 
 @dataclass
-class _Counters:
-    requests: int = 0
-    connections: int = 0
-    tls_connections: int = 0
-    tls_resumed: int = 0
-    tls_requests: int = 0
-    resumed_requests: int = 0
-    peers: "collections.OrderedDict[str, None]" = field(default_factory=collections.OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    _MAX_PEERS = 65_536
-
-    def note(self, context: grpc.ServicerContext) -> None:
-        peer = context.peer()
-        auth = context.auth_context() or {}
-        tls = auth.get("transport_security_type") == [b"ssl"]
-        resumed = tls and auth.get("ssl_session_reused") == [b"true"]
-        with self.lock:
-            self.requests += 1
-            self.tls_requests += tls
-            self.resumed_requests += resumed
-            if peer in self.peers:
-                return
-            self.peers[peer] = None
-            if len(self.peers) > self._MAX_PEERS:
-                self.peers.popitem(last=False)
-            self.connections += 1
-            self.tls_connections += tls
-            self.tls_resumed += resumed
-
-
-def _point(p: pb.Point) -> tuple[int, int, int]:
-    return p.x, p.y, p.z
-
-
-class LootServicer(pb_grpc.LootServiceServicer):
-    """Request handlers.  Validation errors become INVALID_ARGUMENT with the reason."""
-
-    def __init__(self, index: LootIndex, limits: Limits = Limits(), delay: float = 0.0):
-        self.index = index
-        self.limits = limits
-        self.delay = delay
-        self.counters = _Counters()
-
-    # -- helpers -----------------------------------------------------------------------
-    def _answer(self, res: Records, packed: bool, context: grpc.ServicerContext) -> pb.Records:
-        n = len(res)
-        if n > self.limits.max_results:
-            context.abort(grpc.StatusCode.OUT_OF_RANGE,
-                          f"query matched {n:,} records; this server returns at most "
-                          f"{self.limits.max_results:,}: use a smaller radius, box or k")
-        out = pb.Records(generation=self.index.generation)
-        if packed:
-            out.packed = results_to_records(res).tobytes()
-        elif n:
-            add = out.records.add
-            for x, y, z, item_id, value, quantity, rarity, flags, tick in res.tolist():
-                add(x=x, y=y, z=z, item_id=item_id, value=value, quantity=quantity,
-                    rarity=rarity, flags=flags, tick=tick)
-        return out
-
-    def _pause(self, context: grpc.ServicerContext) -> None:
-        """Fault injection (``delay``): a slow server, for tests of client timeouts.  The
-        wait ends early when the call does (deadline, cancel), so it holds no worker longer."""
-        done = threading.Event()
-        if context.add_callback(done.set):
-            done.wait(self.delay)
-
-    def _run(self, context: grpc.ServicerContext, query: Callable[[], object]):
-        self.counters.note(context)
-        if self.delay > 0:
-            self._pause(context)
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the query ran")
-        try:
-            res = query()
-        except QueryError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return res
-
-    def _bad(self, context: grpc.ServicerContext, message: str) -> None:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-    # -- RPCs --------------------------------------------------------------------------
-    def Get(self, request: pb.GetRequest, context: grpc.ServicerContext) -> pb.Records:
-        rec = self._run(context, lambda: self.index.get(*_point(request.at)))
-        out = pb.Records(generation=self.index.generation)
-        if rec is None:
-            return out
-        if request.packed:
-            res = np.array([tuple(rec)], dtype=RESULT_DTYPE)
-            out.packed = results_to_records(res).tobytes()
-        else:
-            out.records.add(**rec._asdict())
-        return out
-
-    def Near(self, request: pb.NearRequest, context: grpc.ServicerContext) -> pb.Records:
-        r = request.radius
-        if not math.isfinite(r) or r < 0 or r > self.limits.max_radius:
-            self._bad(context, f"radius must be a finite number in [0, {self.limits.max_radius:g}], "
-                               f"got {r!r}")
-        res = self._run(context, lambda: self.index.near(*_point(request.at), r))
-        return self._answer(res, request.packed, context)
-
-    def Box(self, request: pb.BoxRequest, context: grpc.ServicerContext) -> pb.Records:
-        lo, hi = _point(request.lo), _point(request.hi)
-        if any(a > b for a, b in zip(lo, hi)):
-            self._bad(context, f"box lo {lo} must be <= hi {hi} on every axis")
-        res = self._run(context, lambda: self.index.box(lo, hi))
-        return self._answer(res, request.packed, context)
-
-    def Knn(self, request: pb.KnnRequest, context: grpc.ServicerContext) -> pb.Records:
-        if request.k > self.limits.max_k:
-            self._bad(context, f"k must be in [0, {self.limits.max_k}], got {request.k}")
-        res = self._run(context,
-                        lambda: self.index.knn(*_point(request.at), int(request.k)))
-        return self._answer(res, request.packed, context)
-
-    def ServerStats(self, request: pb.StatsRequest, context: grpc.ServicerContext) -> pb.Stats:
-        c = self.counters
-        with c.lock:
-            return pb.Stats(requests=c.requests, connections=c.connections,
-                            tls_connections=c.tls_connections, tls_resumed=c.tls_resumed,
-                            tls_requests=c.tls_requests, resumed_requests=c.resumed_requests,
-                            generation=self.index.generation, records=len(self.index))
-
-
-@dataclass
 class RunningServer:
     """A started server: where it listens and how to stop it."""
 
@@ -213,6 +80,7 @@ class RunningServer:
     host: str
     port: int
     tls: TLSConfig | None
+    executor: TimingExecutor
 
     @property
     def target(self) -> str:
@@ -234,28 +102,35 @@ def start_server(index: LootIndex, *, host: str = "127.0.0.1", port: int = 0,
                  tls: TLSConfig | None = None, workers: int = 8,
                  max_concurrent_streams: int | None = None,
                  max_pending_rpcs: int | None = 1000, limits: Limits = Limits(),
-                 delay: float = 0.0) -> RunningServer:
+                 delay: float = 0.0, encoder: str = DEFAULT_ENCODER,
+                 counters: Counters | None = None, reuse_port: bool = False) -> RunningServer:
     """Start a gRPC server on ``host:port`` (0 picks a free port) answering from ``index``.
 
     ``max_concurrent_streams`` (None: no limit) is per connection; calls beyond
     ``workers`` queue; more than ``max_pending_rpcs`` calls in the server at once get
     RESOURCE_EXHAUSTED.  ``delay`` seconds before every query is fault injection (tests).
+    ``encoder`` is ``"fast"`` (default) or ``"python"`` (the naive per-record loop, to
+    show what it costs).  ``reuse_port`` lets other server processes bind the same port.
     """
+    get_encoder(encoder)                      # a bad name fails before anything binds
     options = [
         ("grpc.max_concurrent_streams", max_concurrent_streams or UNLIMITED_STREAMS),
         ("grpc.max_receive_message_length", limits.max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(reuse_port)),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
-                                                    thread_name_prefix="lootlab-grpc"),
-                         options=options, maximum_concurrent_rpcs=max_pending_rpcs)
-    servicer = LootServicer(index, limits, delay)
-    pb_grpc.add_LootServiceServicer_to_server(servicer, server)
+    executor = TimingExecutor(max_workers=workers, thread_name_prefix="lootlab-grpc")
+    server = grpc.server(executor, options=options, maximum_concurrent_rpcs=max_pending_rpcs)
+    servicer = LootServicer(index, limits, delay, encoder, counters)
+    register(servicer, server)
     address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-    bound = _add_port(server, address, tls)
+    try:
+        bound = _add_port(server, address, tls)
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
     server.start()
-    return RunningServer(server, servicer, host, bound, tls)
+    return RunningServer(server, servicer, host, bound, tls, executor)
 
 
 @contextlib.contextmanager
@@ -325,6 +200,7 @@ class ServeInfo:
     records: int
     generation: int
     pid: int
+    encoder: str = DEFAULT_ENCODER
 
 
 def tls_config(*, plaintext: bool = False, cert: Path | None = None, key: Path | None = None,
@@ -348,25 +224,44 @@ def tls_config(*, plaintext: bool = False, cert: Path | None = None, key: Path |
                      Path(client_ca) if client_ca else None)
 
 
+_overrides: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "lootlab_serve_options", default=None)
+
+
+@contextlib.contextmanager
+def serve_options(**options: Any) -> Iterator[None]:
+    """Options for ``serve`` calls made in this block through a layer that does not pass
+    them on (``lootlab serve`` goes through ``service.run_grpc``); None values are unset."""
+    token = _overrides.set({k: v for k, v in options.items() if v is not None})
+    try:
+        yield
+    finally:
+        _overrides.reset(token)
+
+
 def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
           tls: TLSConfig | None = None, workers: int = 8,
           max_concurrent_streams: int | None = None, limits: Limits = Limits(),
           grace: float = 5.0, on_ready: Callable[[ServeInfo], None] | None = None,
-          stop: threading.Event | None = None, delay: float = 0.0) -> None:
+          stop: threading.Event | None = None, delay: float = 0.0,
+          encoder: str | None = None) -> None:
     """Run the service until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
     Shutdown is graceful: new calls are refused and running ones get ``grace`` seconds.
+    ``encoder`` None takes ``serve_options``' value, else ``"fast"``.
     """
     import signal
 
     from ..index import open_index
 
+    encoder = encoder or (_overrides.get() or {}).get("encoder") or DEFAULT_ENCODER
+    get_encoder(encoder)
     stop = stop or threading.Event()
     index = open_index(index_path)
     try:
         running = start_server(index, host=host, port=port, tls=tls, workers=workers,
                                max_concurrent_streams=max_concurrent_streams, limits=limits,
-                               delay=delay)
+                               delay=delay, encoder=encoder)
     except BaseException:
         index.close()
         raise
@@ -380,7 +275,7 @@ def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
                                ca=str(tls.ca) if tls and tls.ca else None,
                                mutual_tls=bool(tls and tls.client_ca), index=str(index_path),
                                records=len(index), generation=index.generation,
-                               pid=os.getpid()))
+                               pid=os.getpid(), encoder=encoder))
         while not stop.wait(0.5):
             pass
     finally:

@@ -1,0 +1,103 @@
+"""What ``ServerStats`` counts, totalled over every process of one server.
+
+Each server process owns one row (slot) of a small int64 table and is the only writer of
+that row; ``ServerStats`` (answered by whichever process got the call) sums the rows.
+With several processes the table lives in a shared file mapping: created by the first
+process, unlinked at once, and handed to the others as an inherited file descriptor, so
+nothing is left on disk whatever happens to the processes.  A row also holds its
+process's pid and CPU time (user + system), refreshed on every answer.
+"""
+
+from __future__ import annotations
+
+import collections
+import mmap
+import os
+import tempfile
+import threading
+import time
+
+import grpc
+import numpy as np
+
+#: The counters of one process, in row order; totals sum them over processes.
+COUNTS = ("requests", "connections", "tls_connections", "tls_resumed", "tls_requests",
+          "resumed_requests")
+_PID, _CPU = len(COUNTS), len(COUNTS) + 1
+_WIDTH = len(COUNTS) + 2
+_MAX_PEERS = 65_536
+
+
+class CounterTable:
+    """``processes`` rows of counters, private to this process or in a shared mapping."""
+
+    def __init__(self, processes: int = 1, *, fd: int | None = None):
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        self.processes = processes
+        size = processes * _WIDTH * 8
+        self.fd = fd
+        self._map = mmap.mmap(-1 if fd is None else fd, size)
+        self.rows = np.frombuffer(self._map, np.int64).reshape(processes, _WIDTH)
+
+    @classmethod
+    def shared(cls, processes: int) -> CounterTable:
+        """A table other processes can attach to by ``fd`` (pass it to them open)."""
+        fd, path = tempfile.mkstemp(prefix="lootlab-counters-")
+        os.unlink(path)
+        os.ftruncate(fd, processes * _WIDTH * 8)
+        os.set_inheritable(fd, True)
+        return cls(processes, fd=fd)
+
+    def totals(self, own_slot: int | None = None) -> dict[str, float]:
+        """Every count summed over the processes, their CPU seconds and how many there are."""
+        if own_slot is not None:
+            self.rows[own_slot, _CPU] = time.process_time_ns()
+        rows = self.rows.copy()
+        live = rows[:, _PID] != 0
+        out: dict[str, float] = {name: int(rows[live, i].sum()) for i, name in enumerate(COUNTS)}
+        out["cpu_seconds"] = float(rows[live, _CPU].sum()) / 1e9
+        out["processes"] = int(live.sum())
+        return out
+
+
+class Counters:
+    """One process's counters: row ``slot`` of ``table`` (a private one-row table by
+    default).  ``note`` is called once per request."""
+
+    def __init__(self, table: CounterTable | None = None, slot: int = 0):
+        self.table = table or CounterTable(1)
+        if not 0 <= slot < self.table.processes:
+            raise ValueError(f"slot {slot} is outside the table's {self.table.processes} rows")
+        self.slot = slot
+        self.row = self.table.rows[slot]
+        self.row[:] = 0
+        self.row[_PID] = os.getpid()
+        self.row[_CPU] = time.process_time_ns()
+        self.peers: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self.lock = threading.Lock()
+
+    def note(self, context: grpc.ServicerContext) -> None:
+        peer = context.peer()
+        auth = context.auth_context() or {}
+        tls = auth.get("transport_security_type") == [b"ssl"]
+        resumed = tls and auth.get("ssl_session_reused") == [b"true"]
+        row = self.row
+        with self.lock:
+            row[0] += 1
+            row[4] += tls
+            row[5] += resumed
+            row[_CPU] = time.process_time_ns()
+            if peer in self.peers:
+                return
+            self.peers[peer] = None
+            if len(self.peers) > _MAX_PEERS:
+                self.peers.popitem(last=False)
+            row[1] += 1
+            row[2] += tls
+            row[3] += resumed
+
+    def totals(self) -> dict[str, float]:
+        """The whole server's totals, this process's CPU time read now."""
+        with self.lock:
+            return self.table.totals(own_slot=self.slot)

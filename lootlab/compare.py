@@ -31,7 +31,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,39 @@ def save_run(directory: str | Path, results: dict[str, LoadResult | list[LoadRes
                             "figures": _headline(res)})
     doc = {"format": RUN_FORMAT, "what": what, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "params": params or {}, "env": environment(), "results": entries}
+    tmp = directory / ".run.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    os.replace(tmp, directory / "run.json")
+    return directory
+
+
+def combine_runs(directory: str | Path, *, what: str, params: dict[str, Any] | None = None,
+                 parts: Iterable[str] | None = None) -> Path | None:
+    """Write ``directory/run.json`` listing the results of every run directory one level
+    below it (``directory/<part>/run.json``, as ``lootlab report`` writes one per notebook),
+    each result named ``<part>: <name>``, so the whole report compares as one run.
+    ``parts``: only these subdirectories (a report of some notebooks leaves the others'
+    older results out).  None, and no ``run.json``, when no part holds a run."""
+    directory = Path(directory)
+    entries: list[dict[str, Any]] = []
+    env: dict[str, Any] = {}
+    wanted = None if parts is None else set(parts)
+    (directory / "run.json").unlink(missing_ok=True)
+    for meta_path in sorted(directory.glob("*/run.json")):
+        part = meta_path.parent.name
+        if wanted is not None and part not in wanted:
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        env = env or meta.get("env", {})
+        for e in meta.get("results", []):
+            entries.append(dict(e, name=f"{part}: {e['name']}", path=f"{part}/{e['path']}"))
+    if not entries:
+        return None
+    doc = {"format": RUN_FORMAT, "what": what, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "params": params or {}, "env": env or environment(), "results": entries}
     tmp = directory / ".run.json.tmp"
     tmp.write_text(json.dumps(doc, indent=1, default=str))
     os.replace(tmp, directory / "run.json")
@@ -172,10 +205,18 @@ def _side(trials: list[LoadResult], figure: str, p: float | None,
         his.append(hi)
     if len(trials) == 1:
         return _Side(values[0], los[0], his[0], ns[0], 1, False)
-    # repeated trials: the median, and an interval spanning every trial's own interval, so
-    # it holds both the sampling error and the drift between trials
-    return _Side(float(np.median(values)), float(np.nanmin(los)), float(np.nanmax(his)),
+    # repeated trials: latency pooled into one histogram (what the report shows, see
+    # loadgen.pooling), the rate the median trial's; the interval spans every trial's own
+    # interval, so it holds both the sampling error and the drift between trials
+    value = float(np.median(values)) if p is None else _pooled_us(trials, p)
+    return _Side(value, float(np.nanmin(los)), float(np.nanmax(his)),
                  int(min(ns)), len(trials), False)
+
+
+def _pooled_us(trials: list[LoadResult], p: float) -> float:
+    from .loadgen import hist
+
+    return float(hist.percentiles(hist.merge([r.latency for r in trials]), [p])[0]) / 1e3
 
 
 def _verdict(a: _Side | None, b: _Side | None, ratio: float, factor: float) -> str:
@@ -262,4 +303,5 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["RUN_FORMAT", "Run", "caveats", "compare_runs", "display_frame", "load_run", "save_run"]
+__all__ = ["RUN_FORMAT", "Run", "caveats", "combine_runs", "compare_runs", "display_frame",
+           "load_run", "save_run"]

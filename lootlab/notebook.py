@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
+from typing import Any
 
 PANDAS_OPTIONS = {"display.width": 160, "display.max_columns": 30, "display.precision": 3}
 
@@ -57,4 +59,27 @@ def _inline_png() -> None:
     InlineBackend.instance(parent=shell).figure_formats = {"png"}
 
 
-__all__ = ["PANDAS_OPTIONS", "check_profile", "setup"]
+def by_rate(results: list[Any], prefix: str = "") -> dict[str, list[Any]]:
+    """``LoadResult``s named "<prefix><variant> at <rate>/s", the repeats of a name being its
+    trials: how ``keep`` names a sweep's results."""
+    named: dict[str, list[Any]] = {}
+    for res in results:
+        named.setdefault(f"{prefix}{res.variant} at {res.offered_rate:g}/s", []).append(res)
+    return named
+
+
+def keep(run_dir: str | Path | None, results: dict[str, Any], *, what: str,
+         params: dict[str, Any] | None = None) -> Path | None:
+    """Save a notebook's ``LoadResult``s (name -> one result or a list of trials, see
+    ``by_rate``) as a run
+    directory (``lootlab.compare.save_run``) when ``run_dir`` is set: ``lootlab report``
+    passes one per notebook, so two reports can be compared with ``lootlab compare``.  In
+    JupyterLab ``run_dir`` is empty by default and nothing is written."""
+    if not run_dir:
+        return None
+    from .compare import save_run
+
+    return save_run(run_dir, results, what=what, params=params)
+
+
+__all__ = ["PANDAS_OPTIONS", "by_rate", "check_profile", "keep", "setup"]

@@ -111,12 +111,31 @@ def test_each_notebook_publishes_a_summary_and_the_story_verdict_comes_from_data
     assert rate > 0
     first, last = story["rows"][0], story["rows"][-1]
     headline = story["verdict"].split(". ")[0]
-    if first["run"] == "valid" and last["run"] == "valid":   # a ratio, or why none is called
+    if first["run"].startswith("valid") and last["run"].startswith("valid"):  # a ratio, or why not
         assert "requests/s" in headline or "No ratio" in headline, headline
     else:                                                  # never a ratio from an invalid run
         assert headline.startswith("No ratio") and "x lower" not in headline, headline
     index = (quick_report.out_dir / "index.html").read_text()
     assert "grpc-tls-packed" in index and story["verdict"][:40] in index
+
+
+def test_the_report_keeps_its_results_as_one_run_that_compares(quick_report):
+    """Every report writes a run directory (issue 12, item 7): ``out/run/run.json`` lists the
+    results the notebooks kept, named by notebook, and ``lootlab compare`` reads it."""
+    from lootlab.compare import compare_runs, load_run
+
+    run = load_run(quick_report.out_dir / "run")
+    assert run.meta["what"] == "lootlab report --profile quick"
+    names = set(run.results)
+    assert {f"01-story: {s}" for s in ("grpc-tls-fresh", "grpc-tls-pooled", "mmap")} <= names
+    assert {"02-latency: one rate: mmap at 200/s", "02-latency: spike: mmap",
+            "05-rebuild: rebuild from local", "05-rebuild: rebuild from s3"} <= names
+    assert any(n.startswith("02-latency: sweep: ") for n in names)
+    # the spike is not pooled with the one-rate run of the same variant and rate
+    assert len(run.results["02-latency: one rate: mmap at 200/s"]) == 1
+    frame = compare_runs(run, run)
+    assert set(frame["verdict"]) <= {"within noise", "too few samples", "no data"}
+    assert (frame["verdict"] == "within noise").any()
 
 
 def test_readers_saw_every_swap_without_an_error(quick_report):

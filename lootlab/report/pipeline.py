@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from .. import noise
 from ..errors import LootlabError
@@ -59,6 +60,25 @@ def find_notebooks(directory: str | Path | None = None,
     return found
 
 
+#: Under the report's directory: one run directory per notebook that keeps its results
+#: (``lootlab.notebook.keep``), and a ``run.json`` listing them all, for ``lootlab compare``.
+RUN_DIR = "run"
+
+
+def _parameters(source: Path, profile: str, out_dir: Path) -> dict[str, Any]:
+    """papermill's parameters: the profile, and ``run_dir`` for a notebook that declares it
+    (only those keep results; passing it to the others would only make papermill warn)."""
+    import papermill
+
+    params: dict[str, Any] = {"profile": profile}
+    if "run_dir" in papermill.inspect_notebook(str(source)):
+        run_dir = out_dir / RUN_DIR / source.stem
+        if run_dir.exists():
+            shutil.rmtree(run_dir)      # results of an earlier report into the same folder
+        params["run_dir"] = str(run_dir)
+    return params
+
+
 def build_report(profile: str = "quick", out: str | Path = "reports", *, show_code: bool = False,
                  notebooks: str | Path | None = None, only: Sequence[str] | None = None,
                  cell_timeout: float | None = None,
@@ -89,7 +109,8 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
             say(f"[{i}/{len(sources)}] {source.name}: running ({profile})")
             check = noise.start()
             run = execute_notebook(source, out_dir / "executed" / source.name,
-                                   parameters={"profile": profile}, cell_timeout=timeout)
+                                   parameters=_parameters(source, profile, out_dir),
+                                   cell_timeout=timeout)
             check = noise.finish(check)
             run.extra["noise"] = check.to_dict()
             if check.noisy:
@@ -104,6 +125,10 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
             bar.update(1)
     seconds = time.perf_counter() - started
     env.finish()
+    from ..compare import combine_runs
+
+    combine_runs(out_dir / RUN_DIR, what=f"lootlab report --profile {profile}",
+                 params={"profile": profile, "notebooks": names}, parts=names)
     index = write_index(runs, env, out_dir, total_seconds=seconds)
     (out_dir / "report.json").write_text(json.dumps({
         "profile": profile, "seconds": round(seconds, 1), "environment": env.to_dict(),

@@ -119,8 +119,9 @@ def test_parse_reads_pairs_and_refuses_what_is_not_ours():
     assert servertiming.parse(None) is None
     assert servertiming.parse([("lootlab-queue-us", "1")]) is None
     assert servertiming.parse([("lootlab-queue-us", "1"), ("lootlab-compute-us", "x")]) is None
-    assert servertiming.metadata(1_000, 5_000, 9_999) == (("lootlab-queue-us", "4"),
-                                                         ("lootlab-compute-us", "4"))
+    assert servertiming.metadata(4_000, 4_999) == (("lootlab-queue-us", "4"),
+                                                  ("lootlab-compute-us", "4"))
+    assert servertiming.metadata(-5, 0) == (("lootlab-queue-us", "0"), ("lootlab-compute-us", "0"))
 
 
 def test_a_bad_encoder_name_is_refused_before_binding(index):

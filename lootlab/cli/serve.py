@@ -39,6 +39,9 @@ def _backends() -> list[str]:
 @click.option("--encoder", type=click.Choice(["fast", "python"]), default="fast",
               show_default=True, help="How the gRPC server encodes answers: fast (C or numpy, "
               "no per-record objects) or python (the naive per-record loop, to show its cost).")
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="gRPC server processes sharing the port (SO_REUSEPORT), each with "
+              "--workers threads: a way around the GIL.")
 @click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None,
               help="Serve the JSON search endpoint (GET /near, /get) on this port instead.")
 @click.option("--https", is_flag=True, help="With --http: serve HTTPS (the development "
@@ -55,7 +58,7 @@ def _backends() -> list[str]:
               help="With --http: cap on records per answer (the answer says truncated).")
 def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Path | None,
             key: Path | None, client_ca: Path | None, workers: int, max_streams: int | None,
-            encoder: str, http_port: int | None, https: bool, backend: str, target: str | None,
+            encoder: str, processes: int, http_port: int | None, https: bool, backend: str, target: str | None,
             ca: Path | None, client_cert: Path | None, client_key: Path | None,
             max_results: int) -> None:
     """Serve an index over gRPC (TLS by default), or the HTTP search endpoint with --http."""
@@ -74,10 +77,11 @@ def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Pat
         def echo(line: str) -> None:
             click.echo(line)
             if line.startswith("  connect:"):         # after the lines users parse
-                click.echo(f"  answers encoded by the {label} encoder")
+                click.echo(f"  answers encoded by the {label} encoder, "
+                           f"{processes} server process{'es' if processes > 1 else ''}")
 
-        # run_grpc does not take the encoder: serve() reads it from serve_options.
-        with serve_options(encoder=encoder):
+        # run_grpc does not take these: serve() reads them from serve_options.
+        with serve_options(encoder=encoder, processes=processes):
             service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
                              key=key, client_ca=client_ca, workers=workers,
                              max_streams=max_streams, echo=echo)

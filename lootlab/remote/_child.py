@@ -3,6 +3,8 @@
 ``python -m lootlab.remote._child '<json options>'``: serves, writes one JSON line with
 the target and CA path to stdout once the port is bound, and exits when told (SIGTERM),
 when its stdin closes, or when its parent process goes away, so it is never orphaned.
+With ``"member"`` in the options it is one of several processes sharing a port (its
+parent serves too, see ``lootlab.remote.group``) and counts into the parent's table.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def main(argv: list[str]) -> int:
     opts = json.loads(argv[0])
     stop = threading.Event()
     _watch_parent(stop, int(opts.pop("parent")))
+    member = opts.pop("member", None)
+    if member is not None:        # one of several processes on a port (remote.group)
+        from .group import member_counters
+        opts["counters"] = member_counters(member)
     tls = None
     if opts.pop("tls", True):
         tls = tls_config(cert=opts.pop("cert", None), key=opts.pop("key", None),

@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 import time
+from typing import Any
 
 import grpc
 import numpy as np
@@ -49,15 +50,16 @@ class CounterTable:
         os.set_inheritable(fd, True)
         return cls(processes, fd=fd)
 
-    def totals(self, own_slot: int | None = None) -> dict[str, float]:
+    def totals(self, own_slot: int | None = None) -> dict[str, Any]:
         """Every count summed over the processes, their CPU seconds and how many there are."""
         if own_slot is not None:
             self.rows[own_slot, _CPU] = time.process_time_ns()
         rows = self.rows.copy()
         live = rows[:, _PID] != 0
-        out: dict[str, float] = {name: int(rows[live, i].sum()) for i, name in enumerate(COUNTS)}
+        out: dict[str, Any] = {name: int(rows[live, i].sum()) for i, name in enumerate(COUNTS)}
         out["cpu_seconds"] = float(rows[live, _CPU].sum()) / 1e9
         out["processes"] = int(live.sum())
+        out["process_requests"] = [int(v) for v in rows[live, 0]]
         return out
 
 
@@ -97,7 +99,7 @@ class Counters:
             row[2] += tls
             row[3] += resumed
 
-    def totals(self) -> dict[str, float]:
+    def totals(self) -> dict[str, Any]:
         """The whole server's totals, this process's CPU time read now."""
         with self.lock:
             return self.table.totals(own_slot=self.slot)

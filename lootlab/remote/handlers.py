@@ -135,18 +135,20 @@ class LootServicer:
                         tls_connections=t["tls_connections"], tls_resumed=t["tls_resumed"],
                         tls_requests=t["tls_requests"], resumed_requests=t["resumed_requests"],
                         generation=self.index.generation, records=len(self.index),
-                        cpu_seconds=t["cpu_seconds"], processes=t["processes"])
+                        cpu_seconds=t["cpu_seconds"], processes=t["processes"],
+                        process_requests=t["process_requests"])
 
 
 def _timed(method: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
     """``method`` with the server's timing in its trailing metadata, errors included."""
     def handler(request: Any, context: grpc.ServicerContext) -> Any:
+        begun = time.perf_counter_ns()
         queued, started = servertiming.stamp()
         try:
             return method(request, context)
         finally:
             context.set_trailing_metadata(
-                servertiming.metadata(queued, started, time.perf_counter_ns()))
+                servertiming.metadata(started - queued, time.perf_counter_ns() - begun))
     handler.__name__ = getattr(method, "__name__", "handler")
     return handler
 

@@ -41,7 +41,8 @@ class LoopbackServer:
     plaintext; ``client_ca`` turns on mutual TLS; ``cert``/``key`` replace the development
     certificate (tests use it for broken certificates); ``delay`` makes every query wait
     that many seconds first (a slow server, for tests of timeouts); ``encoder`` is
-    ``"fast"`` or ``"python"`` (the naive per-record loop, to show what it costs).
+    ``"fast"`` or ``"python"`` (the naive per-record loop, to show what it costs);
+    ``processes`` server processes share the port (``pids`` lists them all).
     """
 
     def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
@@ -49,9 +50,12 @@ class LoopbackServer:
                  key: str | Path | None = None, workers: int = 8,
                  max_concurrent_streams: int | None = None,
                  limits: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 delay: float = 0.0, encoder: str = "fast"):
+                 delay: float = 0.0, encoder: str = "fast", processes: int = 1,
+                 pass_fds: tuple[int, ...] = ()):
         from .encode import get_encoder
         get_encoder(encoder)              # a bad name fails here, not in the child
+        if processes < 1:
+            raise LoopbackError(f"processes must be at least 1, got {processes}")
         if index is None:
             from ..paths import ensure_default_index
             index = ensure_default_index()
@@ -59,10 +63,12 @@ class LoopbackServer:
         self.tls = tls
         self.port = port
         self.encoder = encoder
+        self.processes = processes
+        self.pass_fds = tuple(pass_fds)       # inherited by the child (shared counters)
         self.options: dict[str, Any] = {
             "index": str(self.index), "tls": tls, "port": port, "workers": workers,
             "max_concurrent_streams": max_concurrent_streams, "limits": limits or {},
-            "delay": delay, "encoder": encoder,
+            "delay": delay, "encoder": encoder, "processes": processes,
         }
         for name, value in (("client_ca", client_ca), ("cert", cert), ("key", key)):
             if value is not None:
@@ -81,7 +87,7 @@ class LoopbackServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lootlab.remote._child", json.dumps(opts)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            close_fds=True)
+            close_fds=True, pass_fds=self.pass_fds)
         try:
             self.info = self._wait_ready()
         except BaseException:
@@ -178,6 +184,11 @@ class LoopbackServer:
         return self.info["pid"]
 
     @property
+    def pids(self) -> list[int]:
+        """Every server process: the child, then the members sharing its port."""
+        return list(self.info.get("pids") or [self.pid])
+
+    @property
     def endpoint(self) -> Endpoint:
         """How to reach this server, as data (with the development client certificate
         when it asks for mutual TLS)."""
@@ -190,8 +201,9 @@ class LoopbackServer:
         from ..variants import resolve
         return resolve(variant, self, **options)()
 
-    def stats(self) -> dict[str, int]:
-        """The server's counters (requests, connections, tls_connections, tls_resumed...)."""
+    def stats(self) -> dict[str, Any]:
+        """The server's counters (requests, connections, tls_connections, tls_resumed...),
+        totals over its processes, with their CPU seconds and ``processes``."""
         return server_stats(self.endpoint)
 
     def _client_cert_options(self) -> dict[str, str]:
@@ -238,7 +250,7 @@ class DefaultServers:
     def running(self) -> list[LoopbackServer]:
         return [s for s in self._servers.values() if s.running]
 
-    def stats(self) -> dict[str, dict[str, int]]:
+    def stats(self) -> dict[str, dict[str, Any]]:
         """Each running server's counters, keyed "tls" / "plain"."""
         return {("tls" if s.tls else "plain"): s.stats() for s in self.running()}
 
@@ -268,8 +280,16 @@ def default_servers() -> DefaultServers:
         return _default
 
 
-def server_stats(endpoint: Endpoint, *, timeout: float = 10.0) -> dict[str, int]:
-    """The counters of the server at ``endpoint`` (one ServerStats call on a new channel)."""
+def _repeated(field: Any) -> bool:
+    if hasattr(field, "is_repeated"):          # protobuf >= 5.x
+        return bool(field.is_repeated)
+    return field.label == field.LABEL_REPEATED
+
+
+def server_stats(endpoint: Endpoint, *, timeout: float = 10.0) -> dict[str, Any]:
+    """The counters of the server at ``endpoint`` (one ServerStats call on a new channel):
+    totals over all its processes, ``cpu_seconds`` (user + system), ``processes`` and
+    ``process_requests`` (a list, one count per process)."""
     import grpc
 
     from . import loot_pb2
@@ -292,6 +312,7 @@ def server_stats(endpoint: Endpoint, *, timeout: float = 10.0) -> dict[str, int]
         except grpc.RpcError as exc:
             raise LoopbackError(f"server stats from {endpoint.target} failed: "
                                 f"{exc.code().name} {exc.details() or ''}".rstrip()) from None
-        return {f.name: getattr(resp, f.name) for f in resp.DESCRIPTOR.fields}
+        return {f.name: list(getattr(resp, f.name)) if _repeated(f) else getattr(resp, f.name)
+                for f in resp.DESCRIPTOR.fields}
     finally:
         channel.close()

@@ -91,7 +91,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("requests", "connections", "tls_connections", "tls_resumed", "generation", "records", "tls_requests", "resumed_requests", "cpu_seconds", "processes")
+    __slots__ = ("requests", "connections", "tls_connections", "tls_resumed", "generation", "records", "tls_requests", "resumed_requests", "cpu_seconds", "processes", "process_requests")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     TLS_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class Stats(_message.Message):
     RESUMED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     requests: int
     connections: int
     tls_connections: int
@@ -112,4 +113,5 @@ class Stats(_message.Message):
     resumed_requests: int
     cpu_seconds: float
     processes: int
-    def __init__(self, requests: _Optional[int] = ..., connections: _Optional[int] = ..., tls_connections: _Optional[int] = ..., tls_resumed: _Optional[int] = ..., generation: _Optional[int] = ..., records: _Optional[int] = ..., tls_requests: _Optional[int] = ..., resumed_requests: _Optional[int] = ..., cpu_seconds: _Optional[float] = ..., processes: _Optional[int] = ...) -> None: ...
+    process_requests: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, requests: _Optional[int] = ..., connections: _Optional[int] = ..., tls_connections: _Optional[int] = ..., tls_resumed: _Optional[int] = ..., generation: _Optional[int] = ..., records: _Optional[int] = ..., tls_requests: _Optional[int] = ..., resumed_requests: _Optional[int] = ..., cpu_seconds: _Optional[float] = ..., processes: _Optional[int] = ..., process_requests: _Optional[_Iterable[int]] = ...) -> None: ...

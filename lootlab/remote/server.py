@@ -201,6 +201,8 @@ class ServeInfo:
     generation: int
     pid: int
     encoder: str = DEFAULT_ENCODER
+    processes: int = 1
+    pids: tuple[int, ...] = ()        # every server process, this one first
 
 
 def tls_config(*, plaintext: bool = False, cert: Path | None = None, key: Path | None = None,
@@ -244,24 +246,54 @@ def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
           max_concurrent_streams: int | None = None, limits: Limits = Limits(),
           grace: float = 5.0, on_ready: Callable[[ServeInfo], None] | None = None,
           stop: threading.Event | None = None, delay: float = 0.0,
-          encoder: str | None = None) -> None:
+          encoder: str | None = None, processes: int | None = None,
+          counters: Counters | None = None, reuse_port: bool = False) -> None:
     """Run the service until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
     Shutdown is graceful: new calls are refused and running ones get ``grace`` seconds.
-    ``encoder`` None takes ``serve_options``' value, else ``"fast"``.
+    ``encoder`` / ``processes`` None take ``serve_options``' values, else ``"fast"`` / 1.
+    With ``processes`` > 1 this process serves and starts the others on the same port
+    (``lootlab.remote.group``); ``counters``/``reuse_port`` are how such a member joins.
     """
     import signal
 
     from ..index import open_index
+    from . import group
+    from .counters import CounterTable
 
-    encoder = encoder or (_overrides.get() or {}).get("encoder") or DEFAULT_ENCODER
+    chosen = _overrides.get() or {}
+    encoder = encoder or chosen.get("encoder") or DEFAULT_ENCODER
+    processes = processes or chosen.get("processes") or 1
     get_encoder(encoder)
+    if processes < 1:
+        raise ServerError(f"processes must be at least 1, got {processes}")
+    table = CounterTable.shared(processes) if processes > 1 else None
+    if table is not None:
+        counters, reuse_port = Counters(table, slot=0), True
+        address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        try:
+            group.check_port_free(host, port)
+        except OSError as exc:
+            raise ServerError(f"cannot listen on {address}: "
+                              f"{_bind_problem('address already in use')}") from exc
     stop = stop or threading.Event()
     index = open_index(index_path)
+    members: list = []
     try:
         running = start_server(index, host=host, port=port, tls=tls, workers=workers,
                                max_concurrent_streams=max_concurrent_streams, limits=limits,
-                               delay=delay, encoder=encoder)
+                               delay=delay, encoder=encoder, counters=counters,
+                               reuse_port=reuse_port)
+        if table is not None:
+            try:
+                members = group.start_members(
+                    index_path, table, host=host, port=running.port, tls=tls,
+                    options={"workers": workers, "max_concurrent_streams":
+                             max_concurrent_streams, "limits": limits, "delay": delay,
+                             "encoder": encoder})
+            except BaseException:
+                running.stop(0)
+                raise
     except BaseException:
         index.close()
         raise
@@ -271,15 +303,23 @@ def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         if on_ready:
+            pids = (os.getpid(), *(m.pid for m in members))
             on_ready(ServeInfo(target=running.target, tls=tls is not None,
                                ca=str(tls.ca) if tls and tls.ca else None,
                                mutual_tls=bool(tls and tls.client_ca), index=str(index_path),
                                records=len(index), generation=index.generation,
-                               pid=os.getpid(), encoder=encoder))
+                               pid=os.getpid(), encoder=encoder, processes=processes,
+                               pids=pids))
         while not stop.wait(0.5):
             pass
     finally:
+        stopper = threading.Thread(target=group.stop_members, args=(members, grace + 5),
+                                   name="lootlab-stop-members")
+        stopper.start()                       # members and this process drain together
         running.stop(grace)
+        stopper.join()
+        if table is not None and table.fd is not None:
+            os.close(table.fd)
         index.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -2,9 +2,10 @@
 
 ``lootlab-queue-us``: microseconds the call waited for a worker thread (from gRPC handing
 it to the worker pool until a worker picked it up).  ``lootlab-compute-us``: from the
-worker picking it up until the answer was encoded (validation, fault-injection delay,
-the query, the encoding; not sending).  Both are decimal integers, on every answer,
-errors included.
+handler starting (the request received and decoded) until the answer was encoded
+(validation, fault-injection delay, the query, the encoding; not sending).  Between the
+two, the worker waits for the request's bytes to arrive: that is transport, in neither.
+Both are decimal integers, on every answer, errors included.
 
 The server side is ``TimingExecutor`` (passed to ``grpc.server``: its ``submit`` stamps
 the time and wraps the call) and ``metadata()``; a client reads the pair with
@@ -88,10 +89,10 @@ def stamp() -> tuple[int, int]:
     return found
 
 
-def metadata(queued: int, started: int, done: int) -> tuple[tuple[str, str], ...]:
+def metadata(queue_ns: int, compute_ns: int) -> tuple[tuple[str, str], ...]:
     """The trailing metadata of one answer."""
-    return ((QUEUE_KEY, str(max(0, started - queued) // 1000)),
-            (COMPUTE_KEY, str(max(0, done - started) // 1000)))
+    return ((QUEUE_KEY, str(max(0, queue_ns) // 1000)),
+            (COMPUTE_KEY, str(max(0, compute_ns) // 1000)))
 
 
 def parse(trailing_metadata: Iterable[Any] | None) -> ServerTiming | None:

@@ -21,14 +21,18 @@ survive one); use the ``spawn`` start method with multiprocessing.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .errors import LootlabError, QueryError
+from .errors import QueryError
 from .records import RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, to_results
+from .remote import servertiming
 from .remote.address import is_loopback_ip, split_target
+from .remote.callsplit import CallSplit
+from .remote.rpcerrors import translate
 from .remote.errors import DeadlineExceeded, RemoteError, ServerBusy, ServerUnavailable, TLSError
 from .variants import VARIANTS, Endpoint, HasEndpoint, Variant, resolve
 
@@ -119,7 +123,11 @@ def _decode_packed(resp: Any) -> Records:
 class GrpcClient(LootClient):
     """A client of the loot service.  ``per_call`` opens a new channel for every request
     (with ``resume`` a shared TLS session cache lets it skip the full handshake);
-    otherwise one channel is kept and at most ``max_streams`` calls run at once."""
+    otherwise one channel is kept and at most ``max_streams`` calls run at once.
+
+    ``split`` (a ``CallSplit``) sums where each query's time went: client serialize,
+    transport, the server's queue and compute (from its trailing metadata), client
+    deserialize; the load generator reads it into ``LoadResult.split``."""
 
     def __init__(self, name: str, target: str, *, tls: bool, ca: str | Path | None = None,
                  client_cert: str | Path | None = None, client_key: str | Path | None = None,
@@ -163,10 +171,12 @@ class GrpcClient(LootClient):
         self._channel = None if per_call else self._new_channel()
         self._slots = threading.BoundedSemaphore(max_streams) if not per_call else None
         self._calls: dict[str, Callable] = {}
+        self.split = CallSplit()
+        self._timing = threading.local()   # this thread's serialize/parse ns of its call
         pb = _pb()
         self._pb = pb
-        self._decoders = {"Get": pb.Records.FromString, "Near": pb.Records.FromString,
-                          "Box": pb.Records.FromString, "Knn": pb.Records.FromString,
+        parse = self._timed_parse(pb.Records.FromString)
+        self._decoders = {"Get": parse, "Near": parse, "Box": parse, "Knn": parse,
                           "ServerStats": pb.Stats.FromString}
 
     def _credentials(self):
@@ -190,29 +200,66 @@ class GrpcClient(LootClient):
             return self._grpc.secure_channel(self.target, self._creds, options=self._options)
         return self._grpc.insecure_channel(self.target, options=self._options)
 
+    def _timed_parse(self, parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        """``parse`` that notes its time for this thread's call (gRPC runs a blocking
+        call's serializers in the calling thread)."""
+        timing, clock = self._timing, time.perf_counter_ns
+
+        def timed(data: bytes) -> Any:
+            t = clock()
+            try:
+                return parse(data)
+            finally:
+                timing.parse_ns = clock() - t
+        return timed
+
+    def _serialize(self, message: Any) -> bytes:
+        t = time.perf_counter_ns()
+        data = message.SerializeToString()
+        self._timing.serialize_ns = time.perf_counter_ns() - t
+        return data
+
     def _multicallable(self, channel, method: str):
         return channel.unary_unary(_METHOD + method,
-                                   request_serializer=lambda m: m.SerializeToString(),
+                                   request_serializer=self._serialize,
                                    response_deserializer=self._decoders[method],
                                    _registered_method=True)
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _call(self, method: str, request: Any) -> tuple[Any, Any]:
+        """(answer, gRPC call) of one request; the call object has the trailing metadata."""
         if self._closed:
             raise RemoteError(f"{self.name} client for {self.target} is closed", target=self.target)
         try:
             if self.per_call:
                 channel = self._new_channel()
                 try:
-                    return self._multicallable(channel, method)(request, timeout=self.timeout)
+                    return self._multicallable(channel, method).with_call(
+                        request, timeout=self.timeout)
                 finally:
                     channel.close()
             call = self._calls.get(method)
             if call is None:
                 call = self._calls[method] = self._multicallable(self._channel, method)
             with self._slots:
-                return call(request, timeout=self.timeout)
+                return call.with_call(request, timeout=self.timeout)
         except self._grpc.RpcError as exc:
-            raise self._translate(exc) from None
+            raise translate(exc, self) from None
+
+    def _query(self, method: str, started: int, request: Any) -> Records:
+        """Send ``request`` (built since ``started``), decode the answer into rows, and
+        note where the time went in ``split``."""
+        clock = time.perf_counter_ns
+        built = clock()
+        timing = self._timing
+        timing.serialize_ns = timing.parse_ns = 0
+        resp, call = self._call(method, request)
+        t = clock()
+        rows = self._decode(resp)
+        ended = clock()
+        self.split.note(started, ended, built - started + timing.serialize_ns,
+                        timing.parse_ns + ended - t,
+                        servertiming.parse(call.trailing_metadata()))
+        return rows
 
     # -- queries -------------------------------------------------------------------------
     def _point(self, x: Any, y: Any, z: Any):
@@ -223,30 +270,34 @@ class GrpcClient(LootClient):
                              f"range (x, z in [-33554432, 33554431], y in [-2048, 2047])") from exc
 
     def get(self, x: int, y: int, z: int) -> LootRecord | None:
-        resp = self._call("Get", self._pb.GetRequest(at=self._point(x, y, z), packed=self.packed))
-        res = self._decode(resp)
+        started = time.perf_counter_ns()
+        req = self._pb.GetRequest(at=self._point(x, y, z), packed=self.packed)
+        res = self._query("Get", started, req)
         return LootRecord(*res[0].tolist()) if len(res) else None
 
     def near(self, x: int, y: int, z: int, r: float) -> Records:
+        started = time.perf_counter_ns()
         try:
             req = self._pb.NearRequest(at=self._point(x, y, z), radius=r, packed=self.packed)
         except (TypeError, ValueError) as exc:
             raise QueryError(f"radius must be a number, got {r!r}") from exc
-        return self._decode(self._call("Near", req))
+        return self._query("Near", started, req)
 
     def box(self, lo: tuple[int, int, int], hi: tuple[int, int, int]) -> Records:
+        started = time.perf_counter_ns()
         req = self._pb.BoxRequest(lo=self._point(*lo), hi=self._point(*hi), packed=self.packed)
-        return self._decode(self._call("Box", req))
+        return self._query("Box", started, req)
 
     def knn(self, x: int, y: int, z: int, k: int) -> Records:
+        started = time.perf_counter_ns()
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < 2**32:
             raise QueryError(f"k must be an integer >= 0, got {k!r}")
         req = self._pb.KnnRequest(at=self._point(x, y, z), k=int(k), packed=self.packed)
-        return self._decode(self._call("Knn", req))
+        return self._query("Knn", started, req)
 
     def stats(self) -> dict[str, int]:
         """The server's counters: requests, connections, tls_connections, tls_resumed..."""
-        resp = self._call("ServerStats", self._pb.StatsRequest())
+        resp, _ = self._call("ServerStats", self._pb.StatsRequest())
         return {f.name: getattr(resp, f.name) for f in resp.DESCRIPTOR.fields}
 
     def close(self) -> None:
@@ -257,48 +308,6 @@ class GrpcClient(LootClient):
 
     def __repr__(self) -> str:
         return f"<GrpcClient {self.name} target={self.target}>"
-
-    # -- errors --------------------------------------------------------------------------
-    def _translate(self, exc: Any) -> LootlabError:
-        code = exc.code()
-        name = code.name if code is not None else "UNKNOWN"
-        details = exc.details() or ""
-        C = self._grpc.StatusCode
-        t = self.target
-        if code in (C.INVALID_ARGUMENT, C.OUT_OF_RANGE):
-            return QueryError(details)
-        if code == C.DEADLINE_EXCEEDED:
-            return DeadlineExceeded(
-                f"no answer from {t} within {self.timeout:g} s: check that the server is not "
-                f"stopped or overloaded, or pass a larger timeout=", target=t, code=name)
-        if code == C.RESOURCE_EXHAUSTED:
-            return ServerBusy(f"{t} refused the call ({details}): the server's queue is full; "
-                              f"send fewer concurrent requests", target=t, code=name)
-        if code == C.UNIMPLEMENTED:
-            return RemoteError(f"{t} does not implement the lootlab service ({details}): is the "
-                               f"target the lootlab server?", target=t, code=name)
-        if code == C.UNAVAILABLE:
-            return self._unavailable(details, name)
-        return RemoteError(f"call to {t} failed: {name}: {details}", target=t, code=name)
-
-    def _unavailable(self, details: str, code: str) -> RemoteError:
-        t = self.target
-        low = details.lower()
-        if "connection refused" in low or "failed to connect to remote host" in low \
-                or "name resolution" in low or "dns resolution" in low:
-            return ServerUnavailable(
-                f"cannot connect to {t}: nothing is listening there. Is `lootlab serve` "
-                f"running, and is the port right?", target=t, code=code)
-        if self.tls:
-            from .remote.tlsdiag import diagnose_tls
-            problem = diagnose_tls(t, self.ca, self.client_cert, self.client_key,
-                                   self.server_name)
-            if problem:
-                return TLSError(f"TLS handshake with {t} failed: {problem}", target=t, code=code)
-            return TLSError(f"TLS handshake with {t} failed ({details})", target=t, code=code)
-        return ServerUnavailable(
-            f"{t} closed the connection ({details}): if that server uses TLS, connect with a "
-            f"grpc-tls-* variant and ca=<the CA it printed>", target=t, code=code)
 
 
 # -- connect --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..remote import callsplit
 from . import hist
 from .health import judge_run
 from .results import METRICS, LoadResult, environment
@@ -60,6 +61,7 @@ def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, proce
                       achieved_rate=achieved, cpu_s=cpu_s, wall_s=wall_s, busy=busy,
                       health=health, worker_requests=[p.measured for p in parts],
                       first_error=first_error, env=environment(),
+                      split=callsplit.merge([getattr(p, "split", {}) for p in parts]),
                       completed_total=counts["sent"],
                       achieved_total_per_s=counts["sent"] / total_span if total_span else 0.0,
                       window="warm-up only" if warm_only else "measured")

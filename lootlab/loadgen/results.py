@@ -64,6 +64,7 @@ class LoadResult:
     completed_total: int = 0                 # answers over the whole run, warm-up included
     achieved_total_per_s: float = math.nan   # completed_total over the whole run's span
     window: str = "measured"                 # or "warm-up only": nothing else was measured
+    split: dict[str, int] = field(default_factory=dict)  # remote clients: lootlab.remote.callsplit
 
     def __repr__(self) -> str:
         return (f"LoadResult(variant={self.variant!r}, schedule={self.schedule.get('label')!r}, "
@@ -117,6 +118,23 @@ class LoadResult:
         """How much the generator's own delay can have inflated the latency percentile
         ``p`` (us): its own-lag percentile at the same ``p`` (see ``health``)."""
         return self.percentile_us(p, "generator_lag") if self.open_loop else 0.0
+
+    def split_us(self) -> dict[str, float]:
+        """Mean microseconds per answered request of each part of its latency:
+        ``send_wait`` (latency minus service time: the wait to be sent, queued behind
+        earlier answers or a late generator), then the parts of the call from a remote
+        client's split (``lootlab.remote.callsplit``: client serialize, transport + TLS,
+        server queue, server compute, client deserialize), or ``call`` (the whole service
+        time) for a client that keeps none.  Means, because means add up to the mean
+        latency and percentiles of parts do not."""
+        if not self.latency.get_total_count():
+            return {}
+        service = self.service.get_mean_value() / 1e3
+        out = {"send_wait": max(0.0, self.latency.get_mean_value() / 1e3 - service)}
+        from ..remote.callsplit import means_us
+
+        parts = means_us(self.split)
+        return {**out, **parts} if parts else {**out, "call": service}
 
     @property
     def generator_cpu(self) -> float:
@@ -256,7 +274,7 @@ class LoadResult:
                "first_error": self.first_error, "env": self.env,
                "completed_total": self.completed_total, "window": self.window,
                "achieved_total_per_s": _num(self.achieved_total_per_s),
-               "summary": _jsonable(self.summary())}
+               "split": self.split, "summary": _jsonable(self.summary())}
         tmp = directory / ".summary.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, directory / "summary.json")
@@ -302,7 +320,7 @@ class LoadResult:
                    health=Health.from_dict(doc["health"]),
                    completed_total=doc.get("completed_total", 0),
                    achieved_total_per_s=_denum(doc.get("achieved_total_per_s")),
-                   window=doc.get("window", "measured"),
+                   window=doc.get("window", "measured"), split=doc.get("split", {}),
                    worker_requests=doc.get("worker_requests", []),
                    first_error=doc.get("first_error", ""), env=doc.get("env", {}))
 

@@ -51,6 +51,7 @@ class Part:
     last_end_total_ns: int = 0     # last answer of the whole run (warm-up too), from t0
     local_server: str = ""         # loopback address of a server on this machine, if any
     offcpu: list[bool] = field(default_factory=list)  # per sender: waited in calls (_offcpu)
+    split: dict = field(default_factory=dict)  # the client's call split (remote.callsplit)
 
 
 def _own_lag(lane: _Lane) -> np.ndarray:

@@ -61,7 +61,10 @@ def run_job(job: Job, start_at: Callable[[], int], clock: Any = None) -> Part:
     client = job.target()
     try:
         where = local_server(client)
+        split = getattr(client, "split", None)   # a remote client splits its calls' time
         t0 = start_at()
+        if split is not None:
+            split.start_measuring(t0 + job.warmup_ns)
         cpu0, wall0 = time.process_time(), clock.now()
         lanes = _run_lanes(job, client, t0, clock)
         cpu_s, wall_s = time.process_time() - cpu0, (clock.now() - wall0) / 1e9
@@ -69,6 +72,7 @@ def run_job(job: Job, start_at: Callable[[], int], clock: Any = None) -> Part:
         _close(client)
     part = _summarize(job, lanes, t0, cpu_s, wall_s)
     part.local_server = where
+    part.split = split.totals() if split is not None else {}
     return part
 
 

@@ -1,0 +1,66 @@
+"""Where a remote call's time goes (issue 17, part 3): the client's split of every call into
+client serialize, transport + TLS, server queue, server compute and client deserialize, and
+how a load run carries it into ``LoadResult.split`` / ``split_us()``."""
+
+from __future__ import annotations
+
+import pytest
+
+from lootlab import loadgen
+from lootlab.loadgen.results import LoadResult
+from lootlab.remote.callsplit import COMPONENTS, CallSplit, means_us, merge
+from lootlab.remote.loopback import LoopbackServer
+from lootlab.remote.servertiming import ServerTiming
+from lootlab.variants import resolve
+
+from _remote import small_index
+
+
+def test_a_call_is_split_into_parts_that_add_up_to_it():
+    split = CallSplit()
+    # a 1 ms call: 10 us serialize, 40 us parse, server 100 us queued and 300 us computing
+    split.note(0, 1_000_000, 10_000, 40_000, ServerTiming(queue_us=100, compute_us=300))
+    split.note(0, 500_000, 5_000, 20_000, None)      # a server that sends no timing
+    t = split.totals()
+    assert t["calls"] == 2 and t["with_server"] == 1
+    assert t["server_queue"] == 100_000 and t["server_compute"] == 300_000
+    assert t["transport"] == (1_000_000 - 450_000) + (500_000 - 25_000)
+    assert sum(t[c] for c in COMPONENTS) == 1_500_000
+    assert means_us(t)["client_deserialize"] == pytest.approx(30.0)
+    # calls before the measured window (the warm-up) are left out
+    split.start_measuring(2_000_000)
+    split.note(1_999_999, 2_100_000, 1, 1, None)
+    assert split.totals()["calls"] == 0
+    assert merge([{}, t, t])["transport"] == 2 * t["transport"] and merge([{}]) == {}
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory):
+    path = small_index(tmp_path_factory.mktemp("split"), n=5_000)
+    with LoopbackServer(path, tls=True, delay=0.02) as srv:
+        yield srv
+
+
+def test_a_load_run_carries_the_split_and_blames_a_slow_server(slow_server, tmp_path):
+    """A server that takes 20 ms per query: the split puts those 20 ms in server compute,
+    not in transport, and the parts add up to the service time the generator measured."""
+    res = loadgen.run(resolve("grpc-tls-pooled", slow_server), loadgen.constant(20, 1.0),
+                      warmup=0.2)
+    assert res.requests >= 15 and res.counts["failed"] == 0
+    split = res.split
+    assert split["calls"] >= res.requests - 2 and split["with_server"] == split["calls"]
+    parts = res.split_us()
+    assert list(parts) == ["send_wait", *COMPONENTS]
+    assert parts["server_compute"] >= 20_000 > parts["transport"]
+    service_us = res.service.get_mean_value() / 1e3
+    assert sum(parts[c] for c in COMPONENTS) == pytest.approx(service_us, rel=0.1)
+    # saved and loaded, the split stays
+    assert LoadResult.load(res.save(tmp_path / "r")).split == split
+
+
+def test_a_local_client_has_no_call_split(tmp_path):
+    path = small_index(tmp_path / "idx", n=2_000)
+    res = loadgen.run(resolve("mmap", None, index=str(path)), loadgen.constant(200, 0.5),
+                      warmup=0.1)
+    assert res.split == {}
+    assert set(res.split_us()) == {"send_wait", "call"}

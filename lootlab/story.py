@@ -83,6 +83,8 @@ def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
         "valid": bool(result.health.valid), "health": "; ".join(result.health.reasons) or "ok",
         "bottleneck": result.health.bottleneck,
         "writeup_p99_ms": WRITEUP["p99_ms_by_step"].get(variant, math.nan),
+        # where the mean latency went (LoadResult.split_us): split_send_wait_ms, ...
+        **{f"split_{part}_ms": us / 1e3 for part, us in result.split_us().items()},
     }
 
 
@@ -96,8 +98,10 @@ def summarize_steps(trials: pd.DataFrame,
     from .loadgen.pooling import pooled
     from .loadgen.sweep import summarize_trials
 
+    splits = [c for c in trials if c.startswith("split_")]
     steps = summarize_trials(
-        trials, ["step"], ["p50_ms", "p99_ms", "p999_ms", "service_p99_ms", "achieved_per_s"],
+        trials, ["step"],
+        ["p50_ms", "p99_ms", "p999_ms", "service_p99_ms", "achieved_per_s", *splits],
         lows=["p99_ci_low_ms"],
         highs=[c for c in ("p99_ci_high_ms", "p99_lag_bound_ms") if c in trials],
         sums=["requests", "errors"], firsts=["change", "offered_per_s", "writeup_p99_ms"],
@@ -120,6 +124,43 @@ def summarize_steps(trials: pd.DataFrame,
             steps.loc[i, "pooled"] = True
     steps["p99_change_ms"] = steps["p99_ms"].diff()
     return steps
+
+
+#: The parts of a step's mean latency (``LoadResult.split_us``), in stacking order.
+SPLIT_PARTS: dict[str, str] = {
+    "send_wait": "wait to be sent (queued in the client)",
+    "client_serialize": "client serialize",
+    "transport": "transport + TLS (+ connect and handshake per call)",
+    "server_queue": "server queue",
+    "server_compute": "server compute (query + encode)",
+    "client_deserialize": "client deserialize (protobuf parse + rows)",
+    "call": "local query (the mapped file)",
+}
+
+
+def part_label(part: str, step: str) -> str:
+    """How ``part`` of ``step``'s latency reads in a sentence: a channel-per-call step's
+    transport holds its connection and TLS handshake, and is called so."""
+    if part == "transport":
+        from .variants import UnknownVariantError, get
+
+        try:
+            variant = get(step)
+        except UnknownVariantError:      # a step named by the caller, not a variant
+            return "transport"
+        if variant.channel_per_call:
+            return "connect + TLS handshake + transport" if variant.tls else "connect + transport"
+        return "transport + TLS" if variant.tls else "transport"
+    return SPLIT_PARTS[part].split(" (")[0]
+
+
+def split_means(steps: pd.DataFrame) -> pd.DataFrame:
+    """Mean ms of each part (columns in ``SPLIT_PARTS`` order) by step, from the steps'
+    ``split_<part>_ms`` columns; a part a step does not have is 0."""
+    cols = {part: f"split_{part}_ms" for part in SPLIT_PARTS if f"split_{part}_ms" in steps}
+    out = pd.DataFrame({part: steps[col].astype(float) for part, col in cols.items()})
+    out.index = pd.Index(steps["step"].to_numpy(), name="step")
+    return out.fillna(0.0)
 
 
 def variant_target(variant: str, server: Any = None) -> Any:

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Left: p50 and p99 per step at the same offered load (log scale; with several
-    trials, the median trial's value and error bars spanning min..max of the trials), with
+    trials, the pooled (or median) value and error bars spanning min..max of the trials), with
     the write-up's p99 figures as hollow markers where a step has one.  Right: the p99
     change each step made (a waterfall: green bars are gains)."""
     fig = Figure(figsize=(12, 4.6), layout="constrained")
@@ -22,7 +22,9 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     x = np.arange(len(steps))
     w = 0.38
     trials = int(steps["trials"].max()) if "trials" in steps and len(steps) else 1
-    of = f", median of {trials} trials" if trials > 1 else ""
+    pooled = "pooled" in steps and bool(steps["pooled"].all())
+    of = "" if trials <= 1 else (f", {trials} trials pooled" if pooled
+                                 else f", median of {trials} trials")
     for dx, col, name, color in ((-w / 2, "p50_ms", "p50", "#7aa6d8"),
                                  (w / 2, "p99_ms", "p99", "#2b5c9e")):
         ax.bar(x + dx, steps[col], w, label=f"{name} (this machine{of})", color=color,

@@ -172,10 +172,29 @@ def verdict(steps: pd.DataFrame) -> str:
     if int(steps.get("trials", pd.Series([1])).max()) <= 1:
         parts.append("Each step ran once: a single trial has no spread between trials, so "
                      "run more trials before trusting a small difference.")
+    split = largest_parts(steps)
+    if split:
+        parts.append(split)
     parts.append("The write-up reported 95 -> 78 -> 34 ms p99 on production hardware with a "
                  "real network; a loopback server here has no network latency, so compare "
                  "the ratios, not the milliseconds.")
     return " ".join(parts)
+
+
+def largest_parts(steps: pd.DataFrame) -> str:
+    """"Largest part of each step's mean latency: ..." from the steps' split columns, or ""
+    when no step has them."""
+    from ..story import part_label, split_means
+
+    frame = split_means(steps)
+    said = []
+    for step, row in frame.iterrows():
+        total = float(row.sum())
+        if total > 0:
+            part = str(row.idxmax())
+            said.append(f"{step}: {part_label(part, str(step))} ({row[part] / total:.0%} of "
+                        f"{_fmt_ms(total)})")
+    return ("Largest part of each step's mean latency: " + "; ".join(said) + ".") if said else ""
 
 
 def run_cell(s: Any) -> str:

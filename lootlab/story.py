@@ -163,6 +163,20 @@ def split_means(steps: pd.DataFrame) -> pd.DataFrame:
     return out.fillna(0.0)
 
 
+def split_table(results: Mapping[str, Any]) -> pd.DataFrame:
+    """Mean microseconds of each part of the latency (``LoadResult.split_us``), one row per
+    variant, columns as ``SPLIT_PARTS`` reads them, plus the mean latency they add up to."""
+    rows = {}
+    for name, res in results.items():
+        split = res.split_us()
+        rows[name] = {SPLIT_PARTS[p]: round(split.get(p, 0.0), 1) for p in SPLIT_PARTS
+                      if any(p in r.split_us() for r in results.values())}
+        rows[name]["mean latency"] = round(sum(split.values()), 1)
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "variant (us per call)"
+    return frame
+
+
 def variant_target(variant: str, server: Any = None) -> Any:
     """What ``loadgen.run`` drives: a factory from the variant registry, reaching remote
     variants at ``server`` (a ``LoopbackServer``) or, without one, the embedded default."""

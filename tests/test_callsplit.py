@@ -15,7 +15,7 @@ from lootlab.remote.callsplit import COMPONENTS, CallSplit, means_us, merge
 from lootlab.remote.loopback import LoopbackServer
 from lootlab.remote.servertiming import ServerTiming
 from lootlab.report.story import largest_parts
-from lootlab.story import SPLIT_PARTS
+from lootlab.story import SPLIT_PARTS, split_table
 from lootlab.variants import resolve
 
 from _remote import small_index
@@ -98,3 +98,22 @@ def test_the_split_chart_stacks_every_part_a_step_has():
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == [SPLIT_PARTS[p] for p in ("send_wait", "transport", "client_deserialize",
                                                 "call")]
+
+
+class _Timed:
+    def __init__(self, split: dict[str, float]):
+        self._split = split
+
+    def split_us(self) -> dict[str, float]:
+        return self._split
+
+
+def test_the_split_table_has_a_column_per_part_and_the_mean_they_add_up_to():
+    table = split_table({"remote": _Timed({"send_wait": 1.0, "transport": 30.0,
+                                           "client_deserialize": 9.0}),
+                         "local": _Timed({"send_wait": 0.5, "call": 2.0})})
+    assert list(table.columns) == [SPLIT_PARTS[p] for p in ("send_wait", "transport",
+                                                            "client_deserialize", "call")] \
+        + ["mean latency"]
+    assert table.loc["remote", "mean latency"] == 40.0 and table.loc["local", "mean latency"] == 2.5
+    assert table.loc["local", SPLIT_PARTS["transport"]] == 0.0

@@ -245,6 +245,10 @@ class LoadResult:
         est = uncertainty.estimate(self.latency, [50.0, 99.0, 99.9])
         lines.append(f"latency (95 % intervals, n={self.samples():,}): "
                      + uncertainty.format_estimates(est, ["p50", "p99", "p99.9"]))
+        split = self.split_us()
+        if split:
+            lines.append("mean latency split (us): " + ", ".join(
+                f"{part.replace('_', ' ')} {us:,.1f}" for part, us in split.items()))
         lines.append(f"health: {self.health}")
         return "\n".join(lines)
 

@@ -83,6 +83,9 @@ def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
         "valid": bool(result.health.valid), "health": "; ".join(result.health.reasons) or "ok",
         "bottleneck": result.health.bottleneck,
         "writeup_p99_ms": WRITEUP["p99_ms_by_step"].get(variant, math.nan),
+        # the server's CPU over the run (loadgen.serverload; NaN for a local step)
+        "server_cores": float(result.server.get("cores", math.nan)),
+        "server_cpu_per_request_us": float(result.server.get("cpu_per_request_us", math.nan)),
         # where the mean latency went (LoadResult.split_us): split_send_wait_ms, ...
         **{f"split_{part}_ms": us / 1e3 for part, us in result.split_us().items()},
     }
@@ -101,7 +104,8 @@ def summarize_steps(trials: pd.DataFrame,
     splits = [c for c in trials if c.startswith("split_")]
     steps = summarize_trials(
         trials, ["step"],
-        ["p50_ms", "p99_ms", "p999_ms", "service_p99_ms", "achieved_per_s", *splits],
+        ["p50_ms", "p99_ms", "p999_ms", "service_p99_ms", "achieved_per_s",
+         *[c for c in ("server_cores", "server_cpu_per_request_us") if c in trials], *splits],
         lows=["p99_ci_low_ms"],
         highs=[c for c in ("p99_ci_high_ms", "p99_lag_bound_ms") if c in trials],
         sums=["requests", "errors"], firsts=["change", "offered_per_s", "writeup_p99_ms"],

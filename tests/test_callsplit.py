@@ -59,15 +59,20 @@ def test_a_load_run_carries_the_split_and_blames_a_slow_server(slow_server, tmp_
     assert parts["server_compute"] >= 20_000 > parts["transport"]
     service_us = res.service.get_mean_value() / 1e3
     assert sum(parts[c] for c in COMPONENTS) == pytest.approx(service_us, rel=0.1)
-    # saved and loaded, the split stays
-    assert LoadResult.load(res.save(tmp_path / "r")).split == split
+    # the server's CPU over the run, from its own counters: every request it answered
+    assert res.server["requests"] == res.completed_total
+    assert res.server["processes"] == 1 and 0 <= res.server["cpu_s"] < res.server["wall_s"]
+    assert res.summary()["server_cores"] == res.server["cores"]
+    # saved and loaded, the split and the server's figures stay
+    loaded = LoadResult.load(res.save(tmp_path / "r"))
+    assert loaded.split == split and loaded.server == pytest.approx(res.server)
 
 
 def test_a_local_client_has_no_call_split(tmp_path):
     path = small_index(tmp_path / "idx", n=2_000)
     res = loadgen.run(resolve("mmap", None, index=str(path)), loadgen.constant(200, 0.5),
                       warmup=0.1)
-    assert res.split == {}
+    assert res.split == {} and res.server == {}
     assert set(res.split_us()) == {"send_wait", "call"}
 
 

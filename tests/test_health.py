@@ -221,3 +221,16 @@ def test_a_loopback_server_is_recognised_from_the_client(target, expect):
     client = type("C", (), {"target": target})()
     assert bool(local_server(client)) is expect
     assert local_server(object()) == ""
+
+
+# --------------------------------------------------------------------------- the server's CPU
+def test_a_server_at_its_cpu_limit_is_the_bottleneck_and_the_run_stays_valid():
+    """A saturated server is the system's limit (issue 17): named, not an INVALID run; the
+    threshold is per process, since each Python server process is GIL-bound at ~1 core."""
+    busy = _judge(server={"cores": 0.93, "processes": 1})
+    assert busy.valid and busy.bottleneck == "server"
+    assert any("the server used 0.93 cores over the run with 1 process(es): it was "
+               "saturated" in w for w in busy.warnings)
+    spread = _judge(server={"cores": 0.93, "processes": 2})   # two processes: half busy
+    assert spread.bottleneck == "none" and not any("saturated" in w for w in spread.warnings)
+    assert _judge(server={}).bottleneck == "none"

@@ -15,7 +15,8 @@ from .schedules import ClosedLoop, Schedule
 
 
 def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, processes: int,
-            concurrency: int, warmup: float, max_busy: float = 0.97) -> LoadResult:
+            concurrency: int, warmup: float, max_busy: float = 0.97,
+            server: dict | None = None) -> LoadResult:
     """Merge worker parts (histograms added, counters summed) into one ``LoadResult``."""
     # warm-up histograms stand in only when no worker measured anything ("warm-up only")
     warm_only = all(p.warmup_only or not p.sent for p in parts) and any(p.sent for p in parts)
@@ -53,7 +54,7 @@ def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, proce
     health = judge_run(parts, merged, counts, open_loop=open_loop, scheduled=scheduled,
                        max_busy=max_busy, offered_rate=offered, achieved_rate=achieved,
                        processes=processes, concurrency=concurrency, warmup=warmup,
-                       first_error=first_error)
+                       first_error=first_error, server=server or {})
     return LoadResult(variant=variant, schedule=schedule.describe(), processes=processes,
                       concurrency=concurrency, warmup=warmup, duration=duration, **merged,
                       intervals=intervals, offered_per_s=offered_per_s,
@@ -62,6 +63,7 @@ def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, proce
                       health=health, worker_requests=[p.measured for p in parts],
                       first_error=first_error, env=environment(),
                       split=callsplit.merge([getattr(p, "split", {}) for p in parts]),
+                      server=server or {},
                       completed_total=counts["sent"],
                       achieved_total_per_s=counts["sent"] / total_span if total_span else 0.0,
                       window="warm-up only" if warm_only else "measured")

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from . import serverload
+
 SEND_LAG_WARN_US = 1_000.0
 # the generator's own lag at percentile p bounds how much it inflated the latency at p:
 # a bound above GENERATOR_LAG_SHARE of the figure is a warning that gives it, above
@@ -111,13 +113,14 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
           process_cpu: list[float] | None = None, offcpu: list[bool] | None = None,
           processes: int = 1, concurrency: int = 1,
           local_server: str = "", warmup_only: bool = False,
-          cores: int | None = None) -> Health:
+          cores: int | None = None, server: dict[str, Any] | None = None) -> Health:
     """The health verdict, with the lag bound per percentile and the bottleneck.
 
     ``blocked`` is each sender's share of the run spent inside calls (same order as
     ``busy``), ``offcpu`` whether it spent that time off the CPU (waiting, not computing),
     ``process_cpu`` each worker's CPU in cores, ``local_server`` the loopback address of a
-    server on this machine ("" if none)."""
+    server on this machine ("" if none), ``server`` its CPU over the run
+    (``serverload.finish``: a saturated server is the system's limit, not a bad run)."""
     reasons: list[str] = []
     warnings: list[str] = []
     evidence: list[str] = []
@@ -205,6 +208,12 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
                             f"this machine's {cores} cores with the server at {local_server}: "
                             f"its CPU competes with the server's and can slow it; use fewer "
                             f"senders or run the generator elsewhere")
+    if server and serverload.saturated(server):
+        blame["server"] = True
+        warnings.append(f"the server used {server['cores']:.2f} cores over the run with "
+                        f"{server['processes']} process(es): it was saturated, so its queue "
+                        f"and not the network or the client set the latency (the system's "
+                        f"limit, not a fault of the run); lower the rate or give it processes")
     bottleneck = next((k for k in ("generator", "machine", "server") if blame[k]), "none")
     return Health(not reasons, tuple(reasons), tuple(warnings), bottleneck, tuple(evidence),
                   tuple((float(p), float(b)) for p, b in sorted(bounds.items())))
@@ -212,7 +221,8 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
 
 def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, open_loop: bool,
               scheduled: int, max_busy: float, offered_rate: float, achieved_rate: float,
-              processes: int, concurrency: int, warmup: float, first_error: str) -> Health:
+              processes: int, concurrency: int, warmup: float, first_error: str,
+              server: dict[str, Any] | None = None) -> Health:
     """``judge`` fed from merged worker parts: the per-percentile lag bounds, each sender's
     time inside calls, each worker's CPU and a loopback server's address."""
     from . import hist
@@ -238,7 +248,8 @@ def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, op
                  process_cpu=[p.cpu_s / p.wall_s for p in parts if p.wall_s],
                  processes=processes, concurrency=concurrency,
                  local_server=next((p.local_server for p in parts if p.local_server), ""),
-                 warmup_only=counts["measured"] == 0 and any(p.warmup_only for p in parts))
+                 warmup_only=counts["measured"] == 0 and any(p.warmup_only for p in parts),
+                 server=server)
 
 
 __all__ = ["Health", "judge", "judge_run", "SEND_LAG_WARN_US", "GENERATOR_LAG_SHARE",

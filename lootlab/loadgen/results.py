@@ -65,6 +65,7 @@ class LoadResult:
     achieved_total_per_s: float = math.nan   # completed_total over the whole run's span
     window: str = "measured"                 # or "warm-up only": nothing else was measured
     split: dict[str, int] = field(default_factory=dict)  # remote clients: lootlab.remote.callsplit
+    server: dict[str, Any] = field(default_factory=dict)  # the server's CPU: loadgen.serverload
 
     def __repr__(self) -> str:
         return (f"LoadResult(variant={self.variant!r}, schedule={self.schedule.get('label')!r}, "
@@ -222,6 +223,8 @@ class LoadResult:
                 "valid": self.health.valid, "bottleneck": self.health.bottleneck,
                 "lag_bound_p99_us": self.lag_bound_us(99), "window": self.window,
                 "completed_total": self.completed_total,
+                "server_cores": self.server.get("cores", math.nan),
+                "server_cpu_per_request_us": self.server.get("cpu_per_request_us", math.nan),
                 "achieved_total_per_s": self.achieved_total_per_s,
                 **uncertainty.summary_fields(self.latency)}
 
@@ -278,7 +281,8 @@ class LoadResult:
                "first_error": self.first_error, "env": self.env,
                "completed_total": self.completed_total, "window": self.window,
                "achieved_total_per_s": _num(self.achieved_total_per_s),
-               "split": self.split, "summary": _jsonable(self.summary())}
+               "split": self.split, "server": _jsonable(self.server),
+               "summary": _jsonable(self.summary())}
         tmp = directory / ".summary.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, directory / "summary.json")
@@ -325,6 +329,7 @@ class LoadResult:
                    completed_total=doc.get("completed_total", 0),
                    achieved_total_per_s=_denum(doc.get("achieved_total_per_s")),
                    window=doc.get("window", "measured"), split=doc.get("split", {}),
+                   server={k: _denum(v) for k, v in doc.get("server", {}).items()},
                    worker_requests=doc.get("worker_requests", []),
                    first_error=doc.get("first_error", ""), env=doc.get("env", {}))
 

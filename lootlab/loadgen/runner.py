@@ -89,11 +89,13 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     sending before the rest count as unsent (default max(1 s, 25 %)).  ``spin_us``: how
     long before each due time a sender stops sleeping and spins (default 200 us; more
     gives tighter send times on a busy machine, at the cost of CPU a local server needs).
-    The machine is sampled before and after (``lootlab.noise``, ~10 ms in all): the result's
+    A remote variant's server is asked for its CPU time before and after (``serverload``):
+    the result's ``server``.  The machine is sampled before and after (``lootlab.noise``, ~10 ms in all): the result's
     ``env["noise"]`` holds both samples and ``env["noisy"]`` says whether other programs (or a
     hypervisor) were taking the CPU, which no histogram can show.
     """
     from .. import noise
+    from . import serverload
     from .combine import combine
 
     if workload is None:
@@ -111,14 +113,16 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     for job in jobs:
         job.spin_us = spin_us
     check = noise.start()
+    server_before = serverload.start(target)
     parts = execute(jobs, progress=progress, total_s=warmup + schedule.duration, clock=clock)
+    server = serverload.finish(server_before)
     check = noise.finish(check)
     crashes = [p.crash for p in parts if p.crash]
     if crashes:
         raise LoadgenError("a load sender crashed:\n" + crashes[0])
     result = combine(parts, schedule, variant=label,
                      processes=len(jobs), concurrency=jobs[0].threads if jobs else concurrency,
-                     warmup=warmup, max_busy=max_busy)
+                     warmup=warmup, max_busy=max_busy, server=server)
     result.env["noise"] = check.to_dict()
     result.env["noisy"] = check.noisy
     return result

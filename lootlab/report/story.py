@@ -230,8 +230,15 @@ def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
                      "achieved/s": round(float(s["achieved_per_s"]), 1),
                      "write-up p99 ms": (None if math.isnan(s["writeup_p99_ms"])
                                          else s["writeup_p99_ms"]),
+                     "server CPU (cores)": _cores(s.get("server_cores")),
                      "run": run_cell(s)})
     return rows
+
+
+def _cores(x: Any) -> Any:
+    """A server's CPU in cores to two places, or None (a local step has no server)."""
+    v = _num(x)
+    return None if math.isnan(v) else round(v, 2)
 
 
 def rebuild_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:

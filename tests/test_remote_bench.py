@@ -47,3 +47,17 @@ def test_a_check_is_called_only_when_the_trials_ranges_do_not_overlap():
     assert checks["mmap >= 100x faster than pooled (p99)"] == "ok"     # 580 / 4.2 > 100
     with pytest.raises(click.BadParameter, match="trials"):
         bench.run(rounds=2, trials=3)
+
+
+def test_server_benchmark_runs_both_servers_and_renders(tmp_path, monkeypatch):
+    """The before/after benchmark of issue 17 (tiny sizes; no speed is asserted)."""
+    from lootlab.benchmarks import server as server_bench
+
+    monkeypatch.setenv("LOOTLAB_DATA", str(tmp_path))
+    path = small_index(tmp_path / "idx", n=5_000)
+    df = server_bench.run(rate=40, duration=0.5, trials=1, warmup=0.2,
+                          steps=["grpc-tls-pooled"], index=str(path))
+    assert list(df["encoder"]) == ["python", "fast"] and (df["n"] >= 15).all()
+    assert (df["server_cores"] >= 0).all() and (df["split_server_compute_us"] > 0).all()
+    text = server_bench.render(df)
+    assert "grpc-tls-pooled: p50" in text and "mean latency split" in text

@@ -7,21 +7,31 @@ Inputs are what the measuring code returns: ``bucket_shares`` of small ``FlamePr
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import warnings
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
+from lootlab.loadgen import hist
+from lootlab.loadgen.health import Health
+from lootlab.loadgen.results import LoadResult
 from lootlab.notebook import PANDAS_OPTIONS, check_profile, setup
+from lootlab.plots.latency import latency_vs_throughput, percentile_spectrum, spike_timeline
 from lootlab.plots.profile import bucket_bars, gc_pause_chart, memory_bars, pss_vs_replicas
 from lootlab.profiling import BUCKETS, FlameProfile, GcEvent, GcStats, bucket_shares
 from lootlab.profiling.memory import MemoryProfile
 from lootlab.profiling.replicas import totals
 from lootlab.report import PROFILES
+from lootlab.variants import VARIANTS
 
 LOOP = ("_run_module_as_main (<frozen runpy>:198)", "main (lootlab/workload.py:270)",
         "_measured_ops (lootlab/workload.py:149)")
@@ -251,7 +261,14 @@ def test_setup_under_ipython_shows_figures_inline_as_png_only():
     script = """
 import matplotlib
 from ipykernel.inprocess.ipkernel import InProcessKernel
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
+
+from lootlab.loadgen import hist
+from lootlab.loadgen.health import Health
+from lootlab.loadgen.results import LoadResult
 from matplotlib_inline.config import InlineBackend
 shell = InProcessKernel().shell
 InlineBackend.instance().figure_formats = {"svg"}
@@ -269,3 +286,139 @@ print(Figure in formatters["image/png"].type_printers,
     backend, formats = out.stdout.splitlines()[-2:]
     assert "inline" in backend
     assert formats == "True False"
+
+
+# -- every figure reads at a glance: no text over text, none outside the figure ------------
+#
+# ``text_boxes`` draws a figure with the Agg canvas and records every text matplotlib
+# actually drew (tick labels out of view, hidden and empty texts are never drawn), with its
+# window extent; ``assert_text_reads`` fails on two boxes that overlap or one that leaves
+# the figure.  Every public plotting function is checked with realistic inputs: many
+# variants, long names, extreme values.
+
+def text_boxes(fig: Figure) -> list[tuple[str, Bbox]]:
+    """(text, window extent in pixels) of every non-empty text the figure draws."""
+    FigureCanvasAgg(fig)
+    drawn: list[tuple[str, Bbox]] = []
+    original = Text.draw
+
+    def record(self, renderer):
+        original(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            # the text's own box (an annotation's extent would include its arrow)
+            drawn.append((self.get_text(), Text.get_window_extent(self, renderer)))
+
+    with patch.object(Text, "draw", record):
+        fig.canvas.draw()
+    return drawn
+
+
+def text_problems(fig: Figure, slack: float = 1.0) -> list[str]:
+    """Overlapping pairs of texts and texts running out of the figure, in words."""
+    boxes = text_boxes(fig)
+    width, height = fig.bbox.width, fig.bbox.height
+    problems = [f"{text!r} runs outside the figure ({box.x0:.0f}..{box.x1:.0f} x "
+                f"{box.y0:.0f}..{box.y1:.0f} of {width:.0f} x {height:.0f})"
+                for text, box in boxes
+                if box.x0 < -slack or box.y0 < -slack or box.x1 > width + slack
+                or box.y1 > height + slack]
+    for (ta, a), (tb, b) in itertools.combinations(boxes, 2):
+        overlap_w = min(a.x1, b.x1) - max(a.x0, b.x0)
+        overlap_h = min(a.y1, b.y1) - max(a.y0, b.y0)
+        if overlap_w > slack and overlap_h > slack:
+            problems.append(f"{ta!r} overlaps {tb!r} ({overlap_w:.0f} x {overlap_h:.0f} px)")
+    return problems
+
+
+def assert_text_reads(fig: Figure) -> None:
+    problems = text_problems(fig)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_text_check_sees_an_overlap_and_a_text_outside_the_figure():
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.text(0.5, 0.5, "one label")
+    assert text_problems(fig) == []
+    ax.text(0.5, 0.5, "another label")
+    ax.set_title("a title far too long to fit a four inch wide figure at all, by far")
+    problems = text_problems(fig)
+    assert any("overlaps" in p for p in problems)
+    assert any("outside the figure" in p and "title" in p for p in problems)
+
+
+# realistic inputs: the story's variants plus an unregistered one with a long name, and
+# latencies from tens of microseconds to seconds
+LONG = "grpc-tls-pooled-with-a-very-long-experimental-name"
+MANY = [*VARIANTS, LONG]
+SCALE_US = {"grpc-tls-fresh": 40_000, "grpc-tls-resumed": 9_000, "grpc-tls-pooled": 2_500,
+            "grpc-tls-packed": 1_800, "grpc-plain": 1_500, "mmap": 60, LONG: 2_600}
+
+
+def _load_result(variant: str, scale_us: float, n: int = 3000, seconds: int = 6,
+                 seed: int = 0, tail_s: float = 0.0) -> LoadResult:
+    """A LoadResult whose latency histogram holds ``n`` lognormal values around
+    ``scale_us`` (one value of ``tail_s`` seconds on top when given), spread over
+    ``seconds`` one-second intervals with a burst in the middle."""
+    rng = np.random.default_rng(seed)
+    ns = rng.lognormal(np.log(scale_us * 1e3), 0.6, n)
+    if tail_s:
+        ns[-1] = tail_s * 1e9
+    per = np.array_split(ns, seconds)
+    lat, _ = hist.histogram_of(ns)
+    intervals = [hist.histogram_of(part)[0] for part in per]
+    offered = [len(p) * (3 if s == seconds // 2 else 1) for s, p in enumerate(per)]
+    counts = {"sent": n, "warmup_requests": 0, "measured": n, "ok": n, "failed": 0, "timeouts": 0,
+                  "dropped": 0, "scheduled": n, "unsent": 0}
+    empty = hist.new_histogram
+    return LoadResult(variant=variant, schedule={"kind": "constant", "label": "constant"},
+                      processes=1, concurrency=1, warmup=0.0, duration=float(seconds),
+                      latency=lat, service=hist.merge([lat]), send_lag=empty(),
+                      errors=empty(), generator_lag=empty(), intervals=intervals,
+                      offered_per_s=offered, completed_per_s=[len(p) for p in per],
+                      counts=counts, offered_rate=n / seconds, achieved_rate=n / seconds,
+                      cpu_s=0.1, wall_s=float(seconds), busy=[0.1], health=Health(True))
+
+
+@pytest.fixture(scope="module")
+def results() -> list[LoadResult]:
+    return [_load_result(v, SCALE_US[v], seed=i, tail_s=1.4 if v == "grpc-tls-fresh" else 0)
+            for i, v in enumerate(MANY)]
+
+
+@pytest.mark.parametrize("logy", [True, False])
+def test_the_spectrum_of_many_variants_reads(results, logy):
+    fig = percentile_spectrum(results, logy=logy, target_us=10_000,
+                              title="Latency spectrum at 200 requests/s")
+    assert_text_reads(fig)
+    (ax,) = fig.axes
+    # 60 us .. 1.4 s: a log axis in ms (its decades' middle), a linear one in s (its top)
+    assert ax.get_ylabel() == ("latency (ms, log)" if logy else "latency (s)")
+    maxima = [t.get_text() for t in ax.texts]
+    assert len(maxima) == len(MANY)
+    assert ("max 1,400 ms" if logy else "max 1.4 s") in maxima
+
+
+def test_the_spectrum_of_close_maxima_keeps_their_labels_apart():
+    close = [_load_result(v, 2_000, seed=i) for i, v in enumerate(MANY)]
+    assert_text_reads(percentile_spectrum(close, logy=True))
+    assert_text_reads(percentile_spectrum(close[:2]))
+
+
+def test_latency_vs_throughput_of_many_variants_reads(results):
+    rows = []
+    for k, rate in enumerate([250, 1000, 4000, 16000]):
+        for r in results:
+            s = r.summary()
+            rows.append({**s, "rate": float(rate), "achieved_rate": rate * 0.97,
+                         "p50_us": s["p50_us"] * (1 + k), "p99_us": s["p99_us"] * 4 ** k,
+                         "valid": k < 3})
+    fig = latency_vs_throughput(pd.DataFrame(rows), target_us=10_000)
+    assert_text_reads(fig)
+    # 60 us .. 10 s on a log axis: the middle of its decades is in milliseconds
+    assert fig.axes[0].get_ylabel() == "latency (ms, log)"
+
+
+def test_the_spike_timeline_reads(results):
+    assert_text_reads(spike_timeline(results[:3]))
+    assert_text_reads(spike_timeline(results[-1:], title="mmap: spike 10x over 1,000/s"))

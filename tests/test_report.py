@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames, write_notebook
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lootlab.report import build_report, external_urls, read_summary
 from lootlab.report.embed import interactive_svg_html
@@ -256,7 +258,7 @@ def test_figures_load_and_flamegraph_is_interactive(report, chromium):
 def test_index_links_resolve_in_the_browser(report, chromium):
     page = chromium.new_page()
     page.goto((report.out_dir / "index.html").as_uri())
-    hrefs = page.eval_on_selector_all("a", "els => els.map(e => e.href)")
+    hrefs = page.eval_on_selector_all("table.notebooks a", "els => els.map(e => e.href)")
     assert len(hrefs) == 3
     for href in hrefs:
         other = chromium.new_page()
@@ -354,3 +356,101 @@ def test_a_cell_past_its_timeout_fails_the_notebook_and_keeps_what_ran(tmp_path)
     assert not run.ok and "Timeout" in run.error.ename, run.error
     assert run.seconds < 50
     assert "first cell ran" in run.html.read_text()
+
+
+# --- the index leads with the answer (plain data in, a page out; no report run) --------------
+
+def _figure(width: float = 6.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, 3))
+    fig.subplots().set_title("p99 per step")
+    return fig
+
+
+def test_publish_summary_carries_a_figure_as_an_offline_png():
+    import base64
+
+    from lootlab.report.summary import SUMMARY_MIME, summary_bundle
+
+    bundle = summary_bundle("Steps", [{"step": "a"}], verdict="v.", figure=_figure(6.0))
+    figure = bundle[SUMMARY_MIME]["figure"]
+    png = base64.b64decode(figure["data"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and figure["mime"] == "image/png"
+    assert (figure["width"], figure["height"]) == (600, 300)  # as laid out; drawn at 2x
+    assert int.from_bytes(png[16:20], "big") == 1200
+    assert figure["alt"] == "Steps"
+    html = bundle["text/html"]
+    assert "src='data:image/png;base64," in html and html.index("<img") < html.index("<table")
+    assert "http" not in html
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        summary_bundle("Steps", [], figure="not a figure")
+
+
+def test_a_summary_without_a_figure_has_none():
+    from lootlab.report.summary import SUMMARY_MIME, summary_bundle
+
+    bundle = summary_bundle("Steps", [{"step": "a"}])
+    assert "figure" not in bundle[SUMMARY_MIME] and "<img" not in bundle["text/html"]
+
+
+_WORD = st.text(alphabet="abcxyz0123456789-", min_size=1, max_size=8)
+_SENTENCE = st.builds(lambda words, num, end: " ".join(words).capitalize() + f" {num}" + end,
+                      st.lists(_WORD, min_size=1, max_size=6),
+                      st.sampled_from(["0.50 ms", "3.0x", "95 -> 78 -> 34 ms", "1,200/s"]),
+                      st.sampled_from([".", "!", "?", ":."]))
+
+
+@given(st.lists(_SENTENCE, min_size=0, max_size=8))
+def test_sentences_cut_only_between_sentences(parts):
+    from lootlab.report.index import sentences
+
+    assert sentences("  \n ".join(parts)) == parts
+
+
+def _published(title, verdict, *, figure=None):
+    from lootlab.report.summary import SUMMARY_MIME, summary_bundle
+
+    return summary_bundle(title, [{"step": "s", "p99 ms": 1.0}], verdict=verdict,
+                          figure=figure)[SUMMARY_MIME]
+
+
+def _index_page(tmp_path, summaries):
+    from lootlab.report import environment
+    from lootlab.report.execute import NotebookRun
+    from lootlab.report.index import render_index
+
+    runs = [NotebookRun(name, Path("a"), Path("b"), 1.0, html=tmp_path / f"{name}.html",
+                        title=name, summary=s) for name, s in summaries]
+    env = environment.Environment(cpu="c", cores=2, usable_cores=2, memory_gib=1.0,
+                                  python="3.11", platform="linux", packages={},
+                                  git_commit="abc", profile="standard", date="d",
+                                  page_cache="warm")
+    return render_index(runs, env, out_dir=tmp_path, total_seconds=1)
+
+
+def test_index_leads_with_the_story_figure_then_three_verdict_sentences(tmp_path):
+    story = " ".join(f"Sentence {i} says 0.{i}0 ms." for i in range(1, 7))
+    page = _index_page(tmp_path, [("01-a", _published("Other", "Other verdict.")),
+                                  ("02-story", _published("Story", story, figure=_figure()))])
+    answer = page[page.index("<section class='answer'>"):page.index("<h2>Notebooks</h2>")]
+    assert answer.index("<img") < answer.index("Sentence 1")
+    assert "Sentence 1 says 0.10 ms. Sentence 2 says 0.20 ms. Sentence 3 says 0.30 ms." \
+        in answer and "Sentence 4" not in answer
+    assert "href='02-story.html'" in answer
+    # the evidence keeps the rest of the verdict once, and the other notebook's in full
+    evidence = page[page.index("<h2>Summary</h2>"):]
+    assert all(page.count(f"Sentence {i} ") == 1 for i in range(1, 7))
+    assert "Sentence 1" not in evidence and "<li>Sentence 6 says 0.60 ms.</li>" in evidence
+    assert "Other verdict." in evidence and page.count("<img") == 1
+    assert page.index("<section class='answer'>") < page.index("<h2>Notebooks</h2>") \
+        < page.index("<h2>Summary</h2>") < page.index("<h2>Environment</h2>")
+
+
+def test_without_a_figure_the_first_notebook_verdict_leads_and_no_answer_without_one(tmp_path):
+    page = _index_page(tmp_path, [("01-a", _published("A", "First. Second.")),
+                                  ("02-b", _published("B", "Bee."))])
+    answer = page[page.index("<section class='answer'>"):page.index("<h2>Notebooks</h2>")]
+    assert "First. Second." in answer and "<img" not in answer and "Bee." not in answer
+    page = _index_page(tmp_path, [("01-a", _published("A", "")), ("02-b", _published("B", "Bee."))])
+    assert "<section class='answer'>" not in page and "Bee." in page

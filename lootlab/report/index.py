@@ -1,14 +1,18 @@
-"""The report's front page: links to each notebook's HTML, the story's numbers, the machine.
+"""The report's front page: the answer first (the story's chart and the first sentences of
+its verdict), then the evidence (each notebook's summary, linked), then the machine.
 
 The page is ``templates/index.html.j2``; this module only turns runs and summaries into the
-plain values it shows (autoescaped there).
+plain values it shows (autoescaped there).  No prose is written here: the words on the page
+are the notebooks' own published verdicts, picked, never paraphrased.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from markupsafe import Markup
 
@@ -16,7 +20,21 @@ from ..noise import NoiseCheck
 from .environment import Environment
 from .execute import NotebookRun
 from .export import smoke_note_html
+from .summary import figure_uri
 from .templating import environment, render
+
+#: How many of the story's verdict sentences the page leads with; the rest follow its table.
+LEAD_SENTENCES = 3
+
+# A sentence ends at . ! or ? followed by white space; "0.50 ms", "3.0x" and "95 -> 78" have
+# no space after their dot, so they never split.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut into its sentences (white space between them dropped)."""
+    text = " ".join(str(text or "").split())
+    return [s for s in _SENTENCE_END.split(text) if s] if text else []
 
 
 def _cell(value: Any) -> tuple[str, bool]:
@@ -26,10 +44,19 @@ def _cell(value: Any) -> tuple[str, bool]:
     return ("" if value is None else str(value)), False
 
 
-def _summary_view(summary: dict, *, title: str = "") -> dict[str, Any]:
+def _figure_view(summary: dict) -> dict[str, Any] | None:
+    figure = summary.get("figure")
+    if not isinstance(figure, dict) or not figure.get("data"):
+        return None
+    return {"uri": figure_uri(figure), "alt": figure.get("alt") or "",
+            "width": int(figure.get("width") or 0) or None}
+
+
+def _summary_view(summary: dict, *, title: str = "", name: str = "",
+                  href: str | None = None) -> dict[str, Any]:
     columns = [str(c) for c in summary.get("columns") or []]
     return {"title": summary.get("title") or title, "verdict": summary.get("verdict") or "",
-            "columns": columns,
+            "name": name, "href": href, "figure": _figure_view(summary), "columns": columns,
             "rows": [[_cell(row.get(c)) for c in summary.get("columns") or []]
                      for row in summary.get("rows", [])]}
 
@@ -38,6 +65,33 @@ def summary_table(summary: dict) -> str:
     """One notebook's published summary (``read_summary``) as the index page's table."""
     macro = environment().get_template("macros.html.j2").module.summary_table
     return str(macro(_summary_view(summary)))
+
+
+def lead_index(summaries: list[dict[str, Any]]) -> int | None:
+    """Which summary the page leads with: the first that published a figure (the story's
+    chart), else the first notebook's when it has a verdict (the notebooks are numbered so
+    that the first tells the story); None when neither."""
+    for i, s in enumerate(summaries):
+        if s["figure"]:
+            return i
+    if summaries and summaries[0]["verdict"]:
+        return 0
+    return None
+
+
+def lead(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The answer at the top of the page, and the lead summary trimmed so nothing is said
+    twice: its section below keeps the table and only the verdict's remaining sentences."""
+    i = lead_index(summaries)
+    if i is None:
+        return None
+    s = summaries[i]
+    said = sentences(s["verdict"])
+    answer = {"title": s["title"], "name": s["name"], "href": s["href"], "figure": s["figure"],
+              "verdict": " ".join(said[:LEAD_SENTENCES])}
+    summaries[i] = {**s, "figure": None, "verdict": "", "more": said[LEAD_SENTENCES:],
+                    "lead": True}
+    return answer
 
 
 def flagged_rows(summary: dict) -> list[str]:
@@ -80,13 +134,17 @@ def warnings(runs: Iterable[NotebookRun], env: Environment | None = None) -> lis
 def render_index(runs: Iterable[NotebookRun], env: Environment, *, out_dir: Path,
                  total_seconds: float) -> str:
     runs = list(runs)
+    hrefs = {run.name: os.path.relpath(run.html, out_dir) if run.html else None for run in runs}
     rows = [{"name": run.name, "title": run.title or run.name, "seconds": run.seconds,
-             "href": os.path.relpath(run.html, out_dir) if run.html else None,
+             "href": hrefs[run.name],
              "error": run.error.one_line() if run.error else None} for run in runs]
-    summaries = [_summary_view(run.summary, title=run.title) for run in runs if run.summary]
+    summaries = [_summary_view(run.summary, title=run.title, name=run.name,
+                               href=hrefs[run.name])
+                 for run in runs if run.summary]
+    answer = lead(summaries)
     return render("index.html.j2", profile=env.profile, date=env.date, runs=rows,
-                  summaries=summaries, env_rows=env.rows(), total_runs=len(runs),
-                  warnings=warnings(runs, env),
+                  answer=answer, summaries=summaries, env_rows=env.rows(),
+                  total_runs=len(runs), warnings=warnings(runs, env),
                   smoke_note=Markup(smoke_note_html(env.profile)),   # escaped by smoke_note_html
                   failed=sum(not r.ok for r in runs), total_seconds=total_seconds)
 

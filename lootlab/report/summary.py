@@ -1,18 +1,26 @@
 """A notebook's headline numbers, carried inside its executed outputs for the index page.
 
-A notebook calls ``publish_summary``: the reader sees an HTML table, and the same numbers
-travel as JSON under a lootlab mimetype that the index page reads back from the executed
-notebook.  No side files, so a notebook run by hand in JupyterLab behaves the same.
+A notebook calls ``publish_summary``: the reader sees an HTML table (and the figure, when
+one is published with it), and the same numbers travel as JSON under a lootlab mimetype that
+the index page reads back from the executed notebook.  No side files, so a notebook run by
+hand in JupyterLab behaves the same.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from typing import Any
 
 from .templating import render
 
 SUMMARY_MIME = "application/vnd.lootlab.summary+json"
+
+#: Pixels per inch of the figure as the page lays it out (matplotlib's default), and the
+#: resolution it is rendered at: twice that, so it stays sharp on a high-density screen.
+CSS_DPI = 100
+RENDER_DPI = 2 * CSS_DPI
 
 
 def _jsonable(value: Any) -> Any:
@@ -21,15 +29,47 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "") -> dict:
-    """The display bundle: ``text/html`` for readers, ``SUMMARY_MIME`` for the index page."""
+def figure_payload(figure: Any, *, alt: str = "") -> dict[str, Any]:
+    """A matplotlib Figure as a self-contained PNG (base64) with the size it is shown at.
+
+    PNG, not SVG: the notebooks' other figures are PNG too, so the story's chart looks the
+    same in the notebook, its export and the index; ``alt`` names it for a screen reader."""
+    if not hasattr(figure, "savefig") or not hasattr(figure, "get_size_inches"):
+        raise TypeError(f"figure must be a matplotlib Figure, not {type(figure).__name__}")
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=RENDER_DPI)
+    width, height = (round(float(v) * CSS_DPI) for v in figure.get_size_inches())
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    suptitle = getattr(figure, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        titles.insert(0, suptitle.get_text())
+    return {"mime": "image/png", "data": base64.b64encode(buf.getvalue()).decode("ascii"),
+            "width": width, "height": height,
+            "alt": alt or "; ".join(titles) or "the notebook's headline chart"}
+
+
+def figure_uri(figure: dict[str, Any]) -> str:
+    """The ``data:`` URI of a ``figure_payload``: the page needs no file and no network."""
+    return f"data:{figure['mime']};base64,{figure['data']}"
+
+
+def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
+                   figure: Any = None) -> dict:
+    """The display bundle: ``text/html`` for readers, ``SUMMARY_MIME`` for the index page.
+
+    ``figure`` (a matplotlib Figure) is shown above the table and travels in the payload, so
+    the index can lead with it."""
     rows = [{str(k): _jsonable(v) for k, v in row.items()} for row in rows]
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
+    picture = figure_payload(figure, alt=title) if figure is not None else None
     table = render("summary.html.j2", title=title, columns=columns, verdict=verdict,
-                   rows=[[_fmt(row.get(c)) for c in columns] for row in rows])
+                   rows=[[_fmt(row.get(c)) for c in columns] for row in rows],
+                   figure=picture and {**picture, "uri": figure_uri(picture)})
     payload = {"title": title, "columns": columns, "rows": rows, "verdict": verdict}
+    if picture is not None:
+        payload["figure"] = picture
     return {"text/html": table, SUMMARY_MIME: json.loads(json.dumps(payload, default=str)),
             "text/plain": f"{title}: {len(rows)} row(s)"}
 
@@ -42,11 +82,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def publish_summary(title: str, rows: list[dict[str, Any]], *, verdict: str = "") -> None:
-    """Show the headline table in the notebook and mark it for the report's index page."""
+def publish_summary(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
+                    figure: Any = None) -> None:
+    """Show the headline table (and ``figure``, a matplotlib Figure, above it) in the
+    notebook and mark them for the report's index page."""
     from IPython.display import display
 
-    display(summary_bundle(title, rows, verdict=verdict), raw=True)
+    display(summary_bundle(title, rows, verdict=verdict, figure=figure), raw=True)
 
 
 def read_summary(notebook: Any) -> dict | None:

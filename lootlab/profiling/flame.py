@@ -28,10 +28,12 @@ import pandas as pd
 from . import svg as _svg
 from ._run import ProfilerError, run, tool, workload_args
 from .categorize import bucket_of_frames
+from .progress import Stages, stage
 
 Stacks = dict[tuple[str, ...], int]
 
 WORK_FRAME = "_measured_ops"     # the workload's measured loop (lootlab.workload)
+STARTUP_S = 6.0                  # about what a workload's start-up takes under py-spy
 
 
 def parse_collapsed(text: str) -> Stacks:
@@ -55,7 +57,26 @@ def to_collapsed(stacks: Mapping[tuple[str, ...], int]) -> str:
 def work_stacks(stacks: Mapping[tuple[str, ...], int], frame: str = WORK_FRAME) -> Stacks:
     """Only the samples taken inside the workload's measured loop."""
     return {s: c for s, c in stacks.items()
-            if any(f.split(" (", 1)[0] == frame for f in s)}
+            if any(frame_name(f) == frame for f in s)}
+
+
+def frame_name(frame: str) -> str:
+    """A frame's function name without its location (``near (x.py:3)`` -> ``near``)."""
+    return frame.split(" (", 1)[0]
+
+
+def loop_stacks(stacks: Mapping[tuple[str, ...], int],
+                frame: str = WORK_FRAME) -> tuple[str | None, Stacks]:
+    """``(loop frame, stacks below it)``: each stack that passes through the measured loop,
+    cut below its deepest loop frame; ``(None, {})`` if none does."""
+    out: Counter = Counter()
+    names: Counter = Counter()
+    for stack, count in stacks.items():
+        hits = [i for i, f in enumerate(stack) if frame_name(f) == frame]
+        if hits:
+            names[stack[hits[-1]]] += count
+            out[stack[hits[-1] + 1:]] += count
+    return (names.most_common(1)[0][0] if names else None), dict(out)
 
 
 def frames_table(stacks: Mapping[tuple[str, ...], int]) -> pd.DataFrame:
@@ -148,9 +169,17 @@ class FlameProfile:
 
     @property
     def svg(self) -> str:
-        """Interactive SVG of the measured loop's samples; safe to embed inline in HTML."""
+        """Interactive SVG of the measured loop's samples, rooted at the loop (the frames
+        above it are the same start-up chain in every run); safe to embed inline in HTML."""
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
-        return _svg.render(self.work_stacks, title=f"{self.variant} ({opts})")
+        loop, below = loop_stacks(self.stacks)
+        if loop is None:
+            return _svg.render(self.stacks, title=f"{self.variant} ({opts})")
+        inside = sum(below.values())
+        note = (f"{inside:,} of the run's {self.samples:,} samples are inside the measured loop "
+                f"({frame_name(loop)}), drawn here; the rest is start-up and imports. "
+                f"Click a frame to zoom, the top bar to reset.")
+        return _svg.render(below, title=f"{self.variant} ({opts})", note=note, root=loop)
 
     def _repr_html_(self) -> str:
         return self.svg
@@ -204,12 +233,13 @@ def flamegraph(variant: str = "mmap", *, duration: float = 5.0, native: bool = T
                idle: bool = False, gil: bool = False, rate: int | None = None,
                query_rate: float | None = None, index: str | Path | None = None,
                nonblocking: bool = False, pyspy_svg: bool = False, spin: bool = False,
-               workdir: str | Path | None = None) -> FlameProfile:
+               workdir: str | Path | None = None,
+               progress: Stages | None = None) -> FlameProfile:
     """Sample ``variant``'s overlay workload with py-spy for ``duration`` seconds.
 
     ``rate`` is py-spy's sampling rate; ``query_rate`` paces the workload's queries
     (unpaced by default: a closed loop as fast as the client goes).  ``spin=True`` profiles
-    the CPU-bound test workload instead.
+    the CPU-bound test workload instead.  ``progress`` (a ``Stages``) hears of each run.
     """
     if not (math.isfinite(duration) and duration > 0):
         raise ProfilerError(f"duration must be a positive number of seconds, got {duration!r}")
@@ -223,8 +253,11 @@ def flamegraph(variant: str = "mmap", *, duration: float = 5.0, native: bool = T
         raw = Path(tmp) / "stacks.txt"
         argv = _pyspy_argv("raw", raw, native=native, idle=idle, gil=gil, rate=rate,
                            nonblocking=nonblocking)
-        summary, stderr = run(argv + wl, what=f"py-spy on the {variant} workload",
-                              timeout=duration * 10 + 120)
+        with stage(progress, f"py-spy: sampling the {'spin' if spin else variant} workload "
+                             f"for {duration:g} s "
+                             f"(plus its start-up)", duration + STARTUP_S):
+            summary, stderr = run(argv + wl, what=f"py-spy on the {variant} workload",
+                                  timeout=duration * 10 + 120)
         if not raw.exists():
             raise ProfilerError(f"py-spy wrote no samples for {variant}: {stderr.strip()[-300:]}")
         stacks = parse_collapsed(raw.read_text())
@@ -233,8 +266,10 @@ def flamegraph(variant: str = "mmap", *, duration: float = 5.0, native: bool = T
             out = Path(tmp) / "flame.svg"
             argv = _pyspy_argv("flamegraph", out, native=native, idle=idle, gil=gil, rate=rate,
                                nonblocking=nonblocking)
-            run(argv + wl, what=f"py-spy (svg) on the {variant} workload",
-                timeout=duration * 10 + 120)
+            with stage(progress, f"py-spy: a second run of {variant} for py-spy's own SVG",
+                       duration + STARTUP_S):
+                run(argv + wl, what=f"py-spy (svg) on the {variant} workload",
+                    timeout=duration * 10 + 120)
             own_svg = out.read_text() if out.exists() else None
     if not stacks:
         raise ProfilerError(f"py-spy collected no samples from the {variant} workload; "

@@ -42,6 +42,10 @@ def _backends() -> list[str]:
 @click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
               help="gRPC server processes sharing the port (SO_REUSEPORT), each with "
               "--workers threads: a way around the GIL.")
+@click.option("--server", "server_kind", type=click.Choice(["sync", "aio"]), default=None,
+              show_default="sync", help="gRPC server kind: sync (gRPC's thread pool, "
+              "--workers threads) or aio (its asyncio server: handlers on one event loop, "
+              "no thread handoff per call).")
 @click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None,
               help="Serve the JSON search endpoint (GET /near, /get) on this port instead.")
 @click.option("--https", is_flag=True, help="With --http: serve HTTPS (the development "
@@ -58,7 +62,8 @@ def _backends() -> list[str]:
               help="With --http: cap on records per answer (the answer says truncated).")
 def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Path | None,
             key: Path | None, client_ca: Path | None, workers: int, max_streams: int | None,
-            encoder: str, processes: int, http_port: int | None, https: bool, backend: str, target: str | None,
+            encoder: str, processes: int, server_kind: str | None, http_port: int | None,
+            https: bool, backend: str, target: str | None,
             ca: Path | None, client_cert: Path | None, client_key: Path | None,
             max_results: int) -> None:
     """Serve an index over gRPC (TLS by default), or the HTTP search endpoint with --http."""
@@ -70,18 +75,18 @@ def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Pat
                          client_key=client_key, max_results=max_results, echo=click.echo)
     else:
         from ..remote.encode import kernel
-        from ..remote.server import serve_options
+        from ..remote.server import DEFAULT_SERVER
 
+        kind = server_kind or DEFAULT_SERVER
         label = f"fast ({kernel()})" if encoder == "fast" else "python (naive per-record loop)"
 
         def echo(line: str) -> None:
             click.echo(line)
             if line.startswith("  connect:"):         # after the lines users parse
                 click.echo(f"  answers encoded by the {label} encoder, "
-                           f"{processes} server process{'es' if processes > 1 else ''}")
+                           f"{processes} {kind} server process{'es' if processes > 1 else ''}")
 
-        # run_grpc does not take these: serve() reads them from serve_options.
-        with serve_options(encoder=encoder, processes=processes):
-            service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
-                             key=key, client_ca=client_ca, workers=workers,
-                             max_streams=max_streams, echo=echo)
+        service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
+                         key=key, client_ca=client_ca, workers=workers,
+                         max_streams=max_streams, encoder=encoder, processes=processes,
+                         server=kind, echo=echo)

@@ -18,7 +18,6 @@ import threading
 import time
 from typing import Any
 
-import grpc
 import numpy as np
 
 #: The counters of one process, in row order; totals sum them over processes.
@@ -76,23 +75,36 @@ class Counters:
         self.row[:] = 0
         self.row[_PID] = os.getpid()
         self.row[_CPU] = time.process_time_ns()
-        self.peers: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self.peers: collections.OrderedDict[str, tuple[bool, bool]] = collections.OrderedDict()
         self.lock = threading.Lock()
 
-    def note(self, context: grpc.ServicerContext) -> None:
+    def note(self, context: Any) -> None:
+        """Count one request on ``context``'s connection (a sync or an asyncio context).
+
+        A connection's TLS state cannot change, so its auth context (a dict of the
+        handshake's properties, built anew on every read) is read once, when its peer is
+        first seen, and kept with the peer: a request on a known connection costs one
+        ``peer()`` and a dict look-up.  Peers are told apart by address and port, as the
+        connection count always was: a new connection on a port the kernel hands out
+        again is taken for the old one (ports cycle through tens of thousands first).
+        """
         peer = context.peer()
-        auth = context.auth_context() or {}
-        tls = auth.get("transport_security_type") == [b"ssl"]
-        resumed = tls and auth.get("ssl_session_reused") == [b"true"]
+        known = self.peers.get(peer)
+        if known is None:
+            auth = context.auth_context() or {}
+            tls = auth.get("transport_security_type") == [b"ssl"]
+            known = (tls, tls and auth.get("ssl_session_reused") == [b"true"])
+        tls, resumed = known
         row = self.row
         with self.lock:
             row[0] += 1
-            row[4] += tls
-            row[5] += resumed
+            if tls:
+                row[4] += 1
+                row[5] += resumed
             row[_CPU] = time.process_time_ns()
             if peer in self.peers:
                 return
-            self.peers[peer] = None
+            self.peers[peer] = known
             if len(self.peers) > _MAX_PEERS:
                 self.peers.popitem(last=False)
             row[1] += 1

@@ -59,7 +59,8 @@ def start_members(index: str | Path, table: CounterTable, *, host: str, port: in
             client_ca=tls.client_ca if tls else None, workers=options["workers"],
             max_concurrent_streams=options["max_concurrent_streams"],
             limits=asdict(options["limits"]), delay=options["delay"],
-            encoder=options["encoder"], pass_fds=(table.fd,))
+            encoder=options["encoder"], server=options.get("server"),
+            pass_fds=(table.fd,))
         member.options.update(host=host, reuse_port=True,
                               member={"fd": table.fd, "processes": table.processes,
                                       "slot": slot})

@@ -6,6 +6,11 @@ they are: no protobuf message is built per answer on the fast path.  The naive e
 (``encoder="python"``) builds one, and serializes it inside the handler, so its cost
 shows in the same compute time.  Every answer carries the server's queue wait and
 compute time as trailing metadata (``lootlab.remote.servertiming``).
+
+A request goes through the same steps on either server kind: ``prepare`` (validate, or
+``Refused``), count it, the fault-injection pause, the deadline check, ``run`` (query and
+encode).  Only the pause and the abort differ, so the thread-pool server (here) and the
+asyncio one (``lootlab.remote.aioserver``) share everything else.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ from .counters import Counters
 from .encode import DEFAULT_ENCODER, get_encoder
 
 SERVICE = "lootlab.v1.LootService"
+#: The query methods and their request messages (all answer ``Records`` as ready bytes).
+REQUESTS: dict[str, Any] = {"Get": pb.GetRequest, "Near": pb.NearRequest,
+                            "Box": pb.BoxRequest, "Knn": pb.KnnRequest}
+_EMPTY = np.empty(0, RESULT_DTYPE)
+
+Query = Callable[[], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,14 @@ class Limits:
     max_results: int = 95_000
     max_request_bytes: int = 16 * 1024
     max_response_bytes: int = 64 * 1024 * 1024
+
+
+class Refused(Exception):
+    """A request the service answers with an error status: ``code`` and the reason."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(details)
+        self.code, self.details = code, details
 
 
 def _point(p: pb.Point) -> tuple[int, int, int]:
@@ -67,69 +86,56 @@ class LootServicer:
         self.encoder = get_encoder(encoder)
         self.counters = counters or Counters()
 
-    # -- helpers -----------------------------------------------------------------------
-    def _answer(self, res: np.ndarray, packed: bool, context: grpc.ServicerContext) -> bytes:
+    # -- the steps both server kinds share ---------------------------------------------
+    def prepare(self, method: str, request: Any) -> Query:
+        """Validate ``request`` (``Refused`` if it is bad); the query that answers it."""
+        index = self.index
+        if method == "Near":
+            r = request.radius
+            if not math.isfinite(r) or r < 0 or r > self.limits.max_radius:
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"radius must be a finite number in [0, "
+                              f"{self.limits.max_radius:g}], got {r!r}")
+            return lambda: index.near(*_point(request.at), r)
+        if method == "Get":
+            def get() -> np.ndarray:
+                rec = index.get(*_point(request.at))
+                return _EMPTY if rec is None else np.array([tuple(rec)], dtype=RESULT_DTYPE)
+            return get
+        if method == "Box":
+            lo, hi = _point(request.lo), _point(request.hi)
+            if any(a > b for a, b in zip(lo, hi)):
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"box lo {lo} must be <= hi {hi} on every axis")
+            return lambda: index.box(lo, hi)
+        if method == "Knn":
+            if request.k > self.limits.max_k:
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"k must be in [0, {self.limits.max_k}], got {request.k}")
+            return lambda: index.knn(*_point(request.at), int(request.k))
+        raise ValueError(f"unknown query method {method!r}")
+
+    def check_deadline(self, context: Any) -> None:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          "deadline passed before the query ran")
+
+    def run(self, query: Query, packed: bool) -> bytes:
+        """Run ``query`` and encode its answer (``Refused`` if it fails or is too large)."""
+        try:
+            res = query()
+        except QueryError as exc:
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         n = len(res)
         if n > self.limits.max_results:
-            context.abort(grpc.StatusCode.OUT_OF_RANGE,
+            raise Refused(grpc.StatusCode.OUT_OF_RANGE,
                           f"query matched {n:,} records; this server returns at most "
                           f"{self.limits.max_results:,}: use a smaller radius, box or k")
         encode = self.encoder.packed if packed else self.encoder.records
         return encode(res, self.index.generation)
 
-    def _pause(self, context: grpc.ServicerContext) -> None:
-        """Fault injection (``delay``): a slow server, for tests of client timeouts.  The
-        wait ends early when the call does (deadline, cancel), so it holds no worker longer."""
-        done = threading.Event()
-        if context.add_callback(done.set):
-            done.wait(self.delay)
-
-    def _run(self, context: grpc.ServicerContext, query: Callable[[], Any]) -> Any:
-        self.counters.note(context)
-        if self.delay > 0:
-            self._pause(context)
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the query ran")
-        try:
-            res = query()
-        except QueryError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return res
-
-    def _bad(self, context: grpc.ServicerContext, message: str) -> None:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-    # -- RPCs --------------------------------------------------------------------------
-    def Get(self, request: pb.GetRequest, context: grpc.ServicerContext) -> bytes:
-        rec = self._run(context, lambda: self.index.get(*_point(request.at)))
-        res = (np.empty(0, RESULT_DTYPE) if rec is None
-               else np.array([tuple(rec)], dtype=RESULT_DTYPE))
-        return self._answer(res, request.packed, context)
-
-    def Near(self, request: pb.NearRequest, context: grpc.ServicerContext) -> bytes:
-        r = request.radius
-        if not math.isfinite(r) or r < 0 or r > self.limits.max_radius:
-            self._bad(context, f"radius must be a finite number in [0, {self.limits.max_radius:g}], "
-                               f"got {r!r}")
-        res = self._run(context, lambda: self.index.near(*_point(request.at), r))
-        return self._answer(res, request.packed, context)
-
-    def Box(self, request: pb.BoxRequest, context: grpc.ServicerContext) -> bytes:
-        lo, hi = _point(request.lo), _point(request.hi)
-        if any(a > b for a, b in zip(lo, hi)):
-            self._bad(context, f"box lo {lo} must be <= hi {hi} on every axis")
-        res = self._run(context, lambda: self.index.box(lo, hi))
-        return self._answer(res, request.packed, context)
-
-    def Knn(self, request: pb.KnnRequest, context: grpc.ServicerContext) -> bytes:
-        if request.k > self.limits.max_k:
-            self._bad(context, f"k must be in [0, {self.limits.max_k}], got {request.k}")
-        res = self._run(context,
-                        lambda: self.index.knn(*_point(request.at), int(request.k)))
-        return self._answer(res, request.packed, context)
-
-    def ServerStats(self, request: pb.StatsRequest, context: grpc.ServicerContext) -> pb.Stats:
+    def stats(self) -> pb.Stats:
         t = self.counters.totals()
         return pb.Stats(requests=t["requests"], connections=t["connections"],
                         tls_connections=t["tls_connections"], tls_resumed=t["tls_resumed"],
@@ -138,36 +144,77 @@ class LootServicer:
                         cpu_seconds=t["cpu_seconds"], processes=t["processes"],
                         process_requests=t["process_requests"])
 
+    # -- the thread-pool server's handlers ---------------------------------------------
+    def _pause(self, context: grpc.ServicerContext) -> None:
+        """Fault injection (``delay``): a slow server, for tests of client timeouts.  The
+        wait ends early when the call does (deadline, cancel), so it holds no worker longer."""
+        done = threading.Event()
+        if context.add_callback(done.set):
+            done.wait(self.delay)
+
+    def answer(self, method: str, request: Any, context: grpc.ServicerContext) -> bytes:
+        try:
+            query = self.prepare(method, request)
+            self.counters.note(context)
+            if self.delay > 0:
+                self._pause(context)
+            self.check_deadline(context)
+            return self.run(query, request.packed)
+        except Refused as refused:
+            context.abort(refused.code, refused.details)
+            raise   # abort raised already; this line is for type checkers
+
+    def Get(self, request: pb.GetRequest, context: grpc.ServicerContext) -> bytes:
+        return self.answer("Get", request, context)
+
+    def Near(self, request: pb.NearRequest, context: grpc.ServicerContext) -> bytes:
+        return self.answer("Near", request, context)
+
+    def Box(self, request: pb.BoxRequest, context: grpc.ServicerContext) -> bytes:
+        return self.answer("Box", request, context)
+
+    def Knn(self, request: pb.KnnRequest, context: grpc.ServicerContext) -> bytes:
+        return self.answer("Knn", request, context)
+
+    def ServerStats(self, request: pb.StatsRequest, context: grpc.ServicerContext) -> pb.Stats:
+        return self.stats()
+
 
 def _timed(method: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
     """``method`` with the server's timing in its trailing metadata, errors included."""
+    clock, stamp, metadata = time.perf_counter_ns, servertiming.stamp, servertiming.metadata
+
     def handler(request: Any, context: grpc.ServicerContext) -> Any:
-        begun = time.perf_counter_ns()
-        queued, started = servertiming.stamp()
+        begun = clock()
+        queued, started = stamp()
         try:
             return method(request, context)
         finally:
-            context.set_trailing_metadata(
-                servertiming.metadata(started - queued, time.perf_counter_ns() - begun))
+            context.set_trailing_metadata(metadata(started - queued, clock() - begun))
     handler.__name__ = getattr(method, "__name__", "handler")
     return handler
 
 
-def method_handlers(servicer: LootServicer) -> dict[str, grpc.RpcMethodHandler]:
-    """Each method's handler: the queries answer ready bytes (identity serializer)."""
-    requests = {"Get": pb.GetRequest, "Near": pb.NearRequest, "Box": pb.BoxRequest,
-                "Knn": pb.KnnRequest}
+def handler_table(make: Callable[[str], Callable[..., Any]],
+                  stats: Callable[..., Any]) -> dict[str, grpc.RpcMethodHandler]:
+    """Each method's handler from ``make(method)``; the queries answer ready bytes
+    (identity serializer), ``ServerStats`` a ``Stats`` message."""
     handlers = {name: grpc.unary_unary_rpc_method_handler(
-        _timed(getattr(servicer, name)), request_deserializer=message.FromString,
-        response_serializer=ready_bytes) for name, message in requests.items()}
+        make(name), request_deserializer=message.FromString,
+        response_serializer=ready_bytes) for name, message in REQUESTS.items()}
     handlers["ServerStats"] = grpc.unary_unary_rpc_method_handler(
-        _timed(servicer.ServerStats), request_deserializer=pb.StatsRequest.FromString,
+        stats, request_deserializer=pb.StatsRequest.FromString,
         response_serializer=pb.Stats.SerializeToString)
     return handlers
 
 
-def register(servicer: LootServicer, server: grpc.Server) -> None:
-    """Serve ``servicer``'s methods on ``server`` (as the generated code registers them)."""
-    handlers = method_handlers(servicer)
+def method_handlers(servicer: LootServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """The thread-pool server's handlers."""
+    return handler_table(lambda name: _timed(getattr(servicer, name)),
+                         _timed(servicer.ServerStats))
+
+
+def register(handlers: dict[str, grpc.RpcMethodHandler], server: Any) -> None:
+    """Serve ``handlers`` on ``server`` (as the generated code registers them)."""
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)

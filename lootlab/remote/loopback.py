@@ -42,7 +42,8 @@ class LoopbackServer:
     certificate (tests use it for broken certificates); ``delay`` makes every query wait
     that many seconds first (a slow server, for tests of timeouts); ``encoder`` is
     ``"fast"`` or ``"python"`` (the naive per-record loop, to show what it costs);
-    ``processes`` server processes share the port (``pids`` lists them all).
+    ``processes`` server processes share the port (``pids`` lists them all); ``server`` is
+    the kind, ``"sync"`` (gRPC's thread pool) or ``"aio"`` (its asyncio server).
     """
 
     def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
@@ -51,9 +52,14 @@ class LoopbackServer:
                  max_concurrent_streams: int | None = None,
                  limits: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  delay: float = 0.0, encoder: str = "fast", processes: int = 1,
-                 pass_fds: tuple[int, ...] = ()):
+                 pass_fds: tuple[int, ...] = (), server: str | None = None):
         from .encode import get_encoder
+        from .server import DEFAULT_SERVER, ServerError, check_server_kind
         get_encoder(encoder)              # a bad name fails here, not in the child
+        try:
+            server = check_server_kind(server or DEFAULT_SERVER)
+        except ServerError as exc:
+            raise LoopbackError(str(exc)) from None
         if processes < 1:
             raise LoopbackError(f"processes must be at least 1, got {processes}")
         if index is None:
@@ -64,11 +70,12 @@ class LoopbackServer:
         self.port = port
         self.encoder = encoder
         self.processes = processes
+        self.server = server
         self.pass_fds = tuple(pass_fds)       # inherited by the child (shared counters)
         self.options: dict[str, Any] = {
             "index": str(self.index), "tls": tls, "port": port, "workers": workers,
             "max_concurrent_streams": max_concurrent_streams, "limits": limits or {},
-            "delay": delay, "encoder": encoder, "processes": processes,
+            "delay": delay, "encoder": encoder, "processes": processes, "server": server,
         }
         for name, value in (("client_ca", client_ca), ("cert", cert), ("key", key)):
             if value is not None:
@@ -215,7 +222,8 @@ class LoopbackServer:
 
     def __repr__(self) -> str:
         state = f"target={self.info.get('target')}" if self.running else "stopped"
-        return (f"<LoopbackServer {state} tls={self.tls} encoder={self.encoder} "
+        return (f"<LoopbackServer {state} tls={self.tls} server={self.server} "
+                f"encoder={self.encoder} "
                 f"index={str(self.index)!r}>")
 
 

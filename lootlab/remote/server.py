@@ -13,7 +13,6 @@ really does on the wire.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import sys
 import tempfile
@@ -29,10 +28,12 @@ from ..errors import LootlabError
 from ..index import LootIndex
 from .counters import Counters
 from .encode import DEFAULT_ENCODER, get_encoder
-from .handlers import SERVICE, Limits, LootServicer, register
+from .handlers import SERVICE, Limits, LootServicer, method_handlers, register
 from .servertiming import TimingExecutor
 
 __all__ = [
+    "DEFAULT_SERVER",
+    "SERVER_KINDS",
     "SERVICE",
     "STANDARD_CLIENT_MAX_MESSAGE",
     "Limits",
@@ -42,12 +43,22 @@ __all__ = [
     "ServerError",
     "TLSConfig",
     "serve",
-    "serve_options",
     "start_server",
     "tls_config",
 ]
 # What a standard gRPC client (grpc-js, grpc-go, grpcio...) accepts by default.
 STANDARD_CLIENT_MAX_MESSAGE = 4 * 1024 * 1024
+#: The server kinds: gRPC's thread-pool server, or its asyncio one (``remote.aioserver``).
+SERVER_KINDS = ("sync", "aio")
+DEFAULT_SERVER = "sync"
+
+
+def check_server_kind(kind: str) -> str:
+    """``kind`` if it names a server kind, else a ``ServerError`` listing them."""
+    if kind not in SERVER_KINDS:
+        raise ServerError(f"unknown server kind {kind!r}: use one of "
+                          f"{', '.join(SERVER_KINDS)}")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -73,14 +84,16 @@ class ServerError(LootlabError):
 
 @dataclass
 class RunningServer:
-    """A started server: where it listens and how to stop it."""
+    """A started server: where it listens and how to stop it.  ``executor`` is the
+    thread-pool server's worker pool (None on the asyncio server)."""
 
-    server: grpc.Server
+    server: Any
     servicer: LootServicer
     host: str
     port: int
     tls: TLSConfig | None
-    executor: TimingExecutor
+    executor: TimingExecutor | None
+    kind: str = DEFAULT_SERVER
 
     @property
     def target(self) -> str:
@@ -88,7 +101,11 @@ class RunningServer:
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, let running ones finish for up to ``grace`` seconds."""
-        self.server.stop(grace).wait()
+        if self.kind == "aio":
+            from .aioserver import stop_aio
+            stop_aio(self.server, grace)
+        else:
+            self.server.stop(grace).wait()
 
 
 # gRPC core refuses (RST_STREAM REFUSED_STREAM, seen as UNAVAILABLE "Stream refused") the
@@ -103,7 +120,8 @@ def start_server(index: LootIndex, *, host: str = "127.0.0.1", port: int = 0,
                  max_concurrent_streams: int | None = None,
                  max_pending_rpcs: int | None = 1000, limits: Limits = Limits(),
                  delay: float = 0.0, encoder: str = DEFAULT_ENCODER,
-                 counters: Counters | None = None, reuse_port: bool = False) -> RunningServer:
+                 counters: Counters | None = None, reuse_port: bool = False,
+                 server: str = DEFAULT_SERVER) -> RunningServer:
     """Start a gRPC server on ``host:port`` (0 picks a free port) answering from ``index``.
 
     ``max_concurrent_streams`` (None: no limit) is per connection; calls beyond
@@ -111,26 +129,34 @@ def start_server(index: LootIndex, *, host: str = "127.0.0.1", port: int = 0,
     RESOURCE_EXHAUSTED.  ``delay`` seconds before every query is fault injection (tests).
     ``encoder`` is ``"fast"`` (default) or ``"python"`` (the naive per-record loop, to
     show what it costs).  ``reuse_port`` lets other server processes bind the same port.
+    ``server`` is ``"sync"`` (gRPC's thread-pool server, ``workers`` threads) or ``"aio"``
+    (its asyncio server: every handler on one event loop; ``workers`` is unused).
     """
     get_encoder(encoder)                      # a bad name fails before anything binds
+    check_server_kind(server)
     options = [
         ("grpc.max_concurrent_streams", max_concurrent_streams or UNLIMITED_STREAMS),
         ("grpc.max_receive_message_length", limits.max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes),
         ("grpc.so_reuseport", int(reuse_port)),
     ]
-    executor = TimingExecutor(max_workers=workers, thread_name_prefix="lootlab-grpc")
-    server = grpc.server(executor, options=options, maximum_concurrent_rpcs=max_pending_rpcs)
     servicer = LootServicer(index, limits, delay, encoder, counters)
-    register(servicer, server)
     address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    if server == "aio":
+        from .aioserver import start_aio
+        started, bound = start_aio(servicer, address=address, tls=tls, options=options,
+                                   max_pending_rpcs=max_pending_rpcs, bind=_add_port)
+        return RunningServer(started, servicer, host, bound, tls, None, "aio")
+    executor = TimingExecutor(max_workers=workers, thread_name_prefix="lootlab-grpc")
+    pool = grpc.server(executor, options=options, maximum_concurrent_rpcs=max_pending_rpcs)
+    register(method_handlers(servicer), pool)
     try:
-        bound = _add_port(server, address, tls)
+        bound = _add_port(pool, address, tls)
     except BaseException:
         executor.shutdown(wait=False)
         raise
-    server.start()
-    return RunningServer(server, servicer, host, bound, tls, executor)
+    pool.start()
+    return RunningServer(pool, servicer, host, bound, tls, executor, "sync")
 
 
 @contextlib.contextmanager
@@ -155,7 +181,7 @@ def _stderr_captured() -> Iterator[Callable[[], str]]:
             os.close(saved)
 
 
-def _add_port(server: grpc.Server, address: str, tls: TLSConfig | None) -> int:
+def _add_port(server: Any, address: str, tls: TLSConfig | None) -> int:
     """Bind ``address``; a failure is one ``ServerError`` naming the address and the cause."""
     credentials = tls.credentials() if tls else None
     error: Exception | None = None
@@ -203,6 +229,7 @@ class ServeInfo:
     encoder: str = DEFAULT_ENCODER
     processes: int = 1
     pids: tuple[int, ...] = ()        # every server process, this one first
+    server: str = DEFAULT_SERVER      # "sync" (thread pool) or "aio" (asyncio)
 
 
 def tls_config(*, plaintext: bool = False, cert: Path | None = None, key: Path | None = None,
@@ -226,32 +253,18 @@ def tls_config(*, plaintext: bool = False, cert: Path | None = None, key: Path |
                      Path(client_ca) if client_ca else None)
 
 
-_overrides: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "lootlab_serve_options", default=None)
-
-
-@contextlib.contextmanager
-def serve_options(**options: Any) -> Iterator[None]:
-    """Options for ``serve`` calls made in this block through a layer that does not pass
-    them on (``lootlab serve`` goes through ``service.run_grpc``); None values are unset."""
-    token = _overrides.set({k: v for k, v in options.items() if v is not None})
-    try:
-        yield
-    finally:
-        _overrides.reset(token)
-
-
 def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
           tls: TLSConfig | None = None, workers: int = 8,
           max_concurrent_streams: int | None = None, limits: Limits = Limits(),
           grace: float = 5.0, on_ready: Callable[[ServeInfo], None] | None = None,
           stop: threading.Event | None = None, delay: float = 0.0,
           encoder: str | None = None, processes: int | None = None,
-          counters: Counters | None = None, reuse_port: bool = False) -> None:
+          counters: Counters | None = None, reuse_port: bool = False,
+          server: str | None = None) -> None:
     """Run the service until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
     Shutdown is graceful: new calls are refused and running ones get ``grace`` seconds.
-    ``encoder`` / ``processes`` None take ``serve_options``' values, else ``"fast"`` / 1.
+    ``encoder`` / ``processes`` / ``server`` None mean ``"fast"`` / 1 / ``DEFAULT_SERVER``.
     With ``processes`` > 1 this process serves and starts the others on the same port
     (``lootlab.remote.group``); ``counters``/``reuse_port`` are how such a member joins.
     """
@@ -261,9 +274,9 @@ def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
     from . import group
     from .counters import CounterTable
 
-    chosen = _overrides.get() or {}
-    encoder = encoder or chosen.get("encoder") or DEFAULT_ENCODER
-    processes = processes or chosen.get("processes") or 1
+    encoder = encoder or DEFAULT_ENCODER
+    processes = processes or 1
+    server = check_server_kind(server or DEFAULT_SERVER)
     get_encoder(encoder)
     if processes < 1:
         raise ServerError(f"processes must be at least 1, got {processes}")
@@ -283,14 +296,14 @@ def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
         running = start_server(index, host=host, port=port, tls=tls, workers=workers,
                                max_concurrent_streams=max_concurrent_streams, limits=limits,
                                delay=delay, encoder=encoder, counters=counters,
-                               reuse_port=reuse_port)
+                               reuse_port=reuse_port, server=server)
         if table is not None:
             try:
                 members = group.start_members(
                     index_path, table, host=host, port=running.port, tls=tls,
                     options={"workers": workers, "max_concurrent_streams":
                              max_concurrent_streams, "limits": limits, "delay": delay,
-                             "encoder": encoder})
+                             "encoder": encoder, "server": server})
             except BaseException:
                 running.stop(0)
                 raise
@@ -309,7 +322,7 @@ def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 50051,
                                mutual_tls=bool(tls and tls.client_ca), index=str(index_path),
                                records=len(index), generation=index.generation,
                                pid=os.getpid(), encoder=encoder, processes=processes,
-                               pids=pids))
+                               pids=pids, server=server))
         while not stop.wait(0.5):
             pass
     finally:

@@ -35,8 +35,10 @@ def _populated_spot(path: Path) -> tuple[int, int, int]:
 def run_grpc(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 50051,
              plaintext: bool = False, cert: Path | None = None, key: Path | None = None,
              client_ca: Path | None = None, workers: int = 8, max_streams: int | None = None,
-             echo: Echo = print) -> None:
-    """Serve the gRPC loot service until SIGTERM/SIGINT."""
+             encoder: str | None = None, processes: int | None = None,
+             server: str | None = None, echo: Echo = print) -> None:
+    """Serve the gRPC loot service until SIGTERM/SIGINT (``encoder``, ``processes`` and
+    ``server`` as ``serve`` takes them; None: its defaults)."""
     from .server import ServeInfo, serve, tls_config
 
     path = _index_path(index)
@@ -57,7 +59,8 @@ def run_grpc(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 
         echo("  stop with Ctrl-C or SIGTERM (running calls finish first)")
 
     serve(path, host=host, port=port, tls=tls, workers=workers,
-          max_concurrent_streams=max_streams, on_ready=ready)
+          max_concurrent_streams=max_streams, on_ready=ready, encoder=encoder,
+          processes=processes, server=server)
     echo("lootlab: server stopped")
 
 

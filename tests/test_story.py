@@ -139,13 +139,13 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
     steps["n"] = 300
     text = verdict(steps)
     assert "x lower" not in text and "rests on fewer than 10 samples" in text
-    assert summary_rows(steps)[0]["p99 ms"] == "too few samples (n=300)"
+    assert summary_rows(steps)[0]["p99 (ms)"] == "too few samples (n=300)"
     steps["n"] = 3000
     rows = summary_rows(steps)
     assert [r["run"] for r in rows] == ["valid", "valid", "INVALID (see health)", "valid",
                                         "valid"]
-    assert rows[-1]["write-up p99 ms"] == 34.0 and rows[1]["write-up p99 ms"] is None
-    assert rows[0]["p99 ms"] == 40.0 and rows[0]["trials"] == 1
+    assert rows[-1]["write-up p99 (ms)"] == 34.0 and rows[1]["write-up p99 (ms)"] is None
+    assert rows[0]["p99 (ms)"] == 40.0 and rows[0]["trials"] == 1
     steps.loc[0, "achieved_per_s"] = 150.0
     assert ("grpc-tls-fresh could not keep up with 200 requests/s here (it completed 150/s: "
             "it is saturated at this load)") in verdict(steps)

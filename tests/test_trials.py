@@ -117,7 +117,7 @@ def test_median_and_spread_of_hand_made_trials():
                             ["k"], ["x"])
     assert list(even.loc[0, ["x", "x_lo", "x_hi", "trials"]]) == [2.5, 1.0, 4.0, 4]
     row, _ = summary_rows(steps)
-    assert row["p99 ms"] == "25 [10-40]" and row["trials"] == 3 and row["n"] == 3000
+    assert row["p99 (ms)"] == "25.0 [10.0–40.0]" and row["trials"] == 3 and row["samples"] == 3000
     assert row["run"] == "INVALID (1 of 3)"
     assert all(len(str(v)) < 30 for v in row.values())
 
@@ -222,11 +222,11 @@ def test_one_rate_rows_and_verdict_name_invalid_variants_and_thin_tails():
                            "p999_us": 5e3, "valid": not (v == "b" and t == 2)}
                           for t in range(3) for v in ("a", "b")])
     a, b = one_rate_rows(frame)
-    assert a["p99 ms"] == "2 [1-3]" and a["p50 ms"] == "0.2 [0.1-0.3]"
-    assert a["p99.9 ms"] == "too few samples (n=1,000)" and a["run"] == "valid"
+    assert a["p99 (ms)"] == "2.00 [1.00–3.00]" and a["p50 (us)"] == "200 [100–300]"
+    assert a["p99.9 (ms)"] == "too few samples (n=1,000)" and a["run"] == "valid"
     assert b["run"] == "INVALID (1 of 3)"
-    big = frame.assign(p50_us=frame["p50_us"] * 1e4)   # seconds read as 1,000 [1,000-3,000]
-    assert one_rate_rows(big)[0]["p50 ms"] == "2,000 [1,000-3,000]"
+    big = frame.assign(p50_us=frame["p50_us"] * 1e4)   # seconds read in seconds
+    assert one_rate_rows(big)[0]["p50 (s)"] == "2.00 [1.00–3.00]"
     text = one_rate_verdict(frame)
     assert text.startswith("1 of 2 variants had INVALID runs: b (1 of 3).")
     assert "rerun on a quieter machine or lower the rate" in text

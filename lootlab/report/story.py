@@ -9,9 +9,12 @@ measures, and nothing in ``lootlab.story`` writes prose.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
+
+from .format import number, round_sig, time_unit
 
 
 def _fmt_ms(ms: float) -> str:
@@ -30,8 +33,10 @@ def band(step: pd.Series, col: str = "p99_ms") -> tuple[float, float]:
     per-trial 95 % intervals where the rows carry them (p99 only)."""
     lo, hi = _num(step.get(f"{col}_lo", step[col])), _num(step.get(f"{col}_hi", step[col]))
     if col == "p99_ms":
-        lo = min(lo, _num(step.get("p99_ci_low_ms")), key=lambda v: math.inf if v != v else v)
-        hi = max(hi, _num(step.get("p99_ci_high_ms")), key=lambda v: -math.inf if v != v else v)
+        lo = min(lo, _num(step.get("p99_ci_low_ms")),
+                 key=lambda v: math.inf if math.isnan(v) else v)
+        hi = max(hi, _num(step.get("p99_ci_high_ms")),
+                 key=lambda v: -math.inf if math.isnan(v) else v)
     return lo, hi
 
 
@@ -53,16 +58,20 @@ def few_samples(s: Any, p: float = 99.0) -> bool:
 
 def spread_cell(median: float, lo: float, hi: float, trials: int, *, n: float | None = None,
                 p: float | None = None) -> Any:
-    """A table cell: "value [min-max]" over several trials (the value pooled or the median
-    trial, the range the lowest and highest trial), the bare number for one, and
-    "too few samples (n=...)" when ``n`` samples leave fewer than 10 above percentile ``p``."""
+    """A table cell: "value [min–max]" over several trials (the value pooled or the median
+    trial, the range the lowest and highest trial), the bare number (three significant
+    figures) for one, and "too few samples (n=...)" when ``n`` samples leave fewer than 10
+    above percentile ``p``."""
     if n is not None and p is not None and few_samples({"n": n}, p):
         return f"too few samples (n={int(n):,})"
     if trials <= 1:
-        return round(float(median), 3)
-    def g(x: float) -> str:
-        return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
-    return f"{g(median)} [{g(lo)}-{g(hi)}]"
+        return round_sig(median)
+    return f"{number(median)} [{number(lo)}–{number(hi)}]"
+
+
+def _unit(values: Iterable[Any]) -> tuple[str, float]:
+    """The time unit that fits a column of milliseconds, and the factor into it."""
+    return time_unit(values, "ms")
 
 
 def _trials(s: pd.Series) -> int:
@@ -215,21 +224,25 @@ def run_cell(s: Any) -> str:
 
 def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
     """The step chart's numbers as rows for ``lootlab.report.publish_summary``: the pooled
-    (or median) figure [lowest-highest trial], the samples behind it, valid or how many
-    INVALID, and a saturated side or a large generator lag bound where there was one."""
+    (or median) figure [lowest–highest trial] in the unit that fits the column, the samples
+    behind it, valid or how many INVALID, and a saturated side or a large generator lag
+    bound where there was one."""
+    units = {col: _unit(steps[col]) if col in steps else ("ms", 1.0)
+             for col in ("p50_ms", "p99_ms")}
     rows = []
     for _, s in steps.iterrows():
         r = _trials(s)
         n = _num(s.get("n"))
-        cells = {f"{name} ms": spread_cell(s[col], s.get(f"{col}_lo", s[col]),
-                                           s.get(f"{col}_hi", s[col]), r,
-                                           n=None if math.isnan(n) else n, p=p)
-                 for name, col, p in (("p50", "p50_ms", 50.0), ("p99", "p99_ms", 99.0))}
+        cells = {}
+        for name, col, p in (("p50", "p50_ms", 50.0), ("p99", "p99_ms", 99.0)):
+            unit, k = units[col]
+            cells[f"{name} ({unit})"] = spread_cell(
+                s[col] * k, _num(s.get(f"{col}_lo", s[col])) * k,
+                _num(s.get(f"{col}_hi", s[col])) * k, r, n=None if math.isnan(n) else n, p=p)
         rows.append({"step": s["step"], **cells, "trials": r,
-                     "n": int(s["n"]) if not math.isnan(n) else int(s["requests"]),
-                     "achieved/s": round(float(s["achieved_per_s"]), 1),
-                     "write-up p99 ms": (None if math.isnan(s["writeup_p99_ms"])
-                                         else s["writeup_p99_ms"]),
+                     "samples": int(s["n"]) if not math.isnan(n) else int(s["requests"]),
+                     "achieved (req/s)": round_sig(s["achieved_per_s"]),
+                     "write-up p99 (ms)": round_sig(s["writeup_p99_ms"]),
                      "server CPU (cores)": _cores(s.get("server_cores")),
                      "run": run_cell(s)})
     return rows
@@ -243,18 +256,22 @@ def _cores(x: Any) -> Any:
 
 def rebuild_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
     """Each rebuild-under-load run as a report row: the figures a reader compares, named as
-    the step table names them; the health reasons stay in the notebook (a table cell is no
-    place for a paragraph), the row says whether the run was valid."""
+    the step table names them (in the time unit that fits each column); the health reasons
+    stay in the notebook (a table cell is no place for a paragraph), the row says whether
+    the run was valid."""
+    summaries = [r.summary() for r in runs]
+    units = {c: _unit([s[c] for s in summaries]) for c in ("p50_ms", "p99_ms", "max_ms")}
+
+    def ms(s: dict[str, Any], col: str) -> tuple[str, Any]:
+        unit, k = units[col]
+        return f"{col[:-3]} ({unit})", round_sig(float(s[col]) * k)
     rows = []
-    for r in runs:
-        s = r.summary()
-        rows.append({"source": s["source"], "rate/s": round(float(s["rate"]), 1),
-                     "achieved/s": round(float(s["achieved_per_s"]), 1),
+    for s in summaries:
+        rows.append({"source": s["source"], "rate (req/s)": round_sig(s["rate"]),
+                     "achieved (req/s)": round_sig(s["achieved_per_s"]),
                      "requests": s["requests"], "errors": s["errors"],
-                     "p50 ms": round(float(s["p50_ms"]), 3),
-                     "p99 ms": round(float(s["p99_ms"]), 3),
-                     "max ms": round(float(s["max_ms"]), 3), "swaps": s["swaps"],
-                     "generations seen": s["generations_seen"],
+                     **dict(ms(s, c) for c in ("p50_ms", "p99_ms", "max_ms")),
+                     "swaps": s["swaps"], "generations seen": s["generations_seen"],
                      "run": "valid" if s.get("valid", True) else "INVALID (see health)"})
     return rows
 
@@ -279,8 +296,8 @@ def rebuild_verdict(runs: Iterable[Any]) -> str:
 
 def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None
                   ) -> list[dict[str, Any]]:
-    """Rows of ``loadgen.sweep`` at one rate (any number of trials) as report rows in ms per
-    variant: with ``results`` (the sweep's ``LoadResult``s) each figure is that of the trials
+    """Rows of ``loadgen.sweep`` at one rate (any number of trials) as report rows per
+    variant, in the time unit that fits each column: with ``results`` (the sweep's ``LoadResult``s) each figure is that of the trials
     pooled into one histogram, else the median trial; [lowest-highest trial] beside it, and
     "too few samples" where the tail is too thin."""
     from ..loadgen.pooling import pooled
@@ -291,6 +308,7 @@ def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None
     for res in results or ():
         by.setdefault((res.variant, float(res.offered_rate)), []).append(res)
     rows = []
+    pools = []
     for _, s in summary.iterrows():
         trials = by.get((s["variant"], float(s["rate"])))
         if trials:
@@ -298,15 +316,25 @@ def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None
             for k in ("p50", "p99", "p999"):
                 s[f"{k}_us"] = pool[f"{k}_us"]
             s["n"] = pool["n"]
-
-        def cell(col: str, p: float) -> Any:
-            return spread_cell(s[col] / 1e3, s[f"{col}_lo"] / 1e3, s[f"{col}_hi"] / 1e3,
-                               int(s["trials"]), n=s["n"], p=p)
-        rows.append({"variant": s["variant"], "rate/s": s["rate"], "trials": int(s["trials"]),
-                     "n": int(s["n"]), "p50 ms": cell("p50_us", 50),
-                     "p99 ms": cell("p99_us", 99), "p99.9 ms": cell("p999_us", 99.9),
+        pools.append(s)
+    units = {c: time_unit([s[c] for s in pools], "us") for c in ("p50_us", "p99_us", "p999_us")}
+    for s in pools:
+        rows.append({"variant": s["variant"], "rate (req/s)": round_sig(s["rate"]),
+                     "trials": int(s["trials"]), "samples": int(s["n"]),
+                     **dict(_us_cell(s, col, p, name, units[col]) for col, p, name in
+                            (("p50_us", 50, "p50"), ("p99_us", 99, "p99"),
+                             ("p999_us", 99.9, "p99.9"))),
                      "run": run_cell(s)})
     return rows
+
+
+def _us_cell(s: pd.Series, col: str, p: float, name: str,
+             unit: tuple[str, float]) -> tuple[str, Any]:
+    """("p99 (ms)", "2 [1–3]"): one percentile of a one-rate row, named with its unit."""
+    k = unit[1]
+    return f"{name} ({unit[0]})", spread_cell(s[col] * k, s[f"{col}_lo"] * k,
+                                              s[f"{col}_hi"] * k, int(s["trials"]),
+                                              n=s["n"], p=p)
 
 
 def one_rate_verdict(frame: pd.DataFrame) -> str:

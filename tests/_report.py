@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -97,3 +97,72 @@ def click_zooms(frame) -> bool:
     width_after = frame.evaluate(
         "() => +document.querySelector(\"g.lf[data-test-target='1'] rect\").getAttribute('width')")
     return width_after > width_before * 2
+
+
+# What a reader must never see in a page: a Python dict printed raw, a process id or a
+# loopback port (lines the harness logs for itself).
+RAW_TEXT = {"raw dict": r"\{'|\": \{", "pid": r"\bpid \d+", "loopback port": r"127\.0\.0\.1:\d+"}
+
+_LAYOUT = """() => {
+  const out = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth)
+    out.push(`page scrolls sideways: ${doc.scrollWidth} px wide in a ${window.innerWidth} px window`);
+  const name = e => {
+    const text = (e.querySelector && e.querySelector('th, caption, h4') || e).textContent || '';
+    return `${e.tagName.toLowerCase()}${e.className && typeof e.className === 'string'
+      ? '.' + e.className.trim().split(/\\s+/)[0] : ''} "${text.trim().slice(0, 40)}"`;
+  };
+  const scrolls = s => s === 'auto' || s === 'scroll';
+  const clips = s => s === 'hidden' || s === 'clip';
+  const boxes = [...document.querySelectorAll('table, img, iframe, canvas, svg')]
+    .filter(e => !(e.tagName.toLowerCase() === 'svg' && e.parentElement.closest('svg')))
+    .filter(e => e.getBoundingClientRect().width > 0);
+  for (const e of boxes) {
+    const w = e.getBoundingClientRect().width;
+    const table = e.tagName.toLowerCase() === 'table';
+    const parent = e.parentElement;
+    if (!table && parent.clientWidth > 0 && w > parent.clientWidth + 1) {   // figures scale
+      out.push(`${name(e)} is ${Math.round(w)} px wide in a ${parent.clientWidth} px ` +
+               `${parent.tagName.toLowerCase()}`);
+      continue;
+    }
+    let held = false;   // by a wrapper that scrolls or cuts off: the first one decides
+    for (let a = parent; a && a !== doc && !held; a = a.parentElement) {
+      const cs = getComputedStyle(a);
+      if (scrolls(cs.overflowX)) {       // scrolls inside a wrapper: it must fit the page
+        held = true;
+        const r = a.getBoundingClientRect();
+        if (r.right > window.innerWidth + 1 || r.left < -1)
+          out.push(`${name(e)} scrolls in a wrapper wider than the page (${Math.round(r.width)} px)`);
+      } else if (clips(cs.overflowX) && a.clientWidth > 0 && w > a.clientWidth + 1) {
+        held = true;
+        out.push(`${name(e)} is ${Math.round(w)} px wide in a ${a.clientWidth} px ` +
+                 `${a.tagName.toLowerCase()} that cuts it off`);
+      }
+    }
+    if (!held && parent.clientWidth > 0 && w > parent.clientWidth + 1)
+      out.push(`${name(e)} is ${Math.round(w)} px wide in a ${parent.clientWidth} px ` +
+               `${parent.tagName.toLowerCase()}: it runs past its container`);
+  }
+  return out;
+}"""
+
+
+def layout_problems(page) -> list[str]:
+    """What a reader would see as broken layout in the loaded ``page`` at its window width:
+    the page scrolling sideways, a table or figure wider than what holds it (a table may
+    scroll inside a wrapper, if the wrapper fits the page)."""
+    return page.evaluate(_LAYOUT)
+
+
+def text_problems(text: str) -> list[str]:
+    """Raw dicts, pids and loopback ports in a page's visible text, each with its context."""
+    import re
+
+    found = []
+    for what, pattern in RAW_TEXT.items():
+        for m in re.finditer(pattern, text):
+            context = " ".join(text[max(0, m.start() - 50):m.end() + 50].split())
+            found.append(f"{what}: ...{context}...")
+    return found

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames
+from _report import (
+    PageLog,
+    browser,
+    click_zooms,
+    figure_sizes,
+    flamegraph_frames,
+    layout_problems,
+    text_problems,
+)
 
 from lootlab.report import build_report, external_urls, notebooks_dir
 
@@ -167,6 +175,46 @@ def test_page_renders_offline_without_console_errors_and_figures_load(quick_repo
         assert all(w > 0 and h > 0 for w, h in sizes), sizes
         assert "Traceback" not in page.content()
     page.close()
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+@pytest.mark.parametrize("name", ["index", *EXPECTED])
+def test_page_reads_as_a_person_would_see_it(quick_report, chromium, name, width):
+    """Every page at a narrow and a wide window: nothing runs past the page or its container
+    (a table may scroll inside a wrapper that fits), no raw dict, pid or port in the text a
+    reader sees, no console error, no network request."""
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(120_000)
+    log = PageLog(page)
+    page.goto((quick_report.out_dir / f"{name}.html").as_uri())
+    page.wait_for_load_state("load")
+    problems = layout_problems(page) + text_problems(page.inner_text("body"))
+    assert log.errors == [] and log.network == [], (log.errors, log.network)
+    page.close()
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_index_leads_with_the_answer(quick_report, chromium):
+    """The story's verdict comes before the evidence, under the banner when a run behind a
+    headline number was INVALID or the machine noisy, and the figure (when the story
+    publishes one) above it."""
+    from lootlab.report.index import warnings
+
+    story = next(r for r in quick_report.runs if r.name == "01-story")
+    page = chromium.new_page(viewport={"width": 800, "height": 900})
+    page.goto((quick_report.out_dir / "index.html").as_uri())
+    order = page.evaluate("""() => {
+      const y = s => { const e = document.querySelector(s); return e ? e.getBoundingClientRect().top : null; };
+      return {banner: y('.banner'), figure: y('.answer img'), verdict: y('.answer .verdict'),
+              evidence: y('h2 ~ section.evidence')}; }""")
+    verdict = page.inner_text(".answer .verdict")
+    page.close()
+    assert verdict.startswith(story.summary["verdict"].split(". ")[0])
+    assert order["verdict"] < order["evidence"]
+    if story.summary.get("figure"):
+        assert order["figure"] < order["verdict"]
+    if warnings(quick_report.runs, quick_report.env):
+        assert order["banner"] is not None and order["banner"] < order["verdict"]
 
 
 def test_flamegraphs_are_interactive_in_the_export(quick_report, chromium):

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from _report import PageLog, browser, click_zooms, figure_sizes, flamegraph_frames, write_notebook
+from _report import (
+    PageLog,
+    browser,
+    click_zooms,
+    figure_sizes,
+    flamegraph_frames,
+    layout_problems,
+    text_problems,
+    write_notebook,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,8 +78,8 @@ def report(tmp_path_factory, flame_svg):
     svg_path.write_text(flame_svg)
     write_notebook(nbs / "01-good.ipynb", [
         PLOT, SUMMARY,
-        f"from lootlab.report import interactive_svg\n"
-        f"interactive_svg(open({str(svg_path)!r}).read())",
+        (f"from lootlab.report import interactive_svg\n"
+         f"interactive_svg(open({str(svg_path)!r}).read())"),
         "print('math $x^2$ and done')",
     ], title="Good notebook")
     write_notebook(nbs / "02-bad.ipynb", [
@@ -184,7 +193,7 @@ def test_unknown_profile_and_missing_notebooks_are_lootlab_errors(tmp_path):
 def test_cli_fails_with_one_line_naming_the_cell(report, tmp_path):
     proc = subprocess.run([str(Path(sys.executable).parent / "lootlab"), "report", "--notebooks",
                            str(report.nbs), "--only", "02", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("lootlab: error:") and "RuntimeError" in last and "02-bad" in last
@@ -212,8 +221,8 @@ class _PatientBrowser:
     def __init__(self, browser):
         self._browser = browser
 
-    def new_page(self):
-        page = self._browser.new_page()
+    def new_page(self, **options):
+        page = self._browser.new_page(**options)
         page.set_default_timeout(BROWSER_DEADLINE_MS)
         page.set_default_navigation_timeout(BROWSER_DEADLINE_MS)
         return page
@@ -321,14 +330,14 @@ def test_step_chart_draws_every_step_and_the_writeup_reference():
     assert labels[0] == "grpc-tls-fresh" and labels[-1] == "mmap"
     # p50 and p99 bars per step, then the write-up's three p99 figures as markers
     assert len(ax.patches) == 10
-    assert [tuple(o) for o in ax.collections[0].get_offsets()][0][1] == 95.0
+    assert ax.collections[0].get_offsets()[0][1] == 95.0
     assert sum("INVALID" in t.get_text() for t in ax.texts) == 1
     assert len(wf.patches) == 5
 
 
 def test_lab_runs_jupyter_lab_from_the_venv_with_its_arguments():
     proc = subprocess.run([str(Path(sys.executable).parent / "lootlab"), "lab", "--version"],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     from importlib.metadata import version
 
@@ -454,3 +463,42 @@ def test_without_a_figure_the_first_notebook_verdict_leads_and_no_answer_without
     assert "First. Second." in answer and "<img" not in answer and "Bee." not in answer
     page = _index_page(tmp_path, [("01-a", _published("A", "")), ("02-b", _published("B", "Bee."))])
     assert "<section class='answer'>" not in page and "Bee." in page
+
+
+# --- the browser checks themselves, on pages made to fail them --------------------------------
+
+_WIDE = "<table><tr><td style='min-width:1400px'>wide</td></tr></table>"
+_PAGES = {
+    "fits": "<p>short</p><div style='overflow-x:auto'>" + _WIDE + "</div>"
+            "<img style='max-width:100%' width=2000 height=10 src='data:image/gif;base64,"
+            "R0lGODlhAQABAAAAACw='>",
+    "page overflow": _WIDE,
+    "wrapper wider than the page": "<div style='overflow-x:auto;width:1500px'>" + _WIDE + "</div>",
+    "cut off": "<div style='overflow:hidden;width:300px'>" + _WIDE + "</div>",
+    "figure past its container": "<div style='width:300px'><img width=500 height=10 "
+                                 "src='data:image/gif;base64,R0lGODlhAQABAAAAACw='></div>",
+}
+
+
+@pytest.mark.parametrize("what", list(_PAGES))
+def test_layout_problems_finds_what_a_reader_would_see_broken(chromium, tmp_path, what):
+    path = tmp_path / "p.html"
+    path.write_text(f"<!DOCTYPE html><html><body>{_PAGES[what]}</body></html>")
+    page = chromium.new_page(viewport={"width": 800, "height": 600})
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    problems = layout_problems(page)
+    page.close()
+    if what == "fits":
+        assert problems == []
+    else:
+        assert problems, what
+        assert what != "cut off" or any("cuts it off" in p for p in problems)
+        assert what != "wrapper wider than the page" or any("wrapper" in p for p in problems)
+
+
+def test_text_problems_names_raw_dicts_pids_and_ports():
+    assert text_problems("p99 12 ms {not a dict} pid-less; 10.0.0.1") == []
+    found = text_problems("sizes {'rate': 100}; json {\"a\": {\"b\": 1}}; server "
+                          "127.0.0.1:40621 (pid 861)")
+    assert [f.split(":")[0] for f in found] == ["raw dict", "raw dict", "pid", "loopback port"]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
@@ -25,6 +26,7 @@ from lootlab.loadgen import hist
 from lootlab.loadgen.health import Health
 from lootlab.loadgen.results import LoadResult
 from lootlab.notebook import PANDAS_OPTIONS, check_profile, setup
+from lootlab.plots.colors import variant_color
 from lootlab.plots.latency import latency_vs_throughput, percentile_spectrum, spike_timeline
 from lootlab.plots.profile import bucket_bars, gc_pause_chart, memory_bars, pss_vs_replicas
 from lootlab.profiling import BUCKETS, FlameProfile, GcEvent, GcStats, bucket_shares
@@ -47,7 +49,9 @@ def _tick_labels(ax, axis: str = "x") -> list[str]:
 
 
 def _legend_labels(ax) -> list[str]:
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+    """The axes' legend, or else the figure's (drawn under the panels)."""
+    legend = ax.get_legend() or ax.get_figure().legends[0]
+    return [t.get_text() for t in legend.get_texts()]
 
 
 # -- bucket shares (notebook 03) ---------------------------------------------------------
@@ -107,35 +111,42 @@ def mem_table() -> pd.DataFrame:
     ])
 
 
-def _heights(bars) -> list[float]:
-    return [p.get_height() for p in bars]
+def _widths(bars) -> list[float]:
+    return [p.get_width() for p in bars]
+
+
+def _title(ax) -> str:
+    return " ".join(ax.get_title().split())     # titles are wrapped to their panel
 
 
 def test_memory_bars_draw_allocations_bytes_and_rss_per_variant(mem_table):
     fig = memory_bars(mem_table)
     allocs, kib, rss = fig.axes[:3]
-    assert [ax.get_title() for ax in (allocs, kib, rss)] == [
+    assert [_title(ax) for ax in (allocs, kib, rss)] == [
         "allocations per op (memray)",
-        "KiB allocated per op (measured loop only; the mapping is reported apart)",
+        "KiB allocated per op (measured loop only; the mapping apart)",
         "RSS anon / file, peak heap (MiB)"]
     variants = list(mem_table["variant"])
-    assert _heights(allocs.patches) == pytest.approx([2.1, 0.4])
-    assert _heights(kib.patches) == pytest.approx([3.0, 0.5])  # bytes shown as KiB
-    for ax in (allocs, kib, rss):
-        assert _tick_labels(ax) == variants
-    columns = ["RssAnon_MiB", "RssFile_MiB", "peak_heap_MiB"]
-    assert _legend_labels(rss) == columns
-    assert [_heights(c) for c in rss.containers] == [
+    assert _widths(allocs.patches) == pytest.approx([2.1, 0.4])
+    assert _widths(kib.patches) == pytest.approx([3.0, 0.5])  # bytes shown as KiB
+    assert _tick_labels(allocs, "y") == variants               # one row per variant, shared
+    assert allocs.yaxis_inverted()
+    assert _legend_labels(rss) == ["RSS anon", "RSS file", "peak heap"]
+    assert [_widths(c) for c in rss.containers] == [
         pytest.approx([60, 30]), pytest.approx([20, 50]), pytest.approx([40, 12])]
-    assert tuple(fig.get_size_inches()) == (12, 3.6)
+    # each bar in its variant's colour, in every panel
+    want = [to_rgb(variant_color(v)) for v in variants]
+    for ax in (allocs, kib):
+        assert [to_rgb(p.get_facecolor()) for p in ax.patches] == want
+    assert fig.get_size_inches()[0] == 12
 
 
 def test_memory_bars_leave_out_a_panel_whose_columns_are_missing(mem_table):
     fig = memory_bars(mem_table[["variant", "allocs_per_op", "RssAnon_MiB"]])
     allocs, rss = fig.axes[:2]
-    assert allocs.get_title() == "allocations per op (memray)"
-    assert _legend_labels(rss) == ["RssAnon_MiB"]
-    assert tuple(fig.get_size_inches()) == (8, 3.6)
+    assert _title(allocs) == "allocations per op (memray)"
+    assert _widths(rss.patches) == pytest.approx([60, 30])
+    assert fig.get_size_inches()[0] == 8
 
 
 # -- memory across replicas (notebook 04) ------------------------------------------------
@@ -197,14 +208,15 @@ def _gc_stats(variant: str, pauses_ms: list[float]) -> GcStats:
 
 
 def _box_quartiles(ax, position: int) -> tuple[float, float, float]:
-    """(q1, median, q3) of the box drawn at x = ``position``, read back from its lines."""
-    near = [ln for ln in ax.get_lines()
-            if len(ln.get_xdata()) and abs(np.mean(ln.get_xdata()) - position) < 0.3]
-    (box,) = [ln for ln in near if len(ln.get_xdata()) == 5]
-    x0, x1 = min(box.get_xdata()), max(box.get_xdata())
-    (median,) = [ln for ln in near if len(ln.get_xdata()) == 2
-                 and (min(ln.get_xdata()), max(ln.get_xdata())) == (x0, x1)]
-    return min(box.get_ydata()), median.get_ydata()[0], max(box.get_ydata())
+    """(q1, median, q3) of the horizontal box drawn at y = ``position``, read back from its
+    box patch and median line."""
+    (box,) = [p for p in ax.patches
+              if abs(np.mean(p.get_path().vertices[:, 1]) - position) < 0.3]
+    xs = box.get_path().vertices[:, 0]
+    y0, y1 = box.get_path().vertices[:, 1].min(), box.get_path().vertices[:, 1].max()
+    (median,) = [ln for ln in ax.get_lines() if len(ln.get_ydata()) == 2
+                 and (min(ln.get_ydata()), max(ln.get_ydata())) == (y0, y1)]
+    return xs.min(), median.get_xdata()[0], xs.max()
 
 
 def test_gc_pause_chart_draws_one_box_of_pauses_per_variant():
@@ -212,16 +224,17 @@ def test_gc_pause_chart_draws_one_box_of_pauses_per_variant():
     stats = {"grpc-tls-pooled": _gc_stats("grpc-tls-pooled", pooled),
              "mmap": _gc_stats("mmap", [])}
     (ax,) = gc_pause_chart(stats).axes
-    assert _tick_labels(ax) == ["grpc-tls-pooled", "mmap"]
+    assert _tick_labels(ax, "y") == ["grpc-tls-pooled", "mmap"]     # first on top
+    assert ax.yaxis_inverted()
     assert _box_quartiles(ax, 1) == pytest.approx(tuple(np.percentile(pooled, [25, 50, 75])))
     assert _box_quartiles(ax, 2) == (0.0, 0.0, 0.0)  # no collection: drawn at 0, not dropped
-    assert ax.get_ylabel() == "GC pause (ms)"
-    assert "8 ms -> 0.6 ms" in ax.get_title()
+    assert ax.get_xlabel() == "GC pause (ms)"
+    assert "8 ms -> 0.6 ms" in _title(ax)
 
 
 def test_gc_pause_chart_takes_a_list_labelled_by_variant():
     (ax,) = gc_pause_chart([_gc_stats("a", [1.0]), _gc_stats("b", [2.0, 3.0])]).axes
-    assert _tick_labels(ax) == ["a", "b"]
+    assert _tick_labels(ax, "y") == ["a", "b"]
     assert _box_quartiles(ax, 2)[1] == pytest.approx(2.5)
 
 
@@ -262,6 +275,7 @@ def test_setup_under_ipython_shows_figures_inline_as_png_only():
 import matplotlib
 from ipykernel.inprocess.ipkernel import InProcessKernel
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
@@ -422,3 +436,55 @@ def test_latency_vs_throughput_of_many_variants_reads(results):
 def test_the_spike_timeline_reads(results):
     assert_text_reads(spike_timeline(results[:3]))
     assert_text_reads(spike_timeline(results[-1:], title="mmap: spike 10x over 1,000/s"))
+
+
+def _many_shares() -> pd.DataFrame:
+    frames = {LOOP + (CYGRPC,): 5, LOOP + (CYGRPC, SSL): 3, LOOP + (NP,): 1, LOOP: 2}
+    return bucket_shares([FlameProfile(v, {k: c * (i + 1) if j == i % 4 else c
+                                           for j, (k, c) in enumerate(frames.items())})
+                          for i, v in enumerate(MANY)])
+
+
+def _many_memory() -> pd.DataFrame:
+    return pd.DataFrame([_memory_profile(v, 0.4 + i * 3.1, 512.0 * 10 ** (i % 4), (30 + i) * MiB,
+                                         (50 + 40 * i) * MiB, 12 * MiB * (i + 1)).summary()
+                         for i, v in enumerate(MANY)])
+
+
+def _many_replicas() -> pd.DataFrame:
+    return totals(pd.concat([_raw_replicas("mmap", ks=(1, 2, 4, 8)),
+                             _raw_replicas(LONG, ks=(1, 2, 4, 8), server=True)]))
+
+
+def _many_gc() -> dict[str, GcStats]:
+    rng = np.random.default_rng(3)
+    return {v: _gc_stats(v, [] if v == "mmap" else list(rng.lognormal(0, 1.2, 40) * (i + 1)))
+            for i, v in enumerate(MANY)}
+
+
+def test_the_profiling_figures_of_many_variants_read():
+    assert_text_reads(bucket_bars(_many_shares(), title="CPU by bucket"))
+    assert_text_reads(memory_bars(_many_memory()))
+    assert_text_reads(memory_bars(_many_memory().iloc[:1]))
+    assert_text_reads(gc_pause_chart(_many_gc()))
+    assert_text_reads(gc_pause_chart({"mmap": _gc_stats("mmap", [])}))
+
+
+@pytest.mark.parametrize("ks", [(1, 2), (1, 2, 4, 8)])
+def test_the_replica_axis_has_whole_numbers_only(ks):
+    fig = pss_vs_replicas(totals(_raw_replicas("mmap", ks=ks)))
+    assert_text_reads(fig)
+    assert_text_reads(pss_vs_replicas(_many_replicas()))
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert shown and all(float(t).is_integer() for t in shown)   # never 1.2, 1.4 ...
+
+
+def _render_profile() -> dict[str, Figure]:
+    """The profiling figures with the inputs above (``/tmp/.../render.py`` looks at them)."""
+    return {"buckets": bucket_bars(_many_shares()), "memory": memory_bars(_many_memory()),
+            "memory_two": memory_bars(_many_memory().iloc[[2, 5]]),
+            "replicas": pss_vs_replicas(totals(_raw_replicas("mmap", ks=(1, 2)))),
+            "replicas_many": pss_vs_replicas(_many_replicas()), "gc": gc_pause_chart(_many_gc())}

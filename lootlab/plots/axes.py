@@ -41,6 +41,33 @@ def wrap(text: str, width_in: float, fontsize: float = 10.0) -> str:
     return "\n".join(textwrap.wrap(text, chars)) or text
 
 
+def fit_titles(fig, margin_px: float = 6.0) -> None:
+    """Wrap every axes title that would run out of the figure once laid out (a long
+    y-axis name or a legend beside the axes leaves a centred title less room than its
+    axes' share of the figure).  Lays the figure out once to measure."""
+    for _ in range(3):
+        fig.draw_without_rendering()
+        width = fig.bbox.width
+        changed = False
+        for ax in fig.axes:
+            for title in (ax.title, ax._left_title, ax._right_title):
+                text = title.get_text()
+                if not text.strip():
+                    continue
+                box = title.get_window_extent()
+                centre = (box.x0 + box.x1) / 2
+                room = 2 * min(centre, width - centre) - 2 * margin_px
+                if box.x0 < margin_px or box.x1 > width - margin_px:
+                    lines = max(len(line) for line in text.splitlines())
+                    chars = max(12, int(lines * room / max(box.width, 1.0)))
+                    wrapped = "\n".join(textwrap.wrap(" ".join(text.split()), chars))
+                    if wrapped != text:
+                        title.set_text(wrapped)
+                        changed = True
+        if not changed:
+            return
+
+
 def legend_outside(ax, fontsize: float = 8, **kwargs) -> None:
     """The axes' legend to the right of it (constrained layout makes room), so that a
     legend with many variants covers neither the data nor any other text."""
@@ -48,4 +75,4 @@ def legend_outside(ax, fontsize: float = 8, **kwargs) -> None:
               fontsize=fontsize, **kwargs)
 
 
-__all__ = ["PlainLogFormatter", "integer_ticks", "legend_outside", "plain_log", "wrap"]
+__all__ = ["PlainLogFormatter", "fit_titles", "integer_ticks", "legend_outside", "plain_log", "wrap"]

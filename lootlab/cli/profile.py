@@ -18,6 +18,12 @@ _SECONDS = click.FloatRange(min=0, min_open=True)   # a measurement needs time t
 _COUNT = click.IntRange(min=1)
 
 
+def _stages(kind: str, total: int):
+    """Stage lines on stderr (a bar too on a terminal): a profile is quiet for tens of seconds."""
+    from ..profiling.progress import Stages
+    return Stages(f"lootlab profile {kind}", total)
+
+
 def _out(out: Path | None, kind: str, variant: str) -> Path:
     """The artifact directory, created and proven writable (called before the run, so a
     read-only or missing-permission --out fails at once, and again after it)."""
@@ -51,7 +57,8 @@ def flame(variant: str, duration: float, rate: int | None, native: bool, idle: b
     from ..profiling import bucket_shares, flamegraph
     _out(out, "flame", variant)
     prof = flamegraph(variant, duration=duration, native=native, idle=idle, gil=gil, rate=rate,
-                      pyspy_svg=pyspy_svg, spin=spin)
+                      pyspy_svg=pyspy_svg, spin=spin,
+                      progress=_stages("flame", 2 if pyspy_svg else 1))
     d = _out(out, "flame", prof.variant)
     paths = prof.save(d)
     shares = bucket_shares([prof]).drop(columns=["samples"]).set_index("variant").T
@@ -72,11 +79,12 @@ def flame(variant: str, duration: float, rate: int | None, native: bool, idle: b
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def memory(variant: str, queries: int, native: bool, show_source: bool, out: Path | None) -> None:
     """Allocations and bytes per op (memray), /proc memory over an import-only baseline."""
-    import pandas as pd   # heavy: only when a table is printed
+    import pandas as pd  # heavy: only when a table is printed
 
     from ..profiling import memory as run_memory
     _out(out, "memory", variant)
-    prof = run_memory(variant, queries=queries, native=native, show_source=show_source)
+    prof = run_memory(variant, queries=queries, native=native, show_source=show_source,
+                      progress=_stages("memory", 4))
     d = _out(out, "memory", variant)
     (d / "memory.json").write_text(json.dumps(prof.to_dict(), indent=1))
     if prof.flamegraph_html:
@@ -121,7 +129,7 @@ def gc(variant: str, queries: int, out: Path | None) -> None:
 
     from ..profiling import gc_pauses
     _out(out, "gc", variant)
-    stats = gc_pauses(variant, queries=queries)
+    stats = gc_pauses(variant, queries=queries, progress=_stages("gc", 1))
     d = _out(out, "gc", variant)
     (d / "gc.json").write_text(json.dumps({"summary": stats.summary(),
                                            "pauses_ms": stats.pauses_ms.tolist()}, indent=1))
@@ -142,12 +150,17 @@ def diff(variant_a: str, variant_b: str, duration: float, rate: int | None, idle
          min_delta: float, out: Path | None) -> None:
     """What VARIANT_A spends that VARIANT_B does not (normalised shares, a - b)."""
     from ..profiling import compare
+    from ..profiling.diff import disjoint_sentence, is_disjoint
     _out(out, "diff", f"{variant_a}-vs-{variant_b}")
     result = compare(variant_a, variant_b, duration=duration, rate=rate, idle=idle,
-                     min_delta=min_delta)
+                     min_delta=min_delta, progress=_stages("diff", 2))
     d = _out(out, "diff", f"{variant_a}-vs-{variant_b}")
     paths = result.save(d)
     t = result.table
+    al = result.alignment
+    click.echo(f"shares of the samples under {al.frame}")
+    if is_disjoint(al):
+        click.echo(disjoint_sentence(al, variant_a, variant_b))
     click.echo(f"more in {variant_a}:")
     echo_table(t.head(8)[["frame", "bucket", "self_a", "self_b", "delta_self"]].round(3))
     click.echo(f"more in {variant_b}:")

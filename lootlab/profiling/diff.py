@@ -81,7 +81,7 @@ def _short(frame: str) -> str:
 
 def _counts(al: Alignment, na: str, nb: str) -> str:
     return (f"{na}: {al.samples_a:,} of its {al.loop_a:,} measured-loop samples are under "
-            f"{al.frame}; {nb}: {al.samples_b:,} of {al.loop_b:,}.")
+            f"that frame; {nb}: {al.samples_b:,} of {al.loop_b:,}.")
 
 
 def disjoint_sentence(al: Alignment, na: str, nb: str) -> str:

@@ -12,9 +12,12 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .progress import Stages
 
 
 @dataclass(frozen=True)
@@ -101,18 +104,22 @@ class GcStats:
 
 
 def gc_pauses(variant: str = "mmap", *, queries: int = 5000, index: str | Path | None = None,
-              alloc_per_op: int | None = None, workdir: str | Path | None = None) -> GcStats:
+              alloc_per_op: int | None = None, workdir: str | Path | None = None,
+              progress: Stages | None = None) -> GcStats:
     """Run ``variant``'s workload in a fresh process with the recorder around the measured
-    loop, and collect its pauses (``alloc_per_op`` runs the allocating test workload)."""
+    loop, and collect its pauses (``alloc_per_op`` runs the allocating test workload;
+    ``progress``, a ``Stages``, hears of the run)."""
     import tempfile
 
     from ._run import run, workload_args
+    from .progress import stage
     with tempfile.TemporaryDirectory(dir=workdir, prefix="lootlab-gc-") as tmp:
         log = Path(tmp) / "gc.json"
         extra = ["--gc-log", str(log)]
         if alloc_per_op is not None:
             extra += ["--alloc-per-op", str(alloc_per_op)]
-        summary, _ = run(workload_args(variant, queries=queries, index=index, extra=extra),
-                         what=f"the {variant} workload (GC pauses)")
+        with stage(progress, f"GC pauses: the {variant} workload, {queries:,} queries"):
+            summary, _ = run(workload_args(variant, queries=queries, index=index, extra=extra),
+                             what=f"the {variant} workload (GC pauses)")
         events = load_events(log)
     return GcStats(variant if alloc_per_op is None else "alloc", int(summary["ops"]), events)

@@ -24,6 +24,7 @@ from typing import Any
 
 from ._run import ProfilerError, run, tool, workload_args
 from .procmem import delta
+from .progress import Stages, stage
 
 MMAP_NOTE = ("memray counts each mmap as one allocation of its full size (shared page cache, "
              "not heap); the index mapping is reported separately from /proc smaps")
@@ -123,14 +124,17 @@ def memray_flamegraph_html(capture: str | Path, out: str | Path, *,
 def memory(variant: str = "mmap", *, queries: int = 2000, native: bool = False,
            index: str | Path | None = None, alloc_per_op: int | None = None,
            flamegraph: bool = True, show_source: bool = False,
-           workdir: str | Path | None = None) -> MemoryProfile:
-    """Allocations, bytes and /proc memory of ``variant``'s workload (three fresh processes)."""
+           workdir: str | Path | None = None, progress: Stages | None = None) -> MemoryProfile:
+    """Allocations, bytes and /proc memory of ``variant``'s workload (three fresh processes;
+    ``progress``, a ``Stages``, hears of each, and of memray's flame graph: four stages)."""
     extra = ["--alloc-per-op", str(alloc_per_op)] if alloc_per_op is not None else []
     label = variant if alloc_per_op is None else "alloc"
-    base, _ = run(workload_args(variant, extra=["--baseline"]), what="the baseline process")
-    plain, _ = run(workload_args(variant, queries=queries, index=index,
-                                 extra=extra + ["--proc-stats"]),
-                   what=f"the {label} workload")
+    with stage(progress, "baseline: a process that only imports lootlab"):
+        base, _ = run(workload_args(variant, extra=["--baseline"]), what="the baseline process")
+    with stage(progress, f"/proc memory: the {label} workload, {queries:,} queries, untraced"):
+        plain, _ = run(workload_args(variant, queries=queries, index=index,
+                                     extra=extra + ["--proc-stats"]),
+                       what=f"the {label} workload")
     with tempfile.TemporaryDirectory(dir=workdir, prefix="lootlab-memray-") as tmp:
         capture = Path(tmp) / "capture.bin"
         argv = [tool("memray"), "run", "--quiet", "--force", "--trace-python-allocators",
@@ -138,10 +142,15 @@ def memory(variant: str = "mmap", *, queries: int = 2000, native: bool = False,
         if native:
             argv.append("--native")
         wl = workload_args(variant, queries=queries, index=index, extra=extra)
-        traced, _ = run(argv + ["-m"] + wl[2:], what=f"memray on the {label} workload")
-        counts = count_loop_allocations(capture)
-        html = (memray_flamegraph_html(capture, Path(tmp) / "memray.html",
-                                       show_source=show_source) if flamegraph else None)
+        with stage(progress, f"memray: tracing the {label} workload's allocations"
+                             f"{' (native)' if native else ''}"):
+            traced, _ = run(argv + ["-m"] + wl[2:], what=f"memray on the {label} workload")
+            counts = count_loop_allocations(capture)
+        html = None
+        if flamegraph:
+            with stage(progress, "memray: writing its flame graph"):
+                html = memray_flamegraph_html(capture, Path(tmp) / "memray.html",
+                                              show_source=show_source)
     ops = max(int(traced["ops"]), 1)
     pops = max(int(plain["ops"]), 1)
     return MemoryProfile(

@@ -198,6 +198,7 @@ def test_cli_fails_with_one_line_naming_the_cell(report, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("lootlab: error:") and "RuntimeError" in last and "02-bad" in last
     assert "Traceback" not in proc.stderr
+    assert "\r" not in proc.stderr      # a log gets whole lines, never a bar's redraws
     assert (tmp_path / "02-bad.html").exists()
     assert "[1/1] 02-bad.ipynb" in proc.stderr
 
@@ -502,3 +503,45 @@ def test_text_problems_names_raw_dicts_pids_and_ports():
     found = text_problems("sizes {'rate': 100}; json {\"a\": {\"b\": 1}}; server "
                           "127.0.0.1:40621 (pid 861)")
     assert [f.split(":")[0] for f in found] == ["raw dict", "raw dict", "pid", "loopback port"]
+
+
+# --- progress: whole lines for a log while a long cell runs -----------------------------------
+
+def test_running_cell_reads_papermill_state(tmp_path):
+    from datetime import UTC, datetime
+
+    from lootlab.report.execute import running_cell
+
+    started = datetime(2024, 1, 1, tzinfo=UTC)
+    def cell(status, source):
+        return {"cell_type": "code", "source": source, "metadata": {"papermill": {
+            "status": status, "start_time": started.isoformat()}}}
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": "# t", "metadata": {}},
+        cell("completed", "x = 1"), cell("running", ["# why\n", "run = slow()\n"]),
+        cell("pending", "y")]}))
+    found = running_cell(path, now=started.timestamp() + 42)
+    assert found.describe() == "cell 2 of 3 running for 42 s: run = slow()"
+    path.write_text('{"cells": [')       # mid-write
+    assert running_cell(path) is None
+    assert running_cell(tmp_path / "missing.ipynb") is None
+
+
+def test_a_long_cell_prints_whole_lines_while_it_runs(tmp_path, monkeypatch):
+    from lootlab.report import pipeline
+
+    monkeypatch.setattr(pipeline, "LONG_CELL_EVERY", 1.0)
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write_notebook(nbs / "01-long.ipynb", ["import time", "time.sleep(6)"],
+                   title="Long")
+    messages: list[str] = []
+    rep = build_report("quick", tmp_path / "out", notebooks=nbs, progress=messages.append)
+    assert rep.ok
+    lines = [m for m in messages if "running for" in m]
+    assert lines, messages
+    # four code cells: the parameters, papermill's injected ones, then the two above
+    assert all(m.startswith("[1/1] 01-long.ipynb: cell 4 of 4 running for ") and
+               m.endswith(": time.sleep(6)") for m in lines), lines
+    assert all("\r" not in m and "\n" not in m for m in messages)

@@ -7,12 +7,15 @@ traceback), which the report exports so the failure can be read.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import nbformat
 
@@ -92,30 +95,100 @@ def notebook_title(notebook: Any, default: str) -> str:
     return default
 
 
+@dataclass
+class CellProgress:
+    """Where a running notebook is: its ``number``-th code cell of ``total`` has been running
+    for ``seconds``; ``line`` is that cell's first line of code."""
+
+    number: int
+    total: int
+    seconds: float
+    line: str
+
+    def describe(self) -> str:
+        return (f"cell {self.number} of {self.total} running for {self.seconds:.0f} s"
+                + (f": {self.line[:60]}" if self.line else ""))
+
+
+def running_cell(executed: Path, now: float | None = None) -> CellProgress | None:
+    """The running code cell of a notebook papermill is executing into ``executed`` (it saves
+    the file as each cell starts), or None when none is running or the file is mid-write."""
+    from datetime import datetime
+
+    try:
+        node = json.loads(executed.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    code = [c for c in node.get("cells", []) if c.get("cell_type") == "code"]
+    for number, cell in enumerate(code, 1):
+        meta = (cell.get("metadata") or {}).get("papermill") or {}
+        if meta.get("status") == "running" and meta.get("start_time"):
+            started = datetime.fromisoformat(meta["start_time"]).timestamp()
+            source = cell.get("source") or ""
+            source = "".join(source) if isinstance(source, list) else source
+            line = next((ln.strip() for ln in source.splitlines()
+                         if ln.strip() and not ln.lstrip().startswith("#")), "")
+            return CellProgress(number, len(code), (now or time.time()) - started, line)
+    return None
+
+
+@contextmanager
+def _watch(executed: Path, report: Callable[[CellProgress], None] | None,
+           every: float) -> Iterator[None]:
+    """Call ``report`` every ``every`` seconds with the running cell while the block runs:
+    a long cell shows up in a log as whole lines, not as silence."""
+    if report is None:
+        yield
+        return
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(every):
+            cell = running_cell(executed)
+            if cell is not None and cell.seconds >= every / 2:
+                report(cell)
+
+    thread = threading.Thread(target=loop, name="lootlab-report-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def execute_notebook(source: str | Path, executed: str | Path, *, parameters: dict[str, Any],
                      cwd: str | Path | None = None, cell_timeout: float = 900,
-                     kernel_name: str = "python3") -> NotebookRun:
+                     kernel_name: str = "python3", cell_bar: bool = False,
+                     on_long_cell: Callable[[CellProgress], None] | None = None,
+                     every: float = 30.0) -> NotebookRun:
     """Execute ``source`` into ``executed`` (never back into ``source``); never raises on a
-    failing cell: the failure is in the returned run's ``error``."""
+    failing cell: the failure is in the returned run's ``error``.
+
+    ``cell_bar`` shows papermill's bar of cells (for a terminal: it redraws with ``\\r``);
+    ``on_long_cell`` is called every ``every`` seconds with the cell still running (for a
+    log: one whole line each time)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     source, executed = Path(source), Path(executed)
     executed.parent.mkdir(parents=True, exist_ok=True)
+    executed.unlink(missing_ok=True)    # an earlier run's copy would read as this one's state
     started = time.perf_counter()
     error: CellError | None = None
     raised: Exception | None = None
-    with _kernel_env():
+    bar = {"desc": source.stem, "leave": False, "disable": None} if cell_bar else False
+    with _kernel_env(), _watch(executed, on_long_cell, every):
         try:
             papermill.execute_notebook(
                 str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
-                cwd=str(cwd or executed.parent), progress_bar=False, log_output=False,
+                cwd=str(cwd or executed.parent), progress_bar=bar, log_output=False,
                 execution_timeout=cell_timeout, request_save_on_cell_execute=True,
                 # the kernel's start-up warning about TCP on loopback is noise in a report
                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except PapermillExecutionError as exc:
             error = CellError(exc.exec_count or -1, exc.ename, exc.evalue, "")
-        except Exception as exc:  # a cell timeout, a dead kernel: a failed notebook, not a crash
+        except Exception as exc:  # noqa: BLE001 (a cell timeout, a dead kernel: a failed notebook)
             raised = exc
     seconds = time.perf_counter() - started
     node = nbformat.read(str(executed), as_version=4) if executed.exists() else None

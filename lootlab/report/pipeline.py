@@ -6,9 +6,10 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .. import noise
 from ..errors import LootlabError
@@ -18,6 +19,9 @@ from .export import env_footer, export_html, nav_header
 from .index import write_index
 
 PROFILES = ("quick", "standard", "full")
+
+#: Seconds between the lines a log gets while one notebook cell keeps running.
+LONG_CELL_EVERY = 30.0
 
 
 class ReportError(LootlabError):
@@ -90,7 +94,20 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
     """
     if profile not in PROFILES:
         raise ReportError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
-    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    # A terminal gets bars (notebooks, and the running notebook's cells) that redraw in place;
+    # a log, or a caller's ``progress``, gets whole lines only, one more every
+    # LONG_CELL_EVERY seconds while a cell runs.
+    bars = progress is None and sys.stderr.isatty()
+    from tqdm.auto import tqdm
+
+    if progress is not None:
+        say = progress
+    elif bars:
+        def say(msg: str) -> None:
+            tqdm.write(msg, file=sys.stderr)
+    else:
+        def say(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = find_notebooks(notebooks, only)
@@ -100,27 +117,29 @@ def build_report(profile: str = "quick", out: str | Path = "reports", *, show_co
     timeout = cell_timeout or (900 if profile == "quick" else 3 * 3600)
     started = time.perf_counter()
     runs: list[NotebookRun] = []
-    from tqdm.auto import tqdm
-
     with tqdm(total=len(sources), desc="notebooks", unit="nb", file=sys.stderr,
-              disable=None) as bar:
+              disable=not bars) as bar:
         for i, source in enumerate(sources, 1):
             bar.set_postfix_str(source.stem)
-            say(f"[{i}/{len(sources)}] {source.name}: running ({profile})")
+            where = f"[{i}/{len(sources)}] {source.name}"
+            say(f"{where}: running ({profile})")
             check = noise.start()
-            run = execute_notebook(source, out_dir / "executed" / source.name,
-                                   parameters=_parameters(source, profile, out_dir),
-                                   cell_timeout=timeout)
+            run = execute_notebook(
+                source, out_dir / "executed" / source.name,
+                parameters=_parameters(source, profile, out_dir), cell_timeout=timeout,
+                cell_bar=bars, every=LONG_CELL_EVERY,
+                on_long_cell=None if bars else lambda cell, where=where: say(
+                    f"{where}: {cell.describe()}"))
             check = noise.finish(check)
             run.extra["noise"] = check.to_dict()
             if check.noisy:
-                say(f"[{i}/{len(sources)}] {source.name}: the machine was busy ({check.short()})")
+                say(f"{where}: the machine was busy ({check.short()})")
             if run.executed.exists():
                 run.html = export_html(run.executed, out_dir / f"{source.stem}.html",
                                        show_code=show_code, header=nav_header(names, source.stem),
                                        footer=footer, title=run.title)
             status = "ok" if run.ok else f"FAILED: {run.error.one_line()}"
-            say(f"[{i}/{len(sources)}] {source.name}: {status} ({run.seconds:.0f} s)")
+            say(f"{where}: {status} ({run.seconds:.0f} s)")
             runs.append(run)
             bar.update(1)
     seconds = time.perf_counter() - started

@@ -1,0 +1,229 @@
+"""The C++ loot server (``build/lootlab-server``, ``make cpp-server``) in a child process.
+
+``CppServer`` is to the C++ server what ``LoopbackServer`` is to the Python one: the same
+``target`` / ``ca`` / ``pid`` / ``endpoint`` / ``stats()``, so
+``lootlab.variants.resolve("grpc-tls-pooled", cpp)`` and ``story.run_steps(..., server=cpp)``
+work unchanged, and the lab can show what the remote cost is with a server that is not
+the bottleneck (issue 17).  It serves the same index file and proto with the same answer
+bytes (docs/cpp-server.md).  The child exits when its stdin pipe closes, so a parent
+that dies leaves no server behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import LootlabError, LootlabTimeout
+from ..variants import Endpoint
+
+ENV_BINARY = "LOOTLAB_CPP_SERVER"
+_START_TIMEOUT = 30.0
+_LIMIT_OPTIONS = {"max_results": "--max-results", "max_radius": "--max-radius",
+                  "max_k": "--max-k"}
+
+
+class CppServerError(LootlabError):
+    """The C++ server is not built, or did not start."""
+
+
+def checkout_binary() -> Path:
+    """Where ``make cpp-server`` puts the binary: build/ beside the lootlab package."""
+    return Path(__file__).resolve().parents[2] / "build" / "lootlab-server"
+
+
+def find_binary() -> Path:
+    """The server binary: ``$LOOTLAB_CPP_SERVER``, else the checkout's build/lootlab-server."""
+    chosen = os.environ.get(ENV_BINARY)
+    path = Path(chosen) if chosen else checkout_binary()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        where = f"{ENV_BINARY}={chosen}" if chosen else str(path)
+        raise CppServerError(
+            f"the C++ loot server is not built ({where} is not an executable file): run "
+            f"`make cpp-server` in the checkout (needs g++, libgrpc++-dev and "
+            f"protobuf-compiler-grpc; `make system-deps` installs them), or set {ENV_BINARY}")
+    return path
+
+
+class CppServer:
+    """``with CppServer(index) as cpp: cli = resolve("grpc-tls-pooled", cpp)()``.
+
+    ``index`` defaults to the default index; ``tls=False`` serves plaintext; ``threads``
+    is the fixed number of handler threads; ``limits`` overrides ``max_results``,
+    ``max_radius`` or ``max_k`` (as ``LoopbackServer``'s ``limits`` does).
+    """
+
+    def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
+                 threads: int = 4, limits: dict[str, Any] | None = None,
+                 binary: str | Path | None = None):
+        if threads < 1:
+            raise CppServerError(f"threads must be at least 1, got {threads}")
+        unknown = set(limits or {}) - set(_LIMIT_OPTIONS)
+        if unknown:
+            raise CppServerError(f"unknown limits {sorted(unknown)}; the C++ server takes "
+                                 f"{', '.join(sorted(_LIMIT_OPTIONS))}")
+        if index is None:
+            from ..paths import ensure_default_index
+            index = ensure_default_index()
+        self.index = Path(index)
+        self.tls = tls
+        self.port = port
+        self.threads = threads
+        self.limits = dict(limits or {})
+        self.binary = Path(binary) if binary else None
+        self.proc: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+        self._ca: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def command(self) -> list[str]:
+        """The child's command line (finds the binary; makes the development TLS files)."""
+        args = [str(self.binary or find_binary()), "--index", str(self.index), "--port",
+                str(self.port), "--threads", str(self.threads)]
+        for name, value in self.limits.items():
+            args += [_LIMIT_OPTIONS[name], str(int(value))]
+        if self.tls:
+            from .tls import ensure_dev_tls
+            files = ensure_dev_tls()
+            args += ["--cert", str(files.cert), "--key", str(files.key)]
+            self._ca = str(files.ca)
+        else:
+            args.append("--plaintext")
+        return args
+
+    def start(self) -> CppServer:
+        if self.proc is not None:
+            return self
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     close_fds=True)
+        try:
+            self.info = self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        threading.Thread(target=self._drain, daemon=True, name="lootlab-cpp-stderr").start()
+        return self
+
+    def _wait_ready(self) -> dict[str, Any]:
+        """The child's ready line (JSON), read without blocking past the time limit."""
+        assert self.proc and self.proc.stdout
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + _START_TIMEOUT
+        line = b""
+        try:
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CppServerTimeout(f"the C++ server did not report ready within "
+                                           f"{_START_TIMEOUT:.0f} s")
+                if not sel.select(timeout=left):
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    self.proc.wait(timeout=5)
+                    err = self.proc.stderr.read().decode(errors="replace").strip() \
+                        if self.proc.stderr else ""
+                    last = err.splitlines()[-1] if err else "(no output)"
+                    raise CppServerError(f"the C++ server exited with code "
+                                         f"{self.proc.returncode} before it was ready: {last}")
+                line += chunk
+        finally:
+            sel.close()
+        return json.loads(line.decode())
+
+    def _drain(self) -> None:
+        proc = self.proc
+        if proc is None or proc.stderr is None:
+            return
+        try:
+            for _ in iter(lambda: proc.stderr.read(65536), b""):
+                pass
+        except (OSError, ValueError):
+            pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (running calls get the server's grace period), then kill if it lingers."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    close = stop
+
+    def __enter__(self) -> CppServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        try:
+            self.stop(timeout=2)
+        except Exception:
+            pass
+
+    # -- what clients need -------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def target(self) -> str:
+        return self.info["target"]
+
+    @property
+    def ca(self) -> str | None:
+        return self._ca if self.tls else None
+
+    @property
+    def pid(self) -> int:
+        return self.info["pid"]
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid]
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if not self.info:
+            raise CppServerError("the C++ server is not started; call start() first")
+        return Endpoint(self.target, tls=self.tls, ca=self.ca)
+
+    def connect(self, variant: str = "grpc-tls-pooled", **options: Any):
+        """A client of this server (through the variant registry)."""
+        from ..variants import resolve
+        return resolve(variant, self, **options)()
+
+    def stats(self) -> dict[str, Any]:
+        """ServerStats: requests, connections, tls_requests, cpu_seconds, processes (1)..."""
+        from .loopback import server_stats
+        return server_stats(self.endpoint)
+
+    def __repr__(self) -> str:
+        state = f"target={self.info.get('target')}" if self.running else "stopped"
+        return (f"<CppServer {state} tls={self.tls} threads={self.threads} "
+                f"index={str(self.index)!r}>")
+
+
+class CppServerTimeout(CppServerError, LootlabTimeout):
+    """The C++ server did not report ready in time."""

@@ -59,6 +59,48 @@ def _inline_png() -> None:
     InlineBackend.instance(parent=shell).figure_formats = {"png"}
 
 
+def say(text: str) -> None:
+    """Show ``text`` (Markdown) as the cell's output: what ran, in a sentence, where a
+    printed dict or a pid would otherwise stand; printed as-is outside IPython."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(text)
+        return
+    display(Markdown(text))
+
+
+def plural(n: float, word: str) -> str:
+    """"1 trial", "3 trials", "1.5 s" stays a number with its word: for ``say``."""
+    return f"{n:,g} {word}{'' if n == 1 else 's'}"
+
+
+def health_table(results: Any, *, title: str = "", collapsed: str | None = None) -> Any:
+    """The load generator's health, one row per run (a list of ``LoadResult``, or
+    {name: [trials]} as ``story.run_steps`` keeps them): offered and achieved rate, send
+    lag, the generator's own lag and CPU, errors, and a valid / INVALID badge whose
+    details give the reasons, warnings and evidence.  A ``lootlab.report.format.Table``."""
+    from .report.format import table
+
+    named = (results.items() if isinstance(results, dict)
+             else [(None, [r]) for r in results])
+    rows = []
+    for name, trials in named:
+        for i, res in enumerate(trials if isinstance(trials, list) else [trials], 1):
+            rows.append({"variant": name or res.variant,
+                         **({"trial": i} if isinstance(results, dict) else {}),
+                         "rate": res.offered_rate, "achieved_rate": res.achieved_rate,
+                         "send_lag_p99_us": res.send_lag_us(99),
+                         "generator_lag_p99_us": res.percentile_us(99, "generator_lag"),
+                         "generator_cpu": res.generator_cpu, "errors": res.counts["failed"],
+                         "valid": res.health})
+    return table(rows, title=title, collapsed=collapsed,
+                 labels={"rate": "offered", "generator_lag_p99_us": "generator's own lag p99"})
+
+
 def by_rate(results: list[Any], prefix: str = "") -> dict[str, list[Any]]:
     """``LoadResult``s named "<prefix><variant> at <rate>/s", the repeats of a name being its
     trials: how ``keep`` names a sweep's results."""
@@ -82,4 +124,5 @@ def keep(run_dir: str | Path | None, results: dict[str, Any], *, what: str,
     return save_run(run_dir, results, what=what, params=params)
 
 
-__all__ = ["PANDAS_OPTIONS", "by_rate", "check_profile", "keep", "setup"]
+__all__ = ["PANDAS_OPTIONS", "by_rate", "check_profile", "health_table", "keep", "plural",
+           "say", "setup"]

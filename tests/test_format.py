@@ -8,6 +8,7 @@ import io
 import math
 import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -182,3 +183,54 @@ def test_quiet_bars_drop_redraws_but_keep_messages(monkeypatch):
         sys.stderr.write("\r 40%|####      | 2/5")
         sys.stderr.write("a warning\n")
     assert err.getvalue() == "a warning\n"
+
+
+# --- the notebooks' helpers and cells ------------------------------------------------------
+
+class _Result:
+    """What ``health_table`` reads from a ``LoadResult``."""
+
+    def __init__(self, variant, health):
+        self.variant, self.health = variant, health
+        self.offered_rate, self.achieved_rate, self.generator_cpu = 200.0, 199.7, 0.41
+        self.counts = {"failed": 0}
+
+    def send_lag_us(self, p):
+        return 38_928.4
+
+    def percentile_us(self, p, what):
+        return 1_500.0
+
+
+def test_health_table_gives_each_run_a_badge_with_reasons_warnings_and_evidence():
+    from lootlab.loadgen.health import Health
+    from lootlab.notebook import health_table
+
+    bad = Health(False, ("the generator sent late",), ("send lag p99 39 ms",), "machine",
+                 ("it was descheduled",))
+    t = health_table({"mmap": [_Result("mmap", Health(True)), _Result("mmap", bad)]})
+    assert list(t.frame.columns) == ["variant", "trial", "offered (req/s)", "achieved (req/s)",
+                                     "send lag p99 (ms)", "generator's own lag p99 (ms)",
+                                     "generator CPU (cores)", "errors", "run"]
+    assert list(t.frame["trial"]) == ["1", "2"] and t.frame["send lag p99 (ms)"][0] == "38.9"
+    assert "1 reason, 2 notes" in t.html and "<li>it was descheduled</li>" in t.html
+
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_cells_show_no_raw_dicts_pids_or_bare_frames(path):
+    """What a reader must not get: a printed SIZES dict, a server's pid or port, a bare
+    DataFrame where the formatter should stand, a generator's describe() wall."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = [ln.strip() for ln in cell.source.splitlines() if ln.strip()]
+        assert lines[-1] not in ("SIZES", "shares", "mem_table", "gc_table", "rep_totals")
+        for bad in (".pid", ".target}", "describe()", "display(sustainable)", "pd.DataFrame(["):
+            assert all(bad not in ln or ln.startswith("#") or "summary()" in ln
+                       for ln in lines), (bad, cell.source[:80])

@@ -11,6 +11,7 @@ that dies leaves no server behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -18,10 +19,10 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from ..errors import LootlabError, LootlabTimeout
 from ..variants import Endpoint
+from .loopback import LoopbackError, LoopbackTimeout, server_stats
 
 ENV_BINARY = "LOOTLAB_CPP_SERVER"
 _START_TIMEOUT = 30.0
@@ -29,8 +30,10 @@ _LIMIT_OPTIONS = {"max_results": "--max-results", "max_radius": "--max-radius",
                   "max_k": "--max-k"}
 
 
-class CppServerError(LootlabError):
-    """The C++ server is not built, or did not start."""
+# The C++ server is a loopback server too: it fails with the same (LootlabError) classes,
+# under names that say which server; a class of its own would be listed in lootlab.errors.
+CppServerError = LoopbackError          # not built, or did not start
+CppServerTimeout = LoopbackTimeout      # did not report ready in time
 
 
 def checkout_binary() -> Path:
@@ -97,7 +100,7 @@ class CppServer:
             args.append("--plaintext")
         return args
 
-    def start(self) -> CppServer:
+    def start(self) -> Self:
         if self.proc is not None:
             return self
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
@@ -170,17 +173,15 @@ class CppServer:
 
     close = stop
 
-    def __enter__(self) -> CppServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.stop(timeout=2)
-        except Exception:
-            pass
 
     # -- what clients need -------------------------------------------------------------
     @property
@@ -216,14 +217,9 @@ class CppServer:
 
     def stats(self) -> dict[str, Any]:
         """ServerStats: requests, connections, tls_requests, cpu_seconds, processes (1)..."""
-        from .loopback import server_stats
         return server_stats(self.endpoint)
 
     def __repr__(self) -> str:
         state = f"target={self.info.get('target')}" if self.running else "stopped"
         return (f"<CppServer {state} tls={self.tls} threads={self.threads} "
                 f"index={str(self.index)!r}>")
-
-
-class CppServerTimeout(CppServerError, LootlabTimeout):
-    """The C++ server did not report ready in time."""

@@ -3,16 +3,17 @@
 ``lootlab-queue-us``: microseconds the call waited for a worker thread (from gRPC handing
 it to the worker pool until a worker picked it up); on the asyncio server, for the event
 loop (from gRPC starting the call's task until the task first ran: the time it spent
-behind the handlers running before it, see ``loop_task_factory``).  ``lootlab-compute-us``: from the
-handler starting (the request received and decoded) until the answer was encoded
-(validation, fault-injection delay, the query, the encoding; not sending).  Between the
-two, the worker waits for the request's bytes to arrive: that is transport, in neither.
-Both are decimal integers, on every answer, errors included.
+behind the handlers running before it, see ``loop_task_factory``).
+``lootlab-compute-us``: from the handler starting (the request received and decoded)
+until the answer was encoded (validation, fault-injection delay, the query, the
+encoding; not sending).  Between the two, the worker waits for the request's bytes to
+arrive: that is transport, in neither.  Both are decimal integers, on every answer,
+errors included.
 
 The server side is ``TimingExecutor`` (passed to ``grpc.server``: its ``submit`` stamps
 the time and wraps the call), or ``loop_task_factory`` on the asyncio server's loop, and
-``metadata()``; a client reads the pair with
-``parse(call.trailing_metadata())`` after ``multicallable.with_call(request)``.
+``metadata()``; a client reads the pair with ``parse(call.trailing_metadata())`` after
+``multicallable.with_call(request)``.
 """
 
 from __future__ import annotations

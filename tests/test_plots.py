@@ -16,6 +16,8 @@ from unittest.mock import patch
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
@@ -26,13 +28,19 @@ from lootlab.loadgen import hist
 from lootlab.loadgen.health import Health
 from lootlab.loadgen.results import LoadResult
 from lootlab.notebook import PANDAS_OPTIONS, check_profile, setup
-from lootlab.plots.colors import variant_color
+from lootlab.plots.colors import VARIANT_COLORS, variant_color, variant_colors
+from lootlab.plots.headline import p99_band
 from lootlab.plots.latency import latency_vs_throughput, percentile_spectrum, spike_timeline
 from lootlab.plots.profile import bucket_bars, gc_pause_chart, memory_bars, pss_vs_replicas
+from lootlab.plots.split import latency_split
+from lootlab.plots.story import headline_chart, rebuild_timeline, step_chart, writeup_chart
+from lootlab.plots.units import pick_unit
 from lootlab.profiling import BUCKETS, FlameProfile, GcEvent, GcStats, bucket_shares
 from lootlab.profiling.memory import MemoryProfile
 from lootlab.profiling.replicas import totals
 from lootlab.report import PROFILES
+from lootlab.report.story import band
+from lootlab.story import STEPS, WRITEUP
 from lootlab.variants import VARIANTS
 
 LOOP = ("_run_module_as_main (<frozen runpy>:198)", "main (lootlab/workload.py:270)",
@@ -488,3 +496,183 @@ def _render_profile() -> dict[str, Figure]:
             "memory_two": memory_bars(_many_memory().iloc[[2, 5]]),
             "replicas": pss_vs_replicas(totals(_raw_replicas("mmap", ks=(1, 2)))),
             "replicas_many": pss_vs_replicas(_many_replicas()), "gc": gc_pause_chart(_many_gc())}
+
+
+# -- the story's figures and the index page's chart -------------------------------------
+
+def _story_steps(names=tuple(STEPS), p99=(1180.0, 92.5, 9.1, 3.3, 0.21), n=3600,
+                 valid=None, trials=3) -> pd.DataFrame:
+    """A steps frame in ``story.run_steps``' shape (pooled trials, their spread, the
+    pooled 95 % interval, the write-up's figures, a split of the mean)."""
+    p99 = np.asarray(p99, float)
+    valid = [True] * len(names) if valid is None else valid
+    ns = [n] * len(names) if np.isscalar(n) else list(n)
+    return pd.DataFrame({
+        "step": list(names), "trials": trials, "pooled": True, "n": ns,
+        "p50_ms": p99 / 6, "p50_ms_lo": p99 / 7, "p50_ms_hi": p99 / 5,
+        "p99_ms": p99, "p99_ms_lo": p99 * 0.8, "p99_ms_hi": p99 * 1.3,
+        "p99_ci_low_ms": p99 * 0.9, "p99_ci_high_ms": p99 * 1.45,
+        "valid": valid, "offered_per_s": 100.0,
+        "writeup_p99_ms": [WRITEUP["p99_ms_by_step"].get(s, np.nan) for s in names],
+        "split_send_wait_ms": p99 / 20, "split_transport_ms": p99 / 10,
+        "split_client_deserialize_ms": p99 / 30})
+
+
+def test_headline_chart_draws_each_steps_p99_band_in_its_colour():
+    steps = _story_steps(valid=[True, False, True, True, True], n=[3600, 3600, 3600, 300, 3600])
+    fig = headline_chart(steps)
+    assert_text_reads(fig)
+    (ax,) = fig.axes
+    w, h = fig.get_size_inches()
+    assert w == 7 and 2.4 <= h <= 3.5
+    assert _tick_labels(ax, "y") == list(STEPS) and ax.yaxis_inverted()   # first on top
+    bars = ax.patches[:len(steps)]
+    assert [b.get_width() for b in bars] == pytest.approx(list(steps["p99_ms"]))  # in ms
+    assert ax.get_xlabel().startswith("p99 latency (ms")
+    # the whiskers span the verdict's band, the same as report.story.band's for every step
+    (segments,) = [c for c in ax.collections if hasattr(c, "get_segments")]
+    spans = [tuple(sorted(seg[:, 0])) for seg in segments.get_segments()]
+    assert spans == [pytest.approx(band(row)) for _, row in steps.iterrows()]
+    # every bar in its variant's colour: solid, hollow where the p99 rests on few samples
+    for bar, name, kind in zip(bars, steps["step"], ["solid", "pale", "solid", "hollow",
+                                                      "solid"]):
+        color = to_rgb(variant_color(name))
+        assert to_rgb(bar.get_edgecolor()) == color
+        face = bar.get_facecolor()
+        assert to_rgb(face) == ((1, 1, 1) if kind == "hollow" else color)
+        assert face[3] == pytest.approx(0.3 if kind == "pale" else 1.0)
+    assert [bool(b.get_hatch()) for b in bars] == [False, True, False, False, False]
+    texts = [t.get_text() for t in ax.texts]
+    assert sum("INVALID" in t for t in texts) == 1 and "INVALID" in texts[1]
+    notes = _legend_labels(ax)
+    assert any(n.startswith("hollow: fewer than 10 samples") for n in notes)
+    assert any(n.startswith("hatched: INVALID") for n in notes)
+
+
+def test_headline_chart_without_problems_has_no_notes_and_names_its_rate():
+    fig = headline_chart(_story_steps(n=5000))
+    assert fig.legends == [] and "100 requests/s" in fig.axes[0].get_title(loc="left")
+    assert [bool(b.get_hatch()) for b in fig.axes[0].patches[:5]] == [False] * 5
+
+
+@given(p99=st.lists(st.floats(0.005, 5e4), min_size=1, max_size=len(MANY)),
+       data=st.data())
+@settings(max_examples=5, deadline=None)
+def test_headline_chart_reads_for_any_number_of_steps_and_values(p99, data):
+    names = MANY[:len(p99)]
+    valid = data.draw(st.lists(st.booleans(), min_size=len(p99), max_size=len(p99)))
+    ns = data.draw(st.lists(st.sampled_from([200, 1000, 3600]), min_size=len(p99),
+                            max_size=len(p99)))
+    assert_text_reads(headline_chart(_story_steps(names, p99, n=ns, valid=valid)))
+
+
+def test_headline_chart_refuses_an_empty_frame_naming_it():
+    with pytest.raises(ValueError, match="at least one step"):
+        headline_chart(_story_steps().iloc[:0])
+    with pytest.raises(ValueError, match="'p99_ms'"):
+        headline_chart(pd.DataFrame({"step": ["mmap"]}))
+
+
+def test_p99_band_is_the_verdicts_band():
+    steps = _story_steps()
+    steps.loc[2, "p99_ci_low_ms"] = np.nan
+    lo, hi = p99_band(steps)
+    assert list(zip(lo, hi)) == [pytest.approx(band(row)) for _, row in steps.iterrows()]
+
+
+@pytest.mark.parametrize("valid", [None, [True, False, True, True, True]])
+def test_the_story_figures_read(valid):
+    steps = _story_steps(valid=valid)
+    fig = step_chart(steps)
+    assert_text_reads(fig)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "latency from intended send time (ms, log)"
+    assert all("x10" not in t.get_text() and "^" not in t.get_text()
+               for t in ax.get_yticklabels())            # plain numbers on the log axis
+    assert_text_reads(step_chart(_story_steps(MANY, np.geomspace(3000, 0.05, len(MANY)))))
+    assert_text_reads(latency_split(steps))
+    assert_text_reads(writeup_chart(WRITEUP))
+
+
+def test_one_variant_has_one_colour_in_every_figure(results):
+    """mmap's colour in the spectrum, the sweep, the buckets, the memory panels, the GC
+    boxes, the story steps and the headline chart is one and the same."""
+    want = to_rgb(variant_color("mmap"))
+    spectrum = percentile_spectrum(results).axes[0]
+    assert [to_rgb(ln.get_color()) for ln in spectrum.lines if ln.get_label() == "mmap"] == [want]
+    sweep = latency_vs_throughput(pd.DataFrame([r.summary() for r in results])).axes[0]
+    assert {to_rgb(ln.get_color()) for ln in sweep.lines if ln.get_label().startswith("mmap ")} \
+        == {want}
+    buckets = bucket_bars(_many_shares()).axes[0]
+    assert [to_rgb(t.get_color()) for t in buckets.get_yticklabels()
+            if t.get_text() == "mmap"] == [want]
+    memory = memory_bars(_many_memory()).axes[0]
+    assert to_rgb(memory.patches[MANY.index("mmap")].get_facecolor()) == want
+    steps = _story_steps()
+    chart = step_chart(steps).axes[0]
+    assert to_rgb(chart.patches[len(steps) + list(steps["step"]).index("mmap")].get_facecolor()) \
+        == want
+    head = headline_chart(steps).axes[0]
+    assert to_rgb(head.patches[list(steps["step"]).index("mmap")].get_facecolor()) == want
+
+
+def test_registered_variants_have_distinct_fixed_colours_and_others_a_stable_one():
+    assert set(VARIANTS) <= set(VARIANT_COLORS)
+    assert len(set(VARIANT_COLORS.values())) == len(VARIANT_COLORS)
+    assert variant_color(LONG) == variant_color(LONG) not in VARIANT_COLORS.values()
+    names = [f"variant-{i}" for i in range(5)] + ["mmap"]
+    one, other = variant_colors(names), variant_colors(list(reversed(names)))
+    assert one == other and len(set(one.values())) == len(names)   # no two alike
+
+
+@given(st.lists(st.floats(1e-3, 1e8), min_size=1, max_size=20), st.booleans())
+def test_the_time_unit_keeps_the_axis_reference_between_1_and_1000(values_us, log):
+    """Oracle: the reference value (top of a linear axis, middle of a log one's decades)
+    reads as at least 1 in the chosen unit, and below 1,000 unless it is seconds."""
+    unit = pick_unit(values_us, log=log)
+    v = np.asarray(values_us)
+    ref = np.sqrt(v.min() * v.max()) if log else v.max()
+    shown = unit.scale(ref)
+    assert shown >= 1 - 1e-9 or unit.name == "us"
+    assert shown < 1000 or unit.name == "s"
+    assert pick_unit(np.asarray(values_us) / 1e3, source="ms", log=log) == unit
+
+
+def test_rebuild_timeline_reads_with_whole_generations():
+    fig = rebuild_timeline([_FakeRebuild("local"), _FakeRebuild("s3", valid=False)])
+    assert_text_reads(fig)
+    FigureCanvasAgg(fig).draw()
+    gen_ax = fig.axes[-1]
+    lo, hi = gen_ax.get_ylim()
+    assert all(float(t).is_integer() for t in gen_ax.get_yticks() if lo <= t <= hi)
+    assert all("x10" not in t.get_text() for t in fig.axes[0].get_yticklabels())
+
+
+class _FakeRebuild:
+    """What ``rebuild_timeline`` reads of a ``RebuildRun``: windows, swaps, generations."""
+
+    def __init__(self, source: str, valid: bool = True, duration: float = 15.0):
+        self.source, self.rate, self.duration, self.valid = source, 500.0, duration, valid
+        self.swaps = pd.DataFrame({"t_s": np.arange(1.5, duration, 2.0),
+                                   "generation": np.arange(2, 2 + len(np.arange(1.5, duration, 2.0)))})
+        self.seen = pd.DataFrame({"t_s": [-0.5, *(self.swaps["t_s"] + 0.05)],
+                                  "generation": [1, *self.swaps["generation"]]})
+
+    def windows(self, width: float = 1.0) -> pd.DataFrame:
+        t = np.arange(0, self.duration, width)
+        p50 = 0.4 + 0.05 * np.sin(t)
+        return pd.DataFrame({"t_s": t, "t_end_s": t + width, "p50_ms": p50,
+                             "p99_ms": p50 * (3 + np.cos(t)), "max_ms": p50 * 9,
+                             "count": 500})
+
+    def summary(self) -> dict:
+        return {"requests": 7_500, "swaps": len(self.swaps),
+                "generations_seen": len(self.swaps) + 1, "errors": 0, "valid": self.valid}
+
+
+def _render_story() -> dict[str, Figure]:
+    steps = _story_steps(valid=[True, False, True, True, True], n=[3600, 3600, 3600, 300, 3600])
+    return {"headline": headline_chart(steps), "headline_ok": headline_chart(_story_steps(n=5000)),
+            "steps": step_chart(steps), "split": latency_split(steps),
+            "writeup": writeup_chart(WRITEUP),
+            "rebuild": rebuild_timeline([_FakeRebuild("local"), _FakeRebuild("s3", False)])}

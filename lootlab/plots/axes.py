@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import textwrap
 
-from matplotlib.ticker import LogFormatter, MaxNLocator
+from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator
 
 from .units import plain_number
 
@@ -23,8 +23,12 @@ class PlainLogFormatter(LogFormatter):
         return plain_number(x)
 
 
-def plain_log(axis) -> None:
-    """Give a log ``axis`` (``ax.xaxis`` / ``ax.yaxis``) plain major and minor labels."""
+def plain_log(axis, numticks: int | None = None) -> None:
+    """Give a log ``axis`` (``ax.xaxis`` / ``ax.yaxis``) plain major and minor labels;
+    ``numticks`` caps the labelled decades (every other one when the axis spans many, so
+    "100,000" and "1,000,000" do not meet on a short axis)."""
+    if numticks is not None:
+        axis.set_major_locator(LogLocator(base=10, numticks=numticks))
     axis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
     axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
 
@@ -39,6 +43,17 @@ def wrap(text: str, width_in: float, fontsize: float = 10.0) -> str:
     (about 0.55 em per character), so a panel's title stays over its own panel."""
     chars = max(12, int(width_in * 72 / (0.55 * fontsize)))
     return "\n".join(textwrap.wrap(text, chars)) or text
+
+
+def category_labels(names: list[str], width_in: float, fontsize: float = 10.0) -> list[str]:
+    """Names for ticks ``width_in`` inches apart: as they are when every one fits, else
+    each broken after its hyphens into lines that fit (never mid-word), so neighbours'
+    labels stay apart however many or long the names are."""
+    chars = max(6, int(width_in * 72 / (0.6 * fontsize)))
+    if all(len(n) <= chars for n in names):
+        return list(names)
+    return ["\n".join(textwrap.wrap(n, chars, break_on_hyphens=True, break_long_words=False))
+            for n in names]
 
 
 def fit_titles(fig, margin_px: float = 6.0) -> None:
@@ -75,4 +90,4 @@ def legend_outside(ax, fontsize: float = 8, **kwargs) -> None:
               fontsize=fontsize, **kwargs)
 
 
-__all__ = ["PlainLogFormatter", "fit_titles", "integer_ticks", "legend_outside", "plain_log", "wrap"]
+__all__ = ["PlainLogFormatter", "category_labels", "fit_titles", "integer_ticks", "legend_outside", "plain_log", "wrap"]

@@ -11,6 +11,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..story import SPLIT_PARTS, split_means
+from .axes import fit_titles
+from .colors import variant_colors
+from .units import pick_unit, plain_number
 
 #: One colour per part (the same on every page).
 COLORS = {"send_wait": "#bbbbbb", "client_serialize": "#f2c14e", "transport": "#5b8fd1",
@@ -22,7 +25,9 @@ def latency_split(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Left: each step's mean latency (ms) as a stack of its parts.  Right: the same as
     shares of the step's mean, so the small steps' make-up can be read too."""
     frame = split_means(steps)
-    fig = Figure(figsize=(12, 4.4), layout="constrained")
+    unit = pick_unit(frame.sum(axis=1).to_numpy(), source="ms")
+    frame = frame * unit.scale(1.0, "ms")
+    fig = Figure(figsize=(12, 2.6 + 0.42 * len(frame)), layout="constrained")
     ax, share = fig.subplots(1, 2)
     y = np.arange(len(frame))
     totals = frame.sum(axis=1).to_numpy()
@@ -39,20 +44,25 @@ def latency_split(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
         left += values
         left_share += frac * 100
     for i, total in enumerate(totals):
-        ax.annotate(f"{total:.3g} ms", (total, i), xytext=(3, 0), textcoords="offset points",
+        ax.annotate(f"{plain_number(total)} {unit.name}", (total, i), xytext=(3, 0), textcoords="offset points",
                     va="center", fontsize=8)
     for a in (ax, share):
         a.set_yticks(y, frame.index)
         a.invert_yaxis()
         a.grid(axis="x", alpha=0.3)
     share.set_yticklabels([])
-    ax.set_xlabel("mean latency (ms)")
+    colors = variant_colors(str(n) for n in frame.index)
+    for label in ax.get_yticklabels():
+        label.set_color(colors.get(label.get_text(), "black"))
+        label.set_fontweight("bold")
+    ax.set_xlabel(f"mean latency ({unit.name})")
     share.set_xlabel("share of the step's mean latency (%)")
     share.set_xlim(0, 100)
     ax.set_xlim(0, max(float(totals.max(initial=0.0)) * 1.18, 1e-3))
     ax.set_title(title or "Where each step's mean latency goes")
     share.set_title("The same, as shares")
     fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fit_titles(fig)
     return fig
 
 

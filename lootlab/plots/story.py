@@ -1,55 +1,86 @@
-"""The story's figures: what each step bought (step chart), and the rebuild-under-load
-timeline.  Plain data in (``lootlab.story`` results), a matplotlib ``Figure`` out, built
-without pyplot (nothing global, nothing shown).
+"""The story's figures: what each step bought (step chart), the write-up's own figures,
+the rebuild-under-load timeline, and the index page's one chart (``headline_chart``).
+Plain data in (``lootlab.story`` results), a matplotlib ``Figure`` out, built without
+pyplot (nothing global, nothing shown).  Each step is drawn in its variant's colour
+(``colors``), latency in the unit that fits (``units``).
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from .axes import category_labels, fit_titles, integer_ticks, plain_log
+from .colors import variant_colors
+from .headline import headline_chart
+from .units import pick_unit, plain_number
 
 
 def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Left: p50 and p99 per step at the same offered load (log scale; with several
-    trials, the pooled (or median) value and error bars spanning min..max of the trials), with
-    the write-up's p99 figures as hollow markers where a step has one.  Right: the p99
-    change each step made (a waterfall: green bars are gains)."""
-    fig = Figure(figsize=(12, 4.6), layout="constrained")
-    ax, wf = fig.subplots(1, 2, width_ratios=[3, 2])
+    """Top: p50 (light) and p99 (solid) per step at the same offered load, in the step's
+    colour (log scale; with several trials, the pooled (or median) value and error bars
+    spanning min..max of the trials), with the write-up's p99 figures as hollow markers
+    where a step has one.  Bottom: the p99 change each step made (a waterfall: green bars
+    are gains).  One row each, so every step's name has the full width."""
+    fig = Figure(figsize=(10, 7.2), layout="constrained")
+    ax, wf = fig.subplots(2, 1, height_ratios=[3, 2])
     x = np.arange(len(steps))
+    names = [str(s) for s in steps["step"]]
+    colors = [variant_colors(names)[n] for n in names]
     w = 0.38
     trials = int(steps["trials"].max()) if "trials" in steps and len(steps) else 1
     pooled = "pooled" in steps and bool(steps["pooled"].all())
     of = "" if trials <= 1 else (f", {trials} trials pooled" if pooled
                                  else f", median of {trials} trials")
-    for dx, col, name, color in ((-w / 2, "p50_ms", "p50", "#7aa6d8"),
-                                 (w / 2, "p99_ms", "p99", "#2b5c9e")):
-        ax.bar(x + dx, steps[col], w, label=f"{name} (this machine{of})", color=color,
-               yerr=spread_err(steps, col), error_kw={"ecolor": "#222", "capsize": 3, "lw": 1})
-    for i, (p50, p99) in enumerate(zip(steps["p50_ms"], steps["p99_ms"])):
-        ax.annotate(f"{p99:.3g}", (i + w / 2, p99), ha="center", va="bottom", fontsize=8)
-    if "writeup_p99_ms" in steps:
-        ref = steps["writeup_p99_ms"].to_numpy(dtype=float)
-        have = ~np.isnan(ref)
-        if have.any():
-            ax.scatter(x[have] + w / 2, ref[have], marker="D", facecolor="none",
-                       edgecolor="#c0392b", s=60, zorder=3, label="p99 in the write-up")
-    invalid = ~steps["valid"].to_numpy(dtype=bool)
-    for i in np.flatnonzero(invalid):
-        ax.annotate("INVALID\nrun", (i, steps["p99_ms"].iloc[i]), xytext=(0, 18),
-                    textcoords="offset points", ha="center", fontsize=7, color="#b00020")
+    ref = steps["writeup_p99_ms"].to_numpy(dtype=float) if "writeup_p99_ms" in steps \
+        else np.full(len(steps), np.nan)
+    unit = pick_unit(steps["p50_ms"], steps["p99_ms"], ref, source="ms", log=True)
+    scale = unit.scale(1.0, "ms")
+    for dx, col, name, alpha in ((-w / 2, "p50_ms", "p50", 0.4), (w / 2, "p99_ms", "p99", 1.0)):
+        err = spread_err(steps, col)
+        ax.bar(x + dx, steps[col] * scale, w, label=f"{name} (this machine{of})", color=colors,
+               alpha=alpha, edgecolor=colors, yerr=None if err is None else err * scale,
+               error_kw={"ecolor": "#222", "capsize": 3, "lw": 1})
+    have = ~np.isnan(ref)
+    if have.any():
+        ax.scatter(x[have] + w / 2, ref[have] * scale, marker="D", facecolor="none",
+                   edgecolor="#c0392b", s=60, zorder=3, label="p99 in the write-up")
+    valid = steps["valid"].to_numpy(dtype=bool)
+    p99_err = spread_err(steps, "p99_ms")
+    tops = steps["p99_ms"].to_numpy(float) + (0 if p99_err is None else p99_err[1])
+    for i, p99 in enumerate(steps["p99_ms"]):      # the value (above its error bar), and
+        # INVALID in the same text, so the two never print over each other
+        ax.annotate(plain_number(p99 * scale) + ("" if valid[i] else "\nINVALID run"),
+                    (i + w / 2, tops[i] * scale), xytext=(0, 3), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=8,
+                    color="#222" if valid[i] else "#b00020")
     ax.set_yscale("log")
-    ax.set_xticks(x, steps["step"], rotation=20, ha="right")
-    ax.set_ylabel("latency from intended send time (ms, log)")
+    plain_log(ax.yaxis)
+    top = np.nanmax(np.concatenate([tops, ref])) * scale if len(steps) else 1.0
+    ax.set_ylim(top=top * 4)                      # room for the values above the bars
+    ticks = category_labels(names, 7.2 / max(1, len(names)))   # the axes is ~7.2 in wide
+    ax.set_xticks(x, ticks)
+    ax.set_ylabel(f"latency from intended send time ({unit.name}, log)")
     rate = steps["offered_per_s"].iloc[0] if len(steps) else float("nan")
     ax.set_title(title or f"Each step at {rate:,.0f} requests/s")
-    ax.legend(fontsize=8, loc="upper right")
+    handles, labels = ax.get_legend_handles_labels()
+    swatch = {"p50 (": Patch(facecolor="#777", alpha=0.4), "p99 (": Patch(facecolor="#777")}
+    ax.legend([swatch.get(lab[:5], h) for h, lab in zip(handles, labels)], labels,
+              fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     ax.grid(axis="y", alpha=0.3, which="both")
+    _waterfall(wf, steps["p99_ms"].to_numpy(dtype=float) * scale, x, ticks, unit.name)
+    wf.set_xlim(ax.get_xlim())
+    fit_titles(fig)
+    return fig
 
-    p99 = steps["p99_ms"].to_numpy(dtype=float)
+
+def _waterfall(wf, p99: np.ndarray, x: np.ndarray, names: list[str], unit: str) -> None:
+    """The p99 of the first step, then each step's change from the one before."""
     change = np.diff(p99, prepend=np.nan)
     bottoms, heights, colors = [], [], []
     for i in range(len(p99)):
@@ -65,13 +96,15 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     wf.step(np.append(x, x[-1] + 1) - 0.5 if len(x) else x,
             np.append(p99, p99[-1]) if len(p99) else p99, where="post", color="#444", lw=0.8)
     for i in range(1, len(p99)):
-        wf.annotate(f"{change[i]:+.3g}", (i, bottoms[i] + heights[i]), ha="center",
-                    va="bottom", fontsize=8)
-    wf.set_xticks(x, steps["step"], rotation=20, ha="right")
-    wf.set_ylabel("p99 (ms)")
-    wf.set_title("What each change did to p99")
+        sign = "+" if change[i] > 0 else "-" if change[i] < 0 else ""
+        wf.annotate(sign + plain_number(abs(change[i])), (i, bottoms[i] + heights[i]),
+                    ha="center", va="bottom", fontsize=8)
+    if len(p99):
+        wf.set_ylim(0, np.nanmax(p99) * 1.15)
+    wf.set_xticks(x, names)
+    wf.set_ylabel(f"p99 ({unit})")
+    wf.set_title("What each change did to p99 (green: faster, red: slower)")
     wf.grid(axis="y", alpha=0.3)
-    return fig
 
 
 def spread_err(steps: pd.DataFrame, col: str) -> np.ndarray | None:
@@ -86,22 +119,22 @@ def spread_err(steps: pd.DataFrame, col: str) -> np.ndarray | None:
 
 def writeup_chart(writeup: dict[str, Any]) -> Figure:
     """The original write-up's own figures, drawn as reported (for reference only)."""
-    fig = Figure(figsize=(12, 3.2), layout="constrained")
+    fig = Figure(figsize=(12, 3.4), layout="constrained")
     a, b, c = fig.subplots(1, 3)
-    p99 = writeup["p99_ms"]
-    a.bar(list(p99), list(p99.values()), color="#c0392b")
-    a.set_title("write-up: p99 (ms)")
-    a.tick_params(axis="x", labelsize=7)
-    gc = writeup["gc_pause_ms"]
-    b.bar(list(gc), list(gc.values()), color="#d35400")
-    b.set_title("write-up: GC pause (ms)")
-    allocs = writeup["allocs_per_op"]
-    c.bar(list(allocs), list(allocs.values()), color="#8e44ad")
-    c.set_title(f"write-up: allocations/op (RSS < {writeup['rss_mb_max']:.0f} MB)")
-    for ax in (a, b, c):
+    panels = ((a, writeup["p99_ms"], "#c0392b", "write-up: p99 (ms)"),
+              (b, writeup["gc_pause_ms"], "#d35400", "write-up: GC pause (ms)"),
+              (c, writeup["allocs_per_op"], "#8e44ad",
+               f"write-up: allocations/op (RSS < {writeup['rss_mb_max']:.0f} MB)"))
+    for ax, figures, color, title in panels:
+        labels = [textwrap.fill(str(k), 14) for k in figures]
+        ax.bar(range(len(figures)), list(figures.values()), color=color)
+        ax.set_xticks(range(len(figures)), labels, fontsize=8)
+        ax.set_title(title, fontsize=10)
         for patch in ax.patches:
-            ax.annotate(f"{patch.get_height():g}", (patch.get_x() + patch.get_width() / 2,
-                        patch.get_height()), ha="center", va="bottom", fontsize=8)
+            ax.annotate(plain_number(patch.get_height()),
+                        (patch.get_x() + patch.get_width() / 2, patch.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, max(figures.values()) * 1.15)
         ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -109,19 +142,25 @@ def writeup_chart(writeup: dict[str, Any]) -> Figure:
 def rebuild_timeline(runs: list[Any], *, window: float = 1.0) -> Figure:
     """Per run (one row each): p50/p99 per ``window`` seconds of the measured run (the
     merged per-second histograms, drawn at each window's middle), the worker's swaps as
-    vertical lines, and the generation the readers answered from (right axis)."""
-    fig = Figure(figsize=(12, 3.4 * max(1, len(runs))), layout="constrained")
+    vertical lines, and the generation the readers answered from (right axis, whole
+    numbers)."""
+    fig = Figure(figsize=(10, 3.6 * max(1, len(runs))), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(runs), 1, squeeze=False)[:, 0])
-    for ax, run in zip(axes, runs):
-        win = run.windows(window)
+    wins = [run.windows(window) for run in runs]
+    unit = pick_unit(*[w["p50_ms"] for w in wins], *[w["p99_ms"] for w in wins], source="ms",
+                     log=True)
+    for ax, run, win in zip(axes, runs, wins):
         mid = (win["t_s"] + win["t_end_s"]) / 2
-        ax.plot(mid, win["p99_ms"], label="p99", color="#2b5c9e", marker=".")
-        ax.plot(mid, win["p50_ms"], label="p50", color="#7aa6d8", marker=".")
+        ax.plot(mid, unit.scale(win["p99_ms"], "ms"), label="p99", color="#2b5c9e",
+                marker=".")
+        ax.plot(mid, unit.scale(win["p50_ms"], "ms"), label="p50", color="#7aa6d8",
+                marker=".")
         for j, t in enumerate(run.swaps["t_s"]):
             ax.axvline(t, color="#c0392b", lw=0.8, ls="--",
                        label="index swapped" if j == 0 else None)
         ax.set_yscale("log")
-        ax.set_ylabel(f"latency per {window:g} s (ms, log)")
+        plain_log(ax.yaxis)
+        ax.set_ylabel(f"latency per {window:g} s ({unit.name}, log)")
         s = run.summary()
         ax.set_title(f"{run.source} source: {s['requests']:,} queries at {run.rate:,.0f}/s, "
                      f"{s['swaps']} swaps, {s['generations_seen']} generations seen, "
@@ -130,12 +169,15 @@ def rebuild_timeline(runs: list[Any], *, window: float = 1.0) -> Figure:
         t, g = _generation_steps(run.seen, run.duration)
         gen_ax.step(t, g, where="post", color="#27ae60", lw=1, label="generation seen")
         gen_ax.set_ylabel("generation", color="#27ae60")
+        integer_ticks(gen_ax.yaxis)
         lines = ax.get_legend_handles_labels()
         glines = gen_ax.get_legend_handles_labels()
-        ax.legend(lines[0] + glines[0], lines[1] + glines[1], fontsize=8, loc="upper left")
+        gen_ax.legend(lines[0] + glines[0], lines[1] + glines[1], fontsize=8,
+                      loc="upper left", bbox_to_anchor=(1.08, 1), borderaxespad=0)
         ax.grid(alpha=0.3)
         ax.set_xlim(0, max(run.duration, float(win["t_end_s"].max()) if len(win) else 0.0))
     axes[-1].set_xlabel("time since the end of the warm-up (s)")
+    fit_titles(fig)
     return fig
 
 
@@ -151,3 +193,6 @@ def _generation_steps(seen: pd.DataFrame, duration: float) -> tuple[np.ndarray, 
     ts = np.concatenate([[0.0], t[inside], [duration]])
     gs = np.concatenate([start, g[inside], g[inside][-1:] if inside.any() else start])
     return ts, gs
+
+
+__all__ = ["headline_chart", "rebuild_timeline", "spread_err", "step_chart", "writeup_chart"]

@@ -61,7 +61,7 @@ STYLE = """<style>
  white-space:nowrap}
 .ll-ok{background:#e3f4e6;color:#1d6b2c}.ll-bad{background:#fde2e1;color:#a1160a}
 .ll-unknown{background:#eee;color:#555}
-.ll-why{min-width:12em;max-width:32em}.ll-why summary{cursor:pointer}
+.ll-why{min-width:12em;max-width:32em}.ll-why summary{cursor:pointer;white-space:nowrap}
 .ll-why ul{margin:2px 0 4px 1.2em;padding:0;white-space:normal}
 .ll-why p{margin:4px 0 0;font-weight:600}
 .ll-small{color:#555;font-size:12px}

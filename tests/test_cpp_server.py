@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -324,3 +325,20 @@ def test_story_steps_run_against_it(cpp):
     with factory() as client:
         assert client.target == cpp.target
         assert isinstance(client.near(0, 64, 0, 16), np.ndarray)
+
+
+def test_a_newly_published_generation_is_served(tmp_path):
+    """Like LootIndex, the server swaps to the file a publisher renames over its path."""
+    gate()
+    path = small_index(tmp_path, n=2_000, seed=5)
+    with CppServer(path, tls=False) as srv, lootlab.open_index(path) as ix:
+        first = srv.stats()["generation"]
+        rows = ix.sample(10, seed=1).to_pandas()
+        lootlab.build_index(rows, path)                     # generation + 1, same lineage
+        deadline = time.monotonic() + 20
+        while srv.stats()["generation"] == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.stats()["generation"] == first + 1
+        with resolve("grpc-plain", srv)() as client:
+            everything = ((-(1 << 25), -2048, -(1 << 25)), ((1 << 25) - 1, 2047, (1 << 25) - 1))
+            assert len(client.box(*everything)) == len(lootlab.open_index(path)) <= 10

@@ -96,7 +96,7 @@ test: $(STAMP) system-deps cpp-server-if-possible
 	fi
 	$(PY) -m pytest
 
-report: $(STAMP)
+report: $(STAMP) cpp-server-if-possible
 	$(VENV)/bin/lootlab report --profile $(PROFILE) --out reports
 
 bench: $(STAMP)

@@ -181,6 +181,36 @@ def split_table(results: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
+#: The servers the story's remote steps can talk to (``story_server``).
+SERVER_KINDS = ("auto", "cpp", "python")
+
+
+def story_server(kind: str = "auto", **options: Any) -> tuple[Any, str]:
+    """A started loopback server for the remote steps, and words saying which it is.
+
+    ``cpp``: the C++ gRPC server (``make cpp-server``; a competent server, so the remote
+    side is not made to look slower than it need be, issue 17); ``python``: the lab's own
+    grpcio server; ``auto`` (default): C++ when it is built, else Python.  ``options``
+    (``tls``, ``index``...) go to the server."""
+    if kind not in SERVER_KINDS:
+        raise LootlabError(f"server kind must be one of {', '.join(SERVER_KINDS)}, "
+                           f"not {kind!r}")
+    from .remote.cppserver import CppServer, find_binary
+    from .remote.loopback import LoopbackError, LoopbackServer
+
+    if kind in ("auto", "cpp"):
+        try:
+            find_binary()
+        except LoopbackError:
+            if kind == "cpp":
+                raise
+        else:
+            return CppServer(**options).start(), "the C++ gRPC server (grpc++, build/lootlab-server)"
+    server = LoopbackServer(**options).start()
+    why = " (the C++ server is not built: `make cpp-server`)" if kind == "auto" else ""
+    return server, f"the lab's Python gRPC server (grpcio){why}"
+
+
 def variant_target(variant: str, server: Any = None) -> Any:
     """What ``loadgen.run`` drives: a factory from the variant registry, reaching remote
     variants at ``server`` (a ``LoopbackServer``) or, without one, the embedded default."""

@@ -99,7 +99,8 @@ STANDALONE = ["lootlab.s3local", "lootlab.remote.wrk", "lootlab.workload",
               "lootlab.benchmarks.index", "lootlab.benchmarks.rebuild",
               "lootlab.benchmarks.loadgen", "lootlab.benchmarks.variants",
               "lootlab.benchmarks.profile", "lootlab.benchmarks.startup",
-              "lootlab.benchmarks.anchor", "lootlab.benchmarks.encode"]
+              "lootlab.benchmarks.anchor", "lootlab.benchmarks.encode",
+              "lootlab.benchmarks.server", "lootlab.benchmarks.cppserver"]
 
 
 @pytest.mark.parametrize("module", STANDALONE)

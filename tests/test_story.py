@@ -11,7 +11,9 @@ import functools
 import pandas as pd
 import pytest
 
+import lootlab
 from lootlab import loadgen, story
+from lootlab.errors import LootlabError
 from lootlab.report.story import rebuild_rows, rebuild_verdict, summary_rows, verdict
 
 RATE, DURATION, WARMUP = 200, 3.0, 0.5
@@ -158,3 +160,46 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
     assert summary_rows(steps)[-1]["run"] == "valid; generator lag up to 0.20 ms"
     assert summary_rows(steps)[1]["run"] == "valid"
     assert verdict(steps.iloc[:0]) == "No step was measured."
+
+
+def test_story_server_prefers_the_cpp_server_and_says_which(tmp_path, monkeypatch):
+    """The remote steps talk to the competent C++ server when it is built (issue 17), to the
+    lab's Python server otherwise, and the words say which; a wrong kind is named."""
+    from lootlab.remote.cppserver import CppServer
+    from lootlab.remote.loopback import LoopbackServer
+
+    from _remote import small_index
+
+    path = small_index(tmp_path / "idx", n=2_000)
+    with pytest.raises(LootlabError, match="server kind must be one of auto, cpp, python"):
+        story.story_server("go")
+    server, words = story.story_server("python", index=path)
+    try:
+        assert isinstance(server, LoopbackServer) and "Python gRPC server" in words
+    finally:
+        server.stop()
+    monkeypatch.setenv("LOOTLAB_CPP_SERVER", str(tmp_path / "missing"))
+    server, words = story.story_server("auto", index=path)
+    try:
+        assert isinstance(server, LoopbackServer) and "`make cpp-server`" in words
+    finally:
+        server.stop()
+    with pytest.raises(LootlabError, match="not built"):
+        story.story_server("cpp", index=path)
+    monkeypatch.delenv("LOOTLAB_CPP_SERVER")
+    try:
+        from lootlab.remote.cppserver import find_binary
+        find_binary()
+    except LootlabError:
+        pytest.skip("the C++ server is not built here (make cpp-server)")
+    server, words = story.story_server("auto", index=path)
+    try:
+        assert isinstance(server, CppServer) and "C++ gRPC server" in words
+        from lootlab.variants import resolve
+
+        with resolve("grpc-tls-pooled", server)() as client, lootlab.open_index(path) as idx:
+            x, y, z = (int(v) for v in idx.box((-10**6, -2048, -10**6),
+                                               (10**6, 2047, 10**6))[0].tolist()[:3])
+            assert client.near(x, y, z, 32).tolist() == idx.near(x, y, z, 32).tolist()
+    finally:
+        server.stop()

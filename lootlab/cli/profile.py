@@ -112,7 +112,7 @@ def replicas(variant: str, ks: str, queries: int, out: Path | None) -> None:
     if not kk or min(kk) < 1:
         raise click.BadParameter(f"--ks must be replica counts >= 1, not {ks!r}")
     _out(out, "replicas", variant)
-    frame = run_replicas(variant, kk, queries=queries)
+    frame = run_replicas(variant, kk, queries=queries, progress=True)
     d = _out(out, "replicas", variant)
     frame.to_csv(d / "replicas.csv", index=False)
     echo_table(totals(frame).round(2))

@@ -79,8 +79,11 @@ def _one_k(variant: str, k: int, *, queries: int, index: str | Path | None,
 
 def replicas(variant: str = "mmap", ks: Iterable[int] = (1, 2, 4, 8), *, queries: int = 2000,
              index: str | Path | None = None, timeout: float = 120, seed: int = 0,
-             vary_seed: bool = False) -> pd.DataFrame:
+             vary_seed: bool = False, progress: bool = False) -> pd.DataFrame:
     """One row per replica per K (and per server for remote variants): PSS/RSS in bytes.
+
+    ``progress`` draws a bar over the K values (the CLI does; a notebook tracks its own, so
+    by default nothing is written to stderr, which exports as an empty band).
 
     By default every replica runs the same queries (``seed``), so they touch the same index
     pages and the sharing is exact; ``vary_seed=True`` gives replica i the seed ``seed + i``.
@@ -100,7 +103,8 @@ def replicas(variant: str = "mmap", ks: Iterable[int] = (1, 2, 4, 8), *, queries
             srv = stack.enter_context(LoopbackServer(index=index, tls=v.tls))
             target, ca, server_pid = srv.target, srv.ca, srv.pid
             served = str(getattr(srv, "index", index) or "") or None
-        for k in tqdm(ks, desc=f"replicas {variant}", unit="K", leave=False):
+        for k in tqdm(ks, desc=f"replicas {variant}", unit="K", leave=False,
+                      disable=not progress):
             rows += _one_k(variant, k, queries=queries, index=index, target=target, ca=ca,
                            timeout=timeout, seed=seed, vary_seed=vary_seed)
             if server_pid:

@@ -528,7 +528,7 @@ def test_headline_chart_draws_each_steps_p99_band_in_its_colour():
     assert _tick_labels(ax, "y") == list(STEPS) and ax.yaxis_inverted()   # first on top
     bars = ax.patches[:len(steps)]
     assert [b.get_width() for b in bars] == pytest.approx(list(steps["p99_ms"]))  # in ms
-    assert ax.get_xlabel().startswith("p99 latency (ms")
+    assert ax.get_xlabel().startswith("p99 (ms, log scale")
     # the whiskers span the verdict's band, the same as report.story.band's for every step
     (segments,) = [c for c in ax.collections if hasattr(c, "get_segments")]
     spans = [tuple(sorted(seg[:, 0])) for seg in segments.get_segments()]
@@ -551,7 +551,8 @@ def test_headline_chart_draws_each_steps_p99_band_in_its_colour():
 
 def test_headline_chart_without_problems_has_no_notes_and_names_its_rate():
     fig = headline_chart(_story_steps(n=5000))
-    assert fig.legends == [] and "100 requests/s" in fig.axes[0].get_title(loc="left")
+    assert _legend_labels(fig.axes[0]) == ["whiskers: lowest..highest trial and 95 % interval"]
+    assert "100 requests/s" in fig.axes[0].get_title(loc="left")
     assert [bool(b.get_hatch()) for b in fig.axes[0].patches[:5]] == [False] * 5
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .axes import fit_titles, plain_log
+from .axes import category_labels, fit_titles, plain_log
 from .colors import variant_colors
 from .units import pick_unit, plain_number
 
@@ -89,18 +90,18 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     if len(finite):   # room on the right for the values
         ax.set_xlim(finite.min() / 2, finite.max() * 10 ** (0.2 * max(1.0, np.log10(
             finite.max() / finite.min())) + 0.25))
-    ax.set_yticks(y, names)
+    ax.set_yticks(y, category_labels(names, 2.0))   # a long name wraps at its hyphens
     ax.invert_yaxis()
     for label, name in zip(ax.get_yticklabels(), names):
         label.set_color(colors[name])
         label.set_fontweight("bold")
-    ax.set_xlabel(f"p99 latency ({unit.name}, log scale; lower is better)")
+    ax.set_xlabel(f"p99 ({unit.name}, log scale; lower is better)")
     ax.grid(axis="x", which="major", alpha=0.3)
     rate = steps["offered_per_s"].iloc[0] if "offered_per_s" in steps else None
     ax.set_title(title or ("p99 per step" + (f" at {rate:,.0f} requests/s" if rate else "")),
                  loc="left", fontsize=11)
-    notes = ["whiskers: lowest..highest trial and 95 % interval"]
-    handles = []
+    handles = [Line2D([], [], color="#222", marker="|", markersize=8, lw=1,
+                      label="whiskers: lowest..highest trial and 95 % interval")]
     if thin.any():
         handles.append(Patch(facecolor="white", edgecolor="#444", label=(
             f"hollow: fewer than {MIN_ABOVE} samples above the p99 (n < "
@@ -108,10 +109,7 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     if not valid.all():
         handles.append(Patch(facecolor="#eee", edgecolor="#444", hatch="///",
                              label="hatched: INVALID run (see the step's health)"))
-    if handles:
-        fig.legend(handles=handles, loc="outside lower left", fontsize=7.5, frameon=False)
-    ax.text(1, 1.01, "; ".join(notes), transform=ax.transAxes, ha="right", va="bottom",
-            fontsize=7.5, color="#555")
+    fig.legend(handles=handles, loc="outside lower left", fontsize=7.5, frameon=False)
     fit_titles(fig)
     return fig
 

@@ -90,11 +90,13 @@ def test_index_page_without_summaries_or_failures_says_so(tmp_path):
 def test_summary_bundle_html_escapes_title_cells_and_verdict():
     bundle = summary.summary_bundle(EVIL, [{EVIL: EVIL, "v": 1234.5}, {"v": None}], verdict=EVIL)
     table = bundle["text/html"]
-    assert "<script>" not in table and table.count(EVIL_ESCAPED) == 4
+    # title, column head, cell and verdict, each escaped (the table by lootlab.report.format)
+    assert "<script>" not in table and table.count("&lt;script&gt;") == 4
     assert table.startswith(f"<h4>{EVIL_ESCAPED}</h4>")
-    assert "<table class='lootlab-summary'>" in table
-    assert "<td>1,234</td>" in table or "<td>1,235</td>" in table
-    assert "<tr><td></td><td></td></tr>" in table  # a missing value is an empty cell
+    assert "<table class='ll-table'>" in table
+    assert "<td class='ll-num'>1,234</td>" in table or "<td class='ll-num'>1,235</td>" in table
+    # a missing value is a dash, never "None" or "nan"
+    assert "<td class='ll-num'>–</td>" in table and "None" not in table and "nan" not in table
     assert table.endswith(f"<p class='lootlab-verdict'><b>{EVIL_ESCAPED}</b></p>")
     assert bundle[summary.SUMMARY_MIME]["verdict"] == EVIL  # the JSON keeps the raw text
 

@@ -64,9 +64,16 @@ def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
     for row in rows:
         columns += [c for c in row if c not in columns]
     picture = figure_payload(figure, alt=title) if figure is not None else None
+    from markupsafe import Markup
+
+    from .format import table as people_table
+
+    # the readers' table goes through the one formatting module (units, badges, no index)
+    formatted = Markup(people_table(rows).html) if rows else None
     table = render("summary.html.j2", title=title, columns=columns, verdict=verdict,
                    rows=[[_fmt(row.get(c)) for c in columns] for row in rows],
-                   figure=picture and {**picture, "uri": figure_uri(picture)})
+                   figure=picture and {**picture, "uri": figure_uri(picture)},
+                   formatted=formatted)
     payload = {"title": title, "columns": columns, "rows": rows, "verdict": verdict}
     if picture is not None:
         payload["figure"] = picture

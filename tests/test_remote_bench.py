@@ -56,8 +56,10 @@ def test_server_benchmark_runs_both_servers_and_renders(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOTLAB_DATA", str(tmp_path))
     path = small_index(tmp_path / "idx", n=5_000)
     df = server_bench.run(rate=40, duration=0.5, trials=1, warmup=0.2,
-                          steps=["grpc-tls-pooled"], index=str(path))
-    assert list(df["encoder"]) == ["python", "fast"] and (df["n"] >= 15).all()
+                          steps=["grpc-tls-pooled"], index=str(path),
+                          servers=("python", "fast"))
+    assert list(df["server"]) == ["python", "fast"] and (df["n"] >= 15).all()
     assert (df["server_cores"] >= 0).all() and (df["split_server_compute_us"] > 0).all()
     text = server_bench.render(df)
-    assert "grpc-tls-pooled: p50" in text and "mean latency split" in text
+    assert "fast / python, per step" in text and "grpc-tls-pooled: p50" in text
+    assert "mean latency split" in text

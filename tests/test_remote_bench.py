@@ -60,6 +60,8 @@ def test_server_benchmark_runs_both_servers_and_renders(tmp_path, monkeypatch):
                           servers=("python", "fast"))
     assert list(df["server"]) == ["python", "fast"] and (df["n"] >= 15).all()
     assert (df["server_cores"] >= 0).all() and (df["split_server_compute_us"] > 0).all()
+    assert (df["client_cores"] > 0).all()
     text = server_bench.render(df)
     assert "fast / python, per step" in text and "grpc-tls-pooled: p50" in text
+    assert "server share" in text
     assert "mean latency split" in text

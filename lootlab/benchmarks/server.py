@@ -10,7 +10,8 @@ cpp-server`` has built it).  Every remote step of the story runs at one offered 
 (open loop) against each, trials interleaved (trial 1 of every step on every server,
 then trial 2...), so machine drift hits them alike.  Per step and server it prints p50/p99
 of the trials pooled (with [lowest-highest trial]), the server's CPU in cores and per
-request (its own counters), and where the mean latency went (the client's split of every
+request (its own counters) next to the client's (the generator and its calls) and the
+server's share of the two, and where the mean latency went (the client's split of every
 call: client serialize, transport + TLS, server queue, server compute, client deserialize).
 """
 
@@ -81,6 +82,7 @@ def _rows(results: dict[tuple[str, str], list[Any]]) -> pd.DataFrame:
         p50s = [t.latency_us(50) / 1e3 for t in trials]
         p99s = [t.latency_us(99) / 1e3 for t in trials]
         cores = [t.server.get("cores", math.nan) for t in trials]
+        client = [t.generator_cpu for t in trials]   # the client (generator + its calls)
         per_req = [t.server.get("cpu_per_request_us", math.nan) for t in trials]
         split = pd.DataFrame([t.split_us() for t in trials]).mean()
         rows.append({"step": step, "server": kind, "n": pool["n"],
@@ -88,6 +90,7 @@ def _rows(results: dict[tuple[str, str], list[Any]]) -> pd.DataFrame:
                      "p99_ms": pool["p99_us"] / 1e3, "p99_lo": min(p99s), "p99_hi": max(p99s),
                      "p99_enough": pool["p99_enough"],
                      "server_cores": float(pd.Series(cores).median()),
+                     "client_cores": float(pd.Series(client).median()),
                      "server_cpu_per_request_us": float(pd.Series(per_req).median()),
                      "valid": all(t.health.valid for t in trials),
                      **{f"split_{k}_us": float(v) for k, v in split.items()}})
@@ -107,6 +110,9 @@ def render(df: pd.DataFrame) -> str:
         "p99 ms": [span(*r) if ok else "too few samples"
                    for *r, ok in zip(df["p99_ms"], df["p99_lo"], df["p99_hi"], df["p99_enough"])],
         "server cores": df["server_cores"].map(lambda v: f"{v:.2f}"),
+        "client cores": df["client_cores"].map(lambda v: f"{v:.2f}"),
+        "server share": [f"{s / (s + c):.0%}" if s + c > 0 else "-"
+                         for s, c in zip(df["server_cores"], df["client_cores"])],
         "server CPU/req us": df["server_cpu_per_request_us"].map(lambda v: f"{v:,.0f}"),
         "run": df["valid"].map({True: "valid", False: "INVALID"})})
     lines = [table.to_string(index=False)]

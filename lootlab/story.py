@@ -81,6 +81,7 @@ def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
         "offered_per_s": float(result.offered_rate), "achieved_per_s": float(result.achieved_rate),
         "errors": int(result.counts.get("failed", 0)),
         "valid": bool(result.health.valid), "health": "; ".join(result.health.reasons) or "ok",
+        "upper_bound": bool(getattr(result.health, "upper_bound", False)),
         "bottleneck": result.health.bottleneck,
         "writeup_p99_ms": WRITEUP["p99_ms_by_step"].get(variant, math.nan),
         # the server's CPU over the run (loadgen.serverload; NaN for a local step)
@@ -112,6 +113,10 @@ def summarize_steps(trials: pd.DataFrame,
         joins=["health"])
     if steps.empty:
         return steps
+    if "upper_bound" in trials:   # INVALID only by the lag bound, in every invalid trial
+        ok = trials["valid"].astype(bool) | trials["upper_bound"].astype(bool)
+        steps["upper_bound"] = steps["step"].map(ok.groupby(trials["step"]).all()) \
+            & ~steps["valid"].astype(bool)
     if "bottleneck" in trials:
         sides = trials.groupby("step", sort=False)["bottleneck"].agg(
             lambda b: "; ".join(dict.fromkeys(v for v in b if v != "none")) or "none")

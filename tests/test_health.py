@@ -234,3 +234,17 @@ def test_a_server_at_its_cpu_limit_is_the_bottleneck_and_the_run_stays_valid():
     spread = _judge(server={"cores": 0.93, "processes": 2})   # two processes: half busy
     assert spread.bottleneck == "none" and not any("saturated" in w for w in spread.warnings)
     assert _judge(server={}).bottleneck == "none"
+
+
+def test_a_run_invalid_only_by_the_lag_bound_is_an_upper_bound():
+    """INVALID because the generator's own lag may make up most of a percentile, with the
+    schedule kept: its figures are upper bounds (``upper_bound``), which a comparison in
+    which it is the faster side can still use; any other reason is not."""
+    lat = {50.0: 1_000.0, 99.0: 4_000.0}
+    lagged = _judge(latency_us=lat, lag_bound_us={50.0: 0.0, 99.0: 3_000.0})
+    assert not lagged.valid and lagged.upper_bound
+    assert Health.from_dict(lagged.to_dict()).upper_bound
+    late = _judge(latency_us=lat, lag_bound_us={50.0: 0.0, 99.0: 3_000.0},
+                  counts=_counts(900), scheduled=1000)          # 10 % never sent, too
+    assert not late.valid and not late.upper_bound
+    assert not _judge(latency_us=lat, lag_bound_us={50.0: 0.0, 99.0: 300.0}).upper_bound

@@ -128,6 +128,23 @@ def test_verdict_names_the_first_last_and_largest_gain_from_the_rows(small_resul
     assert "p99 got worse at: grpc-tls-resumed, mmap" in text
 
 
+def test_a_faster_step_whose_p99_is_an_upper_bound_still_bounds_the_ratio(small_result):
+    """mmap INVALID only because the generator's own lag may make up its p99 (the schedule
+    kept): the headline says "at most" and gives the ratio as a bound, never a bare figure;
+    any other INVALID still refuses it."""
+    steps = _steps(small_result, [40.0, 30.0, 12.0, 8.0, 0.5],
+                   valid=[True, True, True, True, False])
+    steps["upper_bound"] = [False, False, False, False, True]
+    text = verdict(steps)
+    assert text.startswith("At 200 requests/s, p99 went from 40.0 ms (grpc-tls-fresh) to at "
+                           "most 0.50 ms (mmap), about 80x lower and at least 80x across the "
+                           "trials: mmap's p99 is an upper bound")
+    assert "kept its schedule but its own lag may make up most of the p99" in text
+    assert "could not keep the schedule" not in text
+    steps["upper_bound"] = False
+    assert verdict(steps).startswith("No ratio between grpc-tls-fresh and mmap is named")
+
+
 def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
     steps = _steps(small_result, [40.0, 30.0, 12.0, 8.0, 0.5],
                    valid=[True, True, False, True, True])

@@ -40,6 +40,9 @@ class Health:
     ``valid`` is False when any ``reasons`` exist; ``warnings`` do not invalidate the run.
     ``lag_bounds`` pairs each percentile with the most the generator's own lag can have
     added to it (us); ``bottleneck`` is one of ``BOTTLENECKS`` and ``evidence`` says why.
+    ``upper_bound``: INVALID only because the generator's own lag may make up most of a
+    percentile (the schedule was kept): the figures are then upper bounds of the system's,
+    so a comparison in which this run is the faster side still holds, as a bound.
     """
 
     valid: bool
@@ -48,6 +51,7 @@ class Health:
     bottleneck: str = "none"
     evidence: tuple[str, ...] = ()
     lag_bounds: tuple[tuple[float, float], ...] = ()
+    upper_bound: bool = False
 
     @property
     def lag_bound_us(self) -> float:
@@ -66,7 +70,8 @@ class Health:
         return {"valid": self.valid, "reasons": list(self.reasons),
                 "warnings": list(self.warnings), "bottleneck": self.bottleneck,
                 "evidence": list(self.evidence),
-                "lag_bound_us": {f"{p:g}": b for p, b in self.lag_bounds}}
+                "lag_bound_us": {f"{p:g}": b for p, b in self.lag_bounds},
+                "upper_bound": self.upper_bound}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Health":
@@ -74,7 +79,8 @@ class Health:
         bounds = tuple((float(p), float(b) if b is not None else math.nan)
                        for p, b in d.get("lag_bound_us", {}).items())
         return cls(d["valid"], tuple(d["reasons"]), tuple(d["warnings"]),
-                   d.get("bottleneck", "none"), tuple(d.get("evidence", ())), bounds)
+                   d.get("bottleneck", "none"), tuple(d.get("evidence", ())), bounds,
+                   bool(d.get("upper_bound", False)))
 
 
 def _us(v: float, like: float | None = None) -> str:
@@ -124,6 +130,7 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
     reasons: list[str] = []
     warnings: list[str] = []
     evidence: list[str] = []
+    lag_only, after_lag = False, 0    # INVALID by the lag bound alone (upper_bound)
     latency_us = latency_us or {99.0: latency_p99_us}
     bounds = lag_bound_us or {99.0: generator_lag_p99_us}
     blocked = blocked if blocked is not None else [0.0] * len(busy)
@@ -172,7 +179,9 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
         elif w_busy > max_busy:
             reasons.append(f"a sender was busy {w_busy:.1%} of the run (never waiting for a "
                            f"send time): the schedule was not kept; the bottleneck was {who}")
+        before_lag = len(reasons)
         if _grade_lag(latency_us, bounds, reasons, warnings):
+            lag_only, after_lag = before_lag == 0, len(reasons)
             b99 = bounds.get(99.0, math.nan)
             evidence.append(f"generator's own lag p99 {_us(b99)} with worker CPU up to "
                             f"{max(process_cpu or [0.0], default=0.0):.2f} cores")
@@ -216,7 +225,8 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
                         f"limit, not a fault of the run); lower the rate or give it processes")
     bottleneck = next((k for k in ("generator", "machine", "server") if blame[k]), "none")
     return Health(not reasons, tuple(reasons), tuple(warnings), bottleneck, tuple(evidence),
-                  tuple((float(p), float(b)) for p, b in sorted(bounds.items())))
+                  tuple((float(p), float(b)) for p, b in sorted(bounds.items())),
+                  upper_bound=lag_only and len(reasons) == after_lag)
 
 
 def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, open_loop: bool,

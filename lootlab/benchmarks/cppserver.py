@@ -33,21 +33,10 @@ import click
 import numpy as np
 
 from ..cli._util import handle_errors
+from .encode import _per_call_us as _best_us   # best of N passes, us per item
 
 Query = tuple[int, int, int, int]
 SERVERS = ("python", "c++")
-
-
-def _best_us(fn: Any, args: list[Any], repeat: int = 3) -> np.ndarray:
-    """Microseconds of ``fn(a)`` for each ``a``: the best of ``repeat`` passes."""
-    best = np.full(len(args), np.inf)
-    clock = time.perf_counter_ns
-    for _ in range(repeat):
-        for i, a in enumerate(args):
-            t0 = clock()
-            fn(a)
-            best[i] = min(best[i], (clock() - t0) / 1e3)
-    return best
 
 
 def client_decode(results: list[np.ndarray], generation: int) -> dict[str, np.ndarray]:

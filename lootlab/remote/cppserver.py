@@ -12,16 +12,13 @@ that dies leaves no server behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import selectors
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any, Self
 
 from ..variants import Endpoint
+from . import childproc
 from .loopback import LoopbackError, LoopbackTimeout, server_stats
 
 ENV_BINARY = "LOOTLAB_CPP_SERVER"
@@ -107,69 +104,19 @@ class CppServer:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      close_fds=True)
         try:
-            self.info = self._wait_ready()
+            self.info = childproc.wait_ready(self.proc, _START_TIMEOUT, what="the C++ server",
+                                             error=CppServerError, timed_out=CppServerTimeout)
         except BaseException:
             self.stop()
             raise
-        threading.Thread(target=self._drain, daemon=True, name="lootlab-cpp-stderr").start()
+        childproc.drain_stderr(self.proc, "lootlab-cpp-stderr")
         return self
-
-    def _wait_ready(self) -> dict[str, Any]:
-        """The child's ready line (JSON), read without blocking past the time limit."""
-        assert self.proc and self.proc.stdout
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + _START_TIMEOUT
-        line = b""
-        try:
-            while not line.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CppServerTimeout(f"the C++ server did not report ready within "
-                                           f"{_START_TIMEOUT:.0f} s")
-                if not sel.select(timeout=left):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    self.proc.wait(timeout=5)
-                    err = self.proc.stderr.read().decode(errors="replace").strip() \
-                        if self.proc.stderr else ""
-                    last = err.splitlines()[-1] if err else "(no output)"
-                    raise CppServerError(f"the C++ server exited with code "
-                                         f"{self.proc.returncode} before it was ready: {last}")
-                line += chunk
-        finally:
-            sel.close()
-        return json.loads(line.decode())
-
-    def _drain(self) -> None:
-        proc = self.proc
-        if proc is None or proc.stderr is None:
-            return
-        try:
-            for _ in iter(lambda: proc.stderr.read(65536), b""):
-                pass
-        except (OSError, ValueError):
-            pass
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (running calls get the server's grace period), then kill if it lingers."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        if proc is not None:
+            childproc.stop(proc, timeout)
 
     close = stop
 

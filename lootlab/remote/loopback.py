@@ -12,16 +12,15 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import selectors
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import LootlabError, LootlabTimeout
 from ..variants import Endpoint
+from . import childproc
 
 _START_TIMEOUT = 60.0
 
@@ -96,68 +95,20 @@ class LoopbackServer:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             close_fds=True, pass_fds=self.pass_fds)
         try:
-            self.info = self._wait_ready()
+            self.info = childproc.wait_ready(self.proc, _START_TIMEOUT, what="loopback server",
+                                             error=LoopbackError, timed_out=LoopbackTimeout)
         except BaseException:
             self.stop()
             raise
         # Drain stderr so a chatty child can never block on a full pipe.
-        threading.Thread(target=self._drain, daemon=True, name="lootlab-loopback-stderr").start()
+        childproc.drain_stderr(self.proc, "lootlab-loopback-stderr")
         return self
-
-    def _wait_ready(self) -> dict[str, Any]:
-        assert self.proc and self.proc.stdout
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + _START_TIMEOUT
-        line = b""
-        try:
-            while not line.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise LoopbackTimeout(f"loopback server did not report ready within "
-                                          f"{_START_TIMEOUT:.0f} s")
-                if not sel.select(timeout=left):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    self.proc.wait(timeout=5)
-                    err = self.proc.stderr.read().decode(errors="replace").strip() if self.proc.stderr else ""
-                    last = err.splitlines()[-1] if err else "(no output)"
-                    raise LoopbackError(f"loopback server exited with code {self.proc.returncode} "
-                                        f"before it was ready: {last}")
-                line += chunk
-        finally:
-            sel.close()
-        return json.loads(line.decode())
-
-    def _drain(self) -> None:
-        proc = self.proc
-        if proc is None or proc.stderr is None:
-            return
-        try:
-            for _ in iter(lambda: proc.stderr.read(65536), b""):
-                pass
-        except (OSError, ValueError):
-            pass
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the child to shut down gracefully (SIGTERM), then kill it if it lingers."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        if proc is not None:
+            childproc.stop(proc, timeout)
 
     close = stop
 

@@ -1,0 +1,172 @@
+"""The what-if figures: p99 of each variant against the round-trip time, and p99 and
+throttled periods against the CPU limit, with the write-up's reference lines (the 120 ms
+paint budget players complained past, and the reader's own budget).
+
+Rendering only: the rows of ``lootlab.conditions.whatif.rtt_sweep`` / ``cpu_sweep`` in, a
+matplotlib ``Figure`` out, built without pyplot.  Variants keep their colours
+(``colors``), latency is in the unit that fits (``units``).  A point whose runs were
+INVALID is drawn hollow, and one measured once (a local variant crosses no network) dashed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .axes import fit_titles, legend_outside, plain_log
+from .colors import variant_colors
+from .units import TimeUnit, pick_unit
+
+#: The write-up's paint budget: players complained past it.
+PAINT_BUDGET_MS = 120.0
+
+
+def _band(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """p99 and its band (pooled 95 % interval widened to the lowest/highest trial), in ms."""
+    p99 = g["p99_ms"].to_numpy(float)
+    lo = np.vstack([p99] + [g[c].to_numpy(float) for c in ("p99_ms_lo", "p99_ci_low_ms")
+                            if c in g])
+    hi = np.vstack([p99] + [g[c].to_numpy(float) for c in ("p99_ms_hi", "p99_ci_high_ms")
+                            if c in g])
+    with np.errstate(all="ignore"):
+        return p99, np.nanmin(lo, axis=0), np.nanmax(hi, axis=0)
+
+
+def _references(ax, unit: TimeUnit, budget_ms: float | None,
+                paint_budget_ms: float | None) -> None:
+    """Horizontal lines: the paint budget (write-up) and the reader's budget."""
+    if paint_budget_ms:
+        ax.axhline(unit.scale(paint_budget_ms, "ms"), color="#b00020", ls="--", lw=1,
+                   label=f"paint budget {paint_budget_ms:g} ms (write-up: players "
+                         f"complained past it)")
+    if budget_ms:
+        ax.axhline(unit.scale(budget_ms, "ms"), color="#444", ls=":", lw=1.2,
+                   label=f"your budget {budget_ms:g} ms (budget_ms)")
+
+
+def _series(ax, rows: pd.DataFrame, x: str, unit: TimeUnit) -> None:
+    """One line per variant: p99 with its band as error bars; INVALID points hollow."""
+    colors = variant_colors([str(v) for v in rows["variant"]])
+    for name, g in rows.groupby("variant", sort=False):
+        g = g.sort_values(x)
+        xs = g[x].to_numpy(float)
+        p99, lo, hi = _band(g)
+        v, vlo, vhi = (unit.scale(a, "ms") for a in (p99, lo, hi))
+        color = colors[str(name)]
+        once = bool(g["measured_once"].any()) if "measured_once" in g else False
+        ax.plot(xs, v, color=color, lw=1.4, ls="--" if once else "-",
+                label=str(name) + (" (measured once: no network)" if once else ""))
+        err = np.vstack([np.clip(v - vlo, 0, None), np.clip(vhi - v, 0, None)])
+        ok = np.isfinite(err).all(axis=0)
+        ax.errorbar(xs[ok], v[ok], yerr=err[:, ok], fmt="none", ecolor=color, capsize=3,
+                    lw=1)
+        valid = g["valid"].to_numpy(bool) if "valid" in g else np.ones(len(g), bool)
+        ax.scatter(xs[valid], v[valid], color=color, s=22, zorder=3)
+        ax.scatter(xs[~valid], v[~valid], facecolor="white", edgecolor=color, s=30,
+                   zorder=3, lw=1.4)
+
+
+def _legend_extra(ax, rows: pd.DataFrame) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if "valid" in rows and not rows["valid"].astype(bool).all():
+        handles.append(Line2D([], [], marker="o", ls="none", markerfacecolor="white",
+                              markeredgecolor="#444"))
+        labels.append("hollow: INVALID run (see health)")
+    handles.append(Line2D([], [], color="#444", marker="|", ls="none", markersize=9))
+    labels.append("bars: 95 % interval and trial spread")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
+              fontsize=8)
+
+
+def _need(rows: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
+    if not len(rows):
+        raise ValueError(f"{what} needs at least one row (the frame is empty)")
+    missing = [c for c in cols if c not in rows]
+    if missing:
+        raise ValueError(f"{what}: the rows have no {', '.join(map(repr, missing))} column")
+
+
+def rtt_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
+              paint_budget_ms: float | None = PAINT_BUDGET_MS,
+              title: str | None = None) -> Figure:
+    """p99 of each variant against the added round-trip time (``rtt_sweep`` rows), on a
+    log latency axis and a symmetric-log RTT axis (0 stays on it), with the paint budget
+    and ``budget_ms`` as reference lines."""
+    _need(rows, ("variant", "rtt_ms", "p99_ms"), "rtt_chart")
+    fig = Figure(figsize=(10, 4.8), layout="constrained")
+    ax = fig.subplots()
+    _, lo, hi = _band(rows)
+    refs = [r for r in (budget_ms, paint_budget_ms) if r]
+    unit = pick_unit(rows["p99_ms"], lo, hi, refs, source="ms", log=True)
+    _series(ax, rows, "rtt_ms", unit)
+    _references(ax, unit, budget_ms, paint_budget_ms)
+    ax.set_yscale("log")
+    plain_log(ax.yaxis)
+    rtts = sorted(set(rows["rtt_ms"].astype(float)))
+    ax.set_xscale("symlog", linthresh=max(0.5, min([r for r in rtts if r > 0], default=1)))
+    ax.set_xticks(rtts, [f"{r:g}" for r in rtts])
+    ax.set_xlabel("round-trip time added by the proxy (ms)")
+    ax.set_ylabel(f"p99 latency from intended send time ({unit.name}, log)")
+    rate = rows["offered_per_s"].iloc[0] if "offered_per_s" in rows else math.nan
+    ax.set_title(title or ("p99 against the network round trip"
+                           + (f" at {rate:,.0f} requests/s" if not math.isnan(rate) else "")))
+    ax.grid(alpha=0.3, which="both")
+    _legend_extra(ax, rows)
+    fit_titles(fig)
+    return fig
+
+
+def cpu_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
+              paint_budget_ms: float | None = PAINT_BUDGET_MS,
+              title: str | None = None) -> Figure:
+    """Two panels against the client side's CPU limit (``cpu_sweep`` rows; cores, log
+    axis; an unlimited run drawn at the right edge and labelled "none"): each variant's
+    p99 with the reference lines, and the share of CFS periods in which it was throttled."""
+    _need(rows, ("variant", "cpu_limit", "p99_ms"), "cpu_chart")
+    rows = rows.copy()
+    limits = rows["cpu_limit"].astype(float)
+    top = float(np.nanmax(limits)) if limits.notna().any() else 1.0
+    free = 2 * top
+    rows["x"] = limits.fillna(free)
+    fig = Figure(figsize=(10, 6.4), layout="constrained")
+    ax, tx = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    _, lo, hi = _band(rows)
+    refs = [r for r in (budget_ms, paint_budget_ms) if r]
+    unit = pick_unit(rows["p99_ms"], lo, hi, refs, source="ms", log=True)
+    _series(ax, rows, "x", unit)
+    _references(ax, unit, budget_ms, paint_budget_ms)
+    ax.set_yscale("log")
+    plain_log(ax.yaxis)
+    ax.set_ylabel(f"p99 ({unit.name}, log)")
+    ax.grid(alpha=0.3, which="both")
+    rate = rows["offered_per_s"].iloc[0] if "offered_per_s" in rows else math.nan
+    ax.set_title(title or ("p99 against the client side's CPU limit"
+                           + (f" at {rate:,.0f} requests/s" if not math.isnan(rate) else "")))
+    _legend_extra(ax, rows)
+    colors = variant_colors([str(v) for v in rows["variant"]])
+    share = rows["throttled_share"] if "throttled_share" in rows else pd.Series(
+        np.nan, index=rows.index)
+    for name, g in rows.assign(share=share).groupby("variant", sort=False):
+        g = g.sort_values("x")
+        ax_share = g["share"].to_numpy(float) * 100
+        tx.plot(g["x"], ax_share, marker="o", color=colors[str(name)], label=str(name))
+    tx.set_ylabel("throttled periods (% of CFS periods)")
+    tx.set_ylim(bottom=0)
+    tx.set_xlabel("CPU limit on the client side (cores, log; 'none': unlimited)")
+    tx.set_title("How often the quota stopped the client (cgroup cpu.stat nr_throttled)")
+    tx.grid(alpha=0.3)
+    legend_outside(tx)
+    ax.set_xscale("log", base=2)
+    xs = sorted(set(rows["x"]))
+    ax.set_xticks(xs, ["none" if x == free and limits.isna().any() else f"{x:g}" for x in xs])
+    ax.minorticks_off()
+    tx.minorticks_off()
+    fit_titles(fig)
+    return fig
+
+
+__all__ = ["PAINT_BUDGET_MS", "cpu_chart", "rtt_chart"]

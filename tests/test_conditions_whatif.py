@@ -1,0 +1,156 @@
+"""The what-if decision table and figures (``lootlab.conditions.whatif``,
+``lootlab.plots.conditions``) on hand-made rows: which variants fit a budget, what each step
+buys, and figures drawn from given frames without running anything.  Notebook 06 runs the
+real sweeps in the quick report (tests/test_notebooks.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lootlab.conditions import whatif
+from lootlab.errors import LootlabError
+
+STEPS = ["grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "grpc-tls-packed", "mmap"]
+
+
+def row(variant, p99, lo=None, hi=None, *, rtt=0.0, cpu=math.nan, valid=True, n=5000,
+        achieved=100.0, upper_bound=False, **extra):
+    """One sweep row as ``whatif.pooled_row`` makes it: p99 with its 95 % interval."""
+    lo = p99 if lo is None else lo
+    hi = p99 if hi is None else hi
+    return {"variant": variant, "rtt_ms": rtt, "cpu_limit": cpu, "p99_ms": p99,
+            "p99_ci_low_ms": lo, "p99_ci_high_ms": hi, "p99_ms_lo": p99, "p99_ms_hi": p99,
+            "p50_ms": p99 / 3, "valid": valid, "upper_bound": upper_bound, "n": n,
+            "p99_enough": n * 0.01 >= 10, "offered_per_s": 100.0, "achieved_per_s": achieved,
+            "bottleneck": "none", "trials": 1, **extra}
+
+
+def test_a_variant_whose_p99_interval_straddles_the_budget_is_not_a_fit():
+    rows = pd.DataFrame([row("grpc-tls-fresh", 48.0, 45.0, 55.0),      # straddles 50
+                         row("grpc-tls-pooled", 20.0, 18.0, 49.0),     # whole band under
+                         row("grpc-tls-packed", 50.0, 49.0, 50.0),     # upper end == budget
+                         row("mmap", 60.0, 51.0, 70.0)])               # whole band over
+    table = whatif.decision_table(rows, None, budget_ms=50.0)
+    assert len(table) == 1
+    t = table.iloc[0]
+    assert t["fits"] == "grpc-tls-pooled, grpc-tls-packed"
+    assert t["over"] == "mmap"
+    assert t["cannot_tell"].startswith("grpc-tls-fresh (p99 band 45-55 ms straddles")
+    assert t["fit_count"] == 2 and t["variants"] == 4
+    # the p99 point itself under the budget is not enough: the band's upper end decides
+    status, _ = whatif.fit(row("x", 48.0, 45.0, 55.0), 50.0)
+    assert status == "cannot tell"
+    assert whatif.fit(row("x", 48.0, 45.0, 50.0), 50.0)[0] == "fits"
+
+
+def test_invalid_thin_or_behind_runs_are_never_a_fit():
+    assert whatif.fit(row("x", 10.0, valid=False), 50.0) == ("cannot tell",
+                                                              "INVALID runs (see health)")
+    # INVALID only by the generator's lag bound: the figure is an upper bound, so under the
+    # budget it still fits; over it, nothing is known
+    assert whatif.fit(row("x", 10.0, valid=False, upper_bound=True), 50.0)[0] == "fits"
+    assert whatif.fit(row("x", 90.0, valid=False, upper_bound=True), 50.0)[0] == "cannot tell"
+    assert whatif.fit(row("x", 10.0, n=300), 50.0)[0] == "cannot tell"
+    status, why = whatif.fit(row("x", 10.0, achieved=60.0), 50.0)
+    assert status == "over" and "could not keep 100 requests/s" in why
+
+
+def test_a_step_gain_is_named_only_when_the_intervals_do_not_overlap():
+    rows = pd.DataFrame([row("grpc-tls-fresh", 40.0, 38.0, 42.0),
+                         row("grpc-tls-resumed", 37.0, 35.0, 39.0),   # overlaps fresh
+                         row("grpc-tls-pooled", 12.0, 11.0, 13.0),    # clear gain
+                         row("grpc-tls-packed", 8.0, 7.5, 8.5, valid=False),
+                         row("mmap", 0.5, 0.4, 0.6)])
+    t = whatif.decision_table(rows, None, budget_ms=50.0).iloc[0]
+    assert math.isnan(t["change_grpc-tls-resumed_ms"])
+    assert t["change_grpc-tls-pooled_ms"] == pytest.approx(-25.0)
+    assert math.isnan(t["change_grpc-tls-packed_ms"])          # INVALID on one side
+    assert math.isnan(t["change_mmap_ms"])
+    assert t["buys"] == ("grpc-tls-resumed: not named; grpc-tls-pooled: -25 ms; "
+                         "grpc-tls-packed: not named; mmap: not named")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.1, 100), st.floats(0, 20), st.floats(0, 20)),
+                min_size=2, max_size=2))
+def test_step_change_is_named_exactly_when_bands_are_apart(pair):
+    """Against the brute-force rule: the bands [p99-a, p99+b] of the two steps overlap
+    (including touching) -> not named; apart -> the difference of the p99s."""
+    (p1, a1, b1), (p2, a2, b2) = pair
+    r1, r2 = row("a", p1, p1 - a1, p1 + b1), row("b", p2, p2 - a2, p2 + b2)
+    change = whatif.step_change(r1, r2)
+    apart = p1 + b1 < p2 - a2 or p2 + b2 < p1 - a1
+    if apart:
+        assert change == pytest.approx(p2 - p1)
+    else:
+        assert math.isnan(change)
+
+
+def test_conditions_come_one_row_each_rtts_then_cpu_limits():
+    rtt = pd.DataFrame([row(v, p, rtt=r) for r in (0.0, 5.0, 20.0)
+                        for v, p in (("grpc-tls-pooled", 2.0 + r), ("mmap", 0.3))])
+    cpu = pd.DataFrame([row(v, p, cpu=c) for c in (math.nan, 0.25, 1.0)
+                        for v, p in (("grpc-tls-pooled", 30.0), ("mmap", 0.3))])
+    table = whatif.decision_table(rtt, cpu, budget_ms=10.0)
+    assert list(table["condition"]) == ["loopback (RTT 0 ms)", "RTT 5 ms", "RTT 20 ms",
+                                        "no CPU limit", "CPU limit 0.25 cores",
+                                        "CPU limit 1 cores"]
+    assert list(table["fits"]) == ["grpc-tls-pooled, mmap", "grpc-tls-pooled, mmap", "mmap",
+                                   "mmap", "mmap", "mmap"]
+    assert list(table["kind"]) == ["rtt"] * 3 + ["cpu"] * 3
+    with pytest.raises(LootlabError, match="budget_ms must be a positive"):
+        whatif.decision_table(rtt, None, budget_ms=0)
+    assert whatif.decision_table(None, None, budget_ms=5.0).empty
+
+
+def _rtt_rows():
+    rows = []
+    for r in (0.0, 1.0, 5.0, 20.0):
+        for i, v in enumerate(STEPS):
+            p = (4 - i) * (1 + r) + 0.3
+            rows.append(row(v, p, 0.9 * p, 1.2 * p, rtt=r, valid=(v, r) != ("grpc-tls-fresh",
+                                                                            20.0),
+                            measured_once=v == "mmap" and r > 0))
+    return pd.DataFrame(rows)
+
+
+def test_rtt_chart_draws_each_variant_and_the_reference_lines_from_given_rows():
+    from lootlab.plots.conditions import rtt_chart
+
+    fig = rtt_chart(_rtt_rows(), budget_ms=50.0)
+    ax = fig.axes[0]
+    labels = ax.get_legend().get_texts()
+    names = [t.get_text() for t in labels]
+    assert [n for n in names if n.split(" ")[0] in STEPS] == [
+        *STEPS[:-1], "mmap (measured once: no network)"]
+    assert any("paint budget 120 ms" in n for n in names)
+    assert any("your budget 50 ms" in n for n in names)
+    assert any(n.startswith("hollow: INVALID") for n in names)
+    ys = sorted(float(line.get_ydata()[0]) for line in ax.lines
+                if "budget" in line.get_label())
+    assert ys == pytest.approx([50.0, 120.0])        # in ms, the unit these p99s fit
+    assert "ms" in ax.get_ylabel() and "(ms)" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "5", "20"]
+
+
+def test_cpu_chart_draws_p99_and_throttled_share_per_limit_from_given_rows():
+    from lootlab.plots.conditions import cpu_chart
+
+    rows = pd.DataFrame([row(v, p, cpu=c, periods=100.0, throttled_periods=t,
+                             throttled_share=t / 100)
+                         for c, t in ((math.nan, 0.0), (0.25, 80.0), (1.0, 10.0))
+                         for v, p in (("grpc-tls-pooled", 30.0), ("mmap", 0.3))])
+    fig = cpu_chart(rows, budget_ms=50.0)
+    ax, tx = fig.axes[:2]
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in tx.get_xticklabels()] == ["0.25", "1", "none"]
+    shares = {line.get_label(): list(line.get_ydata()) for line in tx.lines}
+    assert shares["mmap"] == pytest.approx([80.0, 10.0, 0.0])    # % of periods, by limit
+    assert "cores" in tx.get_xlabel() and "%" in tx.get_ylabel()
+    with pytest.raises(ValueError, match="needs at least one row"):
+        cpu_chart(rows.iloc[:0])

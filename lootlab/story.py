@@ -39,6 +39,11 @@ WRITEUP = {
     "allocs_per_op": {"before": 2.1, "after": 0.4},
     "memcpy_cpu_share": 0.68,
     "spike": {"rate_per_s": 130_000, "p99_ms_max": 42.0},
+    # production conditions: the remote call's fixed network tax, the paint budget players
+    # complained past, and how much p99 the team needed to cut
+    "network_tax_ms": 40.0,
+    "paint_budget_ms": 120.0,
+    "p99_cut_needed_ms": 50.0,
 }
 
 
@@ -56,10 +61,29 @@ class StoryRun:
     steps: pd.DataFrame
     results: dict[str, list[Any]] = field(default_factory=dict, repr=False)
     trials: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    network: Any = None          # the ``Network`` the remote steps crossed (None: loopback)
+    cpu_limit: float | None = None   # cores the client side was limited to (None: none)
 
     @property
     def valid(self) -> bool:
         return bool(self.steps["valid"].all())
+
+    @property
+    def conditions(self) -> dict[str, Any]:
+        """What the steps ran under, in ``LoadResult.conditions``' shape: what was asked,
+        with whether the CPU limit was applied (and why not) as the results record it."""
+        out = {"rtt_ms": getattr(self.network, "rtt_ms", 0.0),
+               "jitter_ms": getattr(self.network, "jitter_ms", 0.0),
+               "bandwidth_mbit": getattr(self.network, "bandwidth_mbit", None),
+               "cpu_limit": self.cpu_limit, "cpu_limit_applied": False, "cpu_limit_note": ""}
+        for trials in self.results.values():
+            for res in trials:
+                got = getattr(res, "conditions", None) or {}
+                if got.get("cpu_limit_applied") is not None:
+                    out["cpu_limit_applied"] = bool(got["cpu_limit_applied"])
+                    out["cpu_limit_note"] = str(got.get("cpu_limit_note") or "")
+                    return out
+        return out
 
 
 def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
@@ -84,12 +108,27 @@ def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
         "upper_bound": bool(getattr(result.health, "upper_bound", False)),
         "bottleneck": result.health.bottleneck,
         "writeup_p99_ms": WRITEUP["p99_ms_by_step"].get(variant, math.nan),
+        # the conditions it ran under (loadgen: result.conditions / result.throttle)
+        **conditions_cells(result),
         # the server's CPU over the run (loadgen.serverload; NaN for a local step)
         "server_cores": float(result.server.get("cores", math.nan)),
         "server_cpu_per_request_us": float(result.server.get("cpu_per_request_us", math.nan)),
         # where the mean latency went (LoadResult.split_us): split_send_wait_ms, ...
         **{f"split_{part}_ms": us / 1e3 for part, us in result.split_us().items()},
     }
+
+
+def conditions_cells(result: Any) -> dict[str, float]:
+    """A result's RTT and CPU limit (NaN: none) and how much its client side was throttled
+    (NaN when nothing was limited or the counters could not be read)."""
+    cond = getattr(result, "conditions", None) or {}
+    throttle = getattr(result, "throttle", None) or {}
+
+    def num(x: Any) -> float:
+        return math.nan if x is None else float(x)
+    return {"rtt_ms": num(cond.get("rtt_ms", 0.0)), "cpu_limit": num(cond.get("cpu_limit")),
+            "throttled_periods": num(throttle.get("throttled_periods")),
+            "throttled_ms": num(throttle.get("throttled_ms"))}
 
 
 def summarize_steps(trials: pd.DataFrame,
@@ -109,7 +148,10 @@ def summarize_steps(trials: pd.DataFrame,
          *[c for c in ("server_cores", "server_cpu_per_request_us") if c in trials], *splits],
         lows=["p99_ci_low_ms"],
         highs=[c for c in ("p99_ci_high_ms", "p99_lag_bound_ms") if c in trials],
-        sums=["requests", "errors"], firsts=["change", "offered_per_s", "writeup_p99_ms"],
+        sums=["requests", "errors", *[c for c in ("throttled_periods", "throttled_ms")
+                                      if c in trials]],
+        firsts=["change", "offered_per_s", "writeup_p99_ms",
+                *[c for c in ("rtt_ms", "cpu_limit") if c in trials]],
         joins=["health"])
     if steps.empty:
         return steps
@@ -226,12 +268,18 @@ def variant_target(variant: str, server: Any = None) -> Any:
 def run_steps(rate: float, duration: float, *, variants: Any = None, trials: int = 1,
               warmup: float = 1.0, processes: int = 1, concurrency: int = 1, seed: int = 0,
               server: Any = None, on_step: Callable[[str], None] | None = None,
+              network: Any = None, cpu_limit: float | None = None,
               **run_options: Any) -> StoryRun:
     """Run every step's variant at the same constant ``rate`` for ``duration`` seconds,
     ``trials`` times, interleaved (trial 1 of every step, then trial 2...) so slow drift on
     the machine hits every step alike.  Same schedule, workload and generator settings for
     every step, so differences are the variants'.  ``variants``: names (remote ones talk to
     ``server``, a ``LoopbackServer``, or the embedded shared one) or {step: client factory}.
+
+    ``network`` (a ``lootlab.Network``, a number = RTT in ms, or None) puts a delaying proxy
+    between every remote step and its server; ``cpu_limit`` (cores) runs every step's client
+    side in a cgroup with that quota (``loadgen.run(network=, cpu_limit=)``).  The rows then
+    carry ``rtt_ms``, ``cpu_limit``, ``throttled_periods`` and ``throttled_ms``.
     """
     from . import loadgen
 
@@ -239,6 +287,7 @@ def run_steps(rate: float, duration: float, *, variants: Any = None, trials: int
         raise LootlabError(f"trials must be at least 1, not {trials!r}")
     named = variants if isinstance(variants, Mapping) else {
         v: variant_target(v, server) for v in (variants or STEPS)}
+    conditions = _conditions(network, cpu_limit)
     results: dict[str, list[Any]] = {v: [] for v in named}
     rows = []
     for trial in range(trials):
@@ -247,13 +296,32 @@ def run_steps(rate: float, duration: float, *, variants: Any = None, trials: int
                 on_step(variant)
             res = loadgen.run(target, loadgen.constant(rate, duration, seed=seed + trial),
                               processes=processes, concurrency=concurrency, warmup=warmup,
-                              label=variant, **run_options)
+                              label=variant, **conditions, **run_options)
             results[variant].append(res)
             rows.append(step_row(variant, res, trial))
     frame = pd.DataFrame(rows)
     return StoryRun(rate=float(rate), duration=float(duration),
                     steps=summarize_steps(frame, results),
-                    results=results, trials=frame)
+                    results=results, trials=frame, network=conditions.get("network"),
+                    cpu_limit=conditions.get("cpu_limit"))
+
+
+def _conditions(network: Any, cpu_limit: float | None) -> dict[str, Any]:
+    """The ``loadgen.run`` keywords for the conditions asked (none for loopback and no
+    limit, so a plain story passes nothing new)."""
+    from .conditions.network import Network
+
+    out: dict[str, Any] = {}
+    net = Network.coerce(network)
+    if net is not None and not net.is_null:
+        out["network"] = net
+    if cpu_limit is not None:
+        limit = float(cpu_limit)
+        if not limit > 0:
+            raise LootlabError(f"cpu_limit must be a positive number of cores, not "
+                               f"{cpu_limit!r}")
+        out["cpu_limit"] = limit
+    return out
 
 
 # The rebuild-under-load experiment lives in its own module; it is part of the story.

@@ -221,3 +221,39 @@ def test_story_server_prefers_the_cpp_server_and_says_which(tmp_path, monkeypatc
             assert client.near(x, y, z, 32).tolist() == idx.near(x, y, z, 32).tolist()
     finally:
         server.stop()
+
+
+def test_run_steps_replays_every_step_under_the_conditions_asked(small_result, monkeypatch):
+    """``network``/``cpu_limit`` reach every step's ``loadgen.run`` (nothing new is passed
+    for loopback and no limit), and the rows and the summary carry the conditions and the
+    throttling counters the results report."""
+    import copy
+
+    from lootlab.conditions.network import Network
+
+    calls = []
+
+    def fake_run(target, schedule, **kw):
+        calls.append(kw)
+        res = copy.copy(small_result)
+        res.conditions = {"rtt_ms": 5.0, "jitter_ms": 0.0, "bandwidth_mbit": None,
+                          "cpu_limit": 0.5, "cpu_limit_applied": True, "cpu_limit_note": ""}
+        res.throttle = {"periods": 100, "throttled_periods": 40, "throttled_ms": 12.5,
+                        "throttled_share": 0.4}
+        return res
+
+    monkeypatch.setattr(loadgen, "run", fake_run)
+    run = story.run_steps(200, 1.0, variants={"a": object, "b": object}, trials=2,
+                          network=5, cpu_limit=0.5)
+    assert len(calls) == 4
+    assert all(kw["network"] == Network(rtt_ms=5.0) and kw["cpu_limit"] == 0.5 for kw in calls)
+    assert list(run.trials["rtt_ms"]) == [5.0] * 4 and list(run.trials["cpu_limit"]) == [0.5] * 4
+    assert list(run.steps["throttled_periods"]) == [80.0, 80.0]     # summed over the trials
+    assert list(run.steps["rtt_ms"]) == [5.0, 5.0]
+    assert run.conditions["rtt_ms"] == 5.0 and run.conditions["cpu_limit_applied"] is True
+    calls.clear()
+    plain = story.run_steps(200, 1.0, variants={"a": object})
+    assert "network" not in calls[0] and "cpu_limit" not in calls[0]
+    assert plain.conditions["rtt_ms"] == 0.0 and plain.conditions["cpu_limit"] is None
+    with pytest.raises(LootlabError, match="cpu_limit must be a positive"):
+        story.run_steps(200, 1.0, variants={"a": object}, cpu_limit=0)

@@ -418,11 +418,11 @@ def test_sentences_cut_only_between_sentences(parts):
     assert sentences("  \n ".join(parts)) == parts
 
 
-def _published(title, verdict, *, figure=None):
+def _published(title, verdict, *, figure=None, conditions=None):
     from lootlab.report.summary import SUMMARY_MIME, summary_bundle
 
     return summary_bundle(title, [{"step": "s", "p99 ms": 1.0}], verdict=verdict,
-                          figure=figure)[SUMMARY_MIME]
+                          figure=figure, conditions=conditions)[SUMMARY_MIME]
 
 
 def _index_page(tmp_path, summaries):
@@ -464,6 +464,37 @@ def test_without_a_figure_the_first_notebook_verdict_leads_and_no_answer_without
     assert "First. Second." in answer and "<img" not in answer and "Bee." not in answer
     page = _index_page(tmp_path, [("01-a", _published("A", "")), ("02-b", _published("B", "Bee."))])
     assert "<section class='answer'>" not in page and "Bee." in page
+
+
+def test_the_index_states_the_conditions_of_every_run_next_to_its_numbers(tmp_path):
+    """Issue 14: each notebook's row and summary say what its numbers were measured under
+    (RTT, CPU limit); a summary naming none ran on loopback with no CPU limit, and a limit
+    asked but not applied says so."""
+    from lootlab.report.conditions import label
+
+    story = _published("Story", "Fast.", figure=_figure(), conditions={
+        "rtt_ms": 5.0, "jitter_ms": 1.0, "bandwidth_mbit": None, "cpu_limit": 0.5,
+        "cpu_limit_applied": True, "cpu_limit_note": ""})
+    old = _published("Old", "Old verdict.")
+    old.pop("conditions")                                  # published before issue 14
+    page = _index_page(tmp_path, [("01-story", story), ("02-old", old),
+                                  ("06-whatif", _published("What if", "Depends.",
+                                                           conditions="RTT 0-20 ms"))])
+    rows = page[page.index("<table class=\"notebooks\">"):page.index("<h2>Summary</h2>")]
+    assert "<th>conditions</th>" in rows
+    assert rows.index("RTT 5 ms ± 1 ms, CPU limit 0.5 cores") < rows.index("02-old") \
+        < rows.index("loopback, no CPU limit") < rows.index("RTT 0-20 ms")
+    evidence = page[page.index("<h2>Summary</h2>"):]
+    heads = [evidence.index(f"<h3>{t}</h3>") for t in ("Story", "Old", "What if")]
+    said = [evidence.index(f"Measured under: <b>{c}</b>") for c in (
+        "RTT 5 ms ± 1 ms, CPU limit 0.5 cores", "loopback, no CPU limit", "RTT 0-20 ms")]
+    assert heads[0] < said[0] < heads[1] < said[1] < heads[2] < said[2]   # each under its own
+    answer = page[page.index("<section class='answer'>"):page.index("<h2>Notebooks</h2>")]
+    assert "conditions: RTT 5 ms ± 1 ms, CPU limit 0.5 cores" in answer
+    assert label({"rtt_ms": 0.0, "cpu_limit": 1, "cpu_limit_applied": False,
+                  "cpu_limit_note": "cgroup not writable"}) == (
+        "loopback, CPU limit 1 cores asked, not applied: cgroup not writable")
+    assert label(None) == label({}) == "loopback, no CPU limit"
 
 
 # --- the browser checks themselves, on pages made to fail them --------------------------------

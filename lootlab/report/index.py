@@ -17,6 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from ..noise import NoiseCheck
+from .conditions import label
 from .environment import Environment
 from .execute import NotebookRun
 from .export import smoke_note_html
@@ -56,9 +57,19 @@ def _summary_view(summary: dict, *, title: str = "", name: str = "",
                   href: str | None = None) -> dict[str, Any]:
     columns = [str(c) for c in summary.get("columns") or []]
     return {"title": summary.get("title") or title, "verdict": summary.get("verdict") or "",
+            "conditions": conditions_of(summary),
             "name": name, "href": href, "figure": _figure_view(summary), "columns": columns,
             "rows": [[_cell(row.get(c)) for c in summary.get("columns") or []]
                      for row in summary.get("rows", [])]}
+
+
+def conditions_of(summary: dict | None) -> str:
+    """What a published summary's numbers were measured under, in words; a summary that
+    names none (published before conditions existed, or by a notebook that adds none) ran
+    on loopback with no CPU limit.  "" without a summary (a failed notebook's run)."""
+    if not summary:
+        return ""
+    return label(summary.get("conditions"))
 
 
 def summary_table(summary: dict) -> str:
@@ -88,7 +99,7 @@ def lead(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     s = summaries[i]
     said = sentences(s["verdict"])
     answer = {"title": s["title"], "name": s["name"], "href": s["href"], "figure": s["figure"],
-              "verdict": " ".join(said[:LEAD_SENTENCES])}
+              "verdict": " ".join(said[:LEAD_SENTENCES]), "conditions": s.get("conditions", "")}
     summaries[i] = {**s, "figure": None, "verdict": "", "more": said[LEAD_SENTENCES:],
                     "lead": True}
     return answer
@@ -136,7 +147,7 @@ def render_index(runs: Iterable[NotebookRun], env: Environment, *, out_dir: Path
     runs = list(runs)
     hrefs = {run.name: os.path.relpath(run.html, out_dir) if run.html else None for run in runs}
     rows = [{"name": run.name, "title": run.title or run.name, "seconds": run.seconds,
-             "href": hrefs[run.name],
+             "href": hrefs[run.name], "conditions": conditions_of(run.summary),
              "error": run.error.one_line() if run.error else None} for run in runs]
     summaries = [_summary_view(run.summary, title=run.title, name=run.name,
                                href=hrefs[run.name])

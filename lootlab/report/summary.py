@@ -54,11 +54,15 @@ def figure_uri(figure: dict[str, Any]) -> str:
 
 
 def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
-                   figure: Any = None) -> dict:
+                   figure: Any = None, conditions: Any = None) -> dict:
     """The display bundle: ``text/html`` for readers, ``SUMMARY_MIME`` for the index page.
 
     ``figure`` (a matplotlib Figure) is shown above the table and travels in the payload, so
-    the index can lead with it."""
+    the index can lead with it; ``conditions`` (see ``lootlab.report.conditions.label``)
+    is said under the title and beside the numbers on the index page."""
+    from .conditions import label
+
+    said = label(conditions)
     rows = [{str(k): _jsonable(v) for k, v in row.items()} for row in rows]
     columns: list[str] = []
     for row in rows:
@@ -71,10 +75,12 @@ def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
     # the readers' table goes through the one formatting module (units, badges, no index)
     formatted = Markup(people_table(rows).html) if rows else None
     table = render("summary.html.j2", title=title, columns=columns, verdict=verdict,
+                   conditions=said,
                    rows=[[_fmt(row.get(c)) for c in columns] for row in rows],
                    figure=picture and {**picture, "uri": figure_uri(picture)},
                    formatted=formatted)
-    payload = {"title": title, "columns": columns, "rows": rows, "verdict": verdict}
+    payload = {"title": title, "columns": columns, "rows": rows, "verdict": verdict,
+               "conditions": said}
     if picture is not None:
         payload["figure"] = picture
     return {"text/html": table, SUMMARY_MIME: json.loads(json.dumps(payload, default=str)),
@@ -90,12 +96,15 @@ def _fmt(value: Any) -> str:
 
 
 def publish_summary(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
-                    figure: Any = None) -> None:
+                    figure: Any = None, conditions: Any = None) -> None:
     """Show the headline table (and ``figure``, a matplotlib Figure, above it) in the
-    notebook and mark them for the report's index page."""
+    notebook and mark them for the report's index page.  ``conditions``: what the numbers
+    were measured under (a ``LoadResult.conditions`` mapping, or words); None is "loopback,
+    no CPU limit"."""
     from IPython.display import display
 
-    display(summary_bundle(title, rows, verdict=verdict, figure=figure), raw=True)
+    display(summary_bundle(title, rows, verdict=verdict, figure=figure,
+                           conditions=conditions), raw=True)
 
 
 def read_summary(notebook: Any) -> dict | None:

@@ -1,0 +1,199 @@
+"""Delaying proxies in front of servers: ``DelayProxy`` (one child process) and
+``through(endpoint, network)``, the process-wide registry the resolver uses.
+
+``through`` starts at most one proxy per (upstream target, network) in this process and
+stops them all at exit; a spawned worker handed a factory reaches the proxy its parent
+started, because the factory carries the proxy's address (no global state crosses).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from typing import Any, Self
+
+from ..remote import childproc
+from ..remote.address import is_loopback_ip, split_target
+from ..variants import Endpoint
+from .errors import ConditionsError
+from .network import Network
+
+_START_TIMEOUT = 30.0
+
+
+class ProxyTimeout(ConditionsError):
+    """The proxy did not report ready (or answer) in time."""
+
+
+class DelayProxy:
+    """``with DelayProxy("127.0.0.1:50051", Network(rtt_ms=5)) as p: ... p.target``.
+
+    A child process (``python -m lootlab.conditions.proxy``) listening on ``host`` that
+    forwards to ``upstream`` under ``network``; it exits with this process.
+    """
+
+    def __init__(self, upstream: str, network: Network | float | dict | None, *,
+                 host: str = "127.0.0.1", port: int = 0, seed: int = 0):
+        split_target(upstream)
+        self.upstream = upstream
+        self.network = Network.coerce(network) or Network()
+        self.host, self.port, self.seed = host, port, seed
+        self.proc: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> DelayProxy:
+        if self.proc is not None:
+            return self
+        n = self.network
+        argv = [sys.executable, "-m", "lootlab.conditions.proxy", "--upstream", self.upstream,
+                "--host", self.host, "--port", str(self.port), "--rtt-ms", repr(n.rtt_ms),
+                "--jitter-ms", repr(n.jitter_ms), "--seed", str(self.seed),
+                "--parent", str(os.getpid())]
+        if n.bandwidth_mbit is not None:
+            argv += ["--bandwidth-mbit", repr(n.bandwidth_mbit)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, close_fds=True)
+        try:
+            self.info = childproc.wait_ready(self.proc, _START_TIMEOUT, what="delay proxy",
+                                             error=ConditionsError, timed_out=ProxyTimeout)
+        except BaseException:
+            self.stop()
+            raise
+        childproc.drain_stderr(self.proc, "lootlab-proxy-stderr")
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            childproc.stop(proc, timeout)
+
+    close = stop
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):   # at interpreter exit anything may be gone
+            self.stop(timeout=2)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def target(self) -> str:
+        if not self.info:
+            raise ConditionsError("the delay proxy is not started; call start() first")
+        return self.info["target"]
+
+    @property
+    def pid(self) -> int:
+        return self.info["pid"]
+
+    def stats(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The proxy's counters: connections (total, open), chunks and bytes each way
+        (``up`` = client to server), the largest and mean delay error (how late a chunk
+        left after its due time, us), and which timer it uses."""
+        with self._lock:
+            proc = self.proc
+            if proc is None or proc.poll() is not None:
+                raise ConditionsError("the delay proxy is not running")
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(b"stats\n")
+            proc.stdin.flush()
+            sel = selectors.DefaultSelector()
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            try:
+                line = b""
+                while not line.endswith(b"\n"):
+                    if not sel.select(timeout):
+                        raise ProxyTimeout(f"the delay proxy did not answer within {timeout} s")
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                    if not chunk:
+                        raise ConditionsError("the delay proxy exited")
+                    line += chunk
+            finally:
+                sel.close()
+            return json.loads(line.decode().splitlines()[-1])
+
+    def __repr__(self) -> str:
+        state = f"target={self.info.get('target')}" if self.running else "stopped"
+        return f"<DelayProxy {state} -> {self.upstream} ({self.network.label})>"
+
+
+class _Registry:
+    """The proxies ``through`` started in this process, keyed (upstream, network)."""
+
+    def __init__(self) -> None:
+        self.proxies: dict[tuple[str, Network], DelayProxy] = {}
+        self.lock = threading.Lock()
+        self.owner = os.getpid()
+        atexit.register(self.stop)
+
+    def get(self, upstream: str, network: Network) -> DelayProxy:
+        with self.lock:
+            if self.owner != os.getpid():       # a forked child must not reuse the parent's
+                self.proxies, self.owner = {}, os.getpid()
+            proxy = self.proxies.get((upstream, network))
+            if proxy is None or not proxy.running:
+                proxy = self.proxies[(upstream, network)] = DelayProxy(upstream, network).start()
+            return proxy
+
+    def stop(self) -> None:
+        if self.owner != os.getpid():
+            return
+        with self.lock:
+            proxies, self.proxies = list(self.proxies.values()), {}
+        for proxy in proxies:
+            proxy.stop(timeout=2)
+
+
+_registry: _Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def registry() -> _Registry:
+    global _registry
+    with _registry_lock:
+        if _registry is None or _registry.owner != os.getpid():
+            _registry = _Registry()
+        return _registry
+
+
+def proxy_for(endpoint: Endpoint, network: Network) -> DelayProxy:
+    """The running proxy ``through`` uses for (endpoint, network), started if needed."""
+    return registry().get(endpoint.target, network)
+
+
+def through(endpoint: Endpoint, network: Network | float | dict | None) -> Endpoint:
+    """``endpoint`` as reached under ``network``: the same TLS facts, the target of a
+    delaying proxy in front of it (one per (upstream, network) in this process, stopped
+    at exit).  A null network (or None) returns ``endpoint`` itself."""
+    net = Network.coerce(network)
+    if net is None or net.is_null:
+        return endpoint
+    return replace(endpoint, target=proxy_for(endpoint, net).target)
+
+
+def tls_name(upstream: str) -> str | None:
+    """The TLS server name a client reaching ``upstream`` through a loopback proxy must
+    check (its certificate names the upstream host, not 127.0.0.1), or None when the
+    upstream is a loopback address itself."""
+    if is_loopback_ip(upstream):
+        return None
+    return split_target(upstream)[0]
+
+
+__all__ = ["DelayProxy", "ProxyTimeout", "proxy_for", "through", "tls_name"]

@@ -9,7 +9,8 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PROFILE ?= standard
-APT_PACKAGES = chromium wrk
+# command[:Debian package] (perf comes in linux-perf)
+APT_PACKAGES = chromium wrk perf:linux-perf
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test report bench lab system-deps venv clean cpp-server cpp-server-if-possible
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml setup.py lootlab/_kernels.c
 	touch $@
 
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

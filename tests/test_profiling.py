@@ -62,6 +62,9 @@ CYGRPC = "grpc_call_start_batch (grpc/_cython/cygrpc.cpython-311-x86_64-linux-gn
     (("near (lootlab/index.py:332)", "sleep (time)"), "idle/wait"),
     (("_blocking (grpc/_channel.py:1000)", CYGRPC, "sendmsg (libc.so.6)"), "socket I/O"),
     (("near (lootlab/index.py:332)", "zstd_compress (libzstd.so.1)"), "other"),
+    (("near (lootlab/index.py:332)", "PyUnicode_InternFromString (libpython3.11.so.1.0)"),
+     "Python overhead"),   # CPython's *FromString is not protobuf's FromString
+    (("near (lootlab/index.py:332)", "write (libc.so.6)", "pipe_write [k]"), "kernel: other"),
 ])
 def test_categorizer_buckets_known_stacks(tail, bucket):
     assert stack_bucket(LOOP + tail) == bucket

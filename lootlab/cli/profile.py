@@ -1,4 +1,5 @@
-"""``lootlab profile flame|memory|replicas|gc``: where a variant's CPU, memory and GC go."""
+"""``lootlab profile flame|perf|counters|memory|replicas|gc|diff``: where a variant's CPU,
+memory, GC and kernel time go."""
 
 from __future__ import annotations
 
@@ -167,3 +168,47 @@ def diff(variant_a: str, variant_b: str, duration: float, rate: int | None, idle
     echo_table(t.tail(5).iloc[::-1][["frame", "bucket", "self_a", "self_b", "delta_self"]]
                .round(3))
     click.echo(f"wrote {paths['svg']} and {paths['table']}")
+
+
+@command.command("perf")
+@click.argument("variant")
+@click.option("--duration", type=_SECONDS, default=5.0, show_default=True, help="seconds sampled")
+@click.option("--frequency", "-F", type=_COUNT, default=499, show_default=True,
+              help="perf samples per second")
+@click.option("--call-graph", type=click.Choice(["dwarf", "fp"]), default="dwarf",
+              show_default=True, help="how perf unwinds user stacks (fp: frame pointers)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def perf(variant: str, duration: float, frequency: int, call_graph: str,
+         out: Path | None) -> None:
+    """Kernel-inclusive flame graph with perf record (native and kernel frames)."""
+    from ..profiling import bucket_shares, perf_flamegraph
+    from ..profiling.categorize import kernel_total
+    from ..profiling.flame import frames_table
+    _out(out, "perf", variant)
+    prof = perf_flamegraph(variant, duration=duration, frequency=frequency,
+                           call_graph=call_graph, progress=_stages("perf", 1))
+    d = _out(out, "perf", prof.variant)
+    paths = prof.save(d)
+    shares = bucket_shares([prof]).drop(columns=["samples"]).set_index("variant").T
+    shares = shares[shares.iloc[:, 0] > 0].sort_values(shares.columns[0], ascending=False)
+    click.echo(f"{prof.samples:,} samples in the measured loop, "
+               f"{kernel_total(shares.iloc[:, 0]):.1%} in the kernel; bucket shares:")
+    echo_table(shares.reset_index(names="bucket").round(3))
+    click.echo("top frames (self share):")
+    echo_table(frames_table(prof.stacks)[["frame", "self_share", "total_share", "bucket"]]
+               .head(10).round(3))
+    click.echo(f"wrote {paths['svg']}")
+
+
+@command.command("counters")
+@click.argument("variants", nargs=-1, required=True)
+@click.option("--duration", type=_SECONDS, default=3.0, show_default=True,
+              help="seconds each variant runs")
+@click.option("--source", type=click.Choice(["auto", "perf", "rusage"]), default="auto",
+              show_default=True, help="perf stat, or getrusage only")
+def counters(variants: tuple[str, ...], duration: float, source: str) -> None:
+    """Context switches, page faults, migrations, syscalls per op (perf stat)."""
+    from ..profiling import counters_of
+    table = counters_of(variants, duration=duration, source=source,
+                        progress=_stages("counters", len(variants)))
+    echo_table(table.set_index("variant").T.reset_index(names="per op").round(4), max_rows=100)

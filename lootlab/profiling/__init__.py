@@ -2,49 +2,72 @@
 process (``python -m lootlab.workload``) so the profilers see the client path and nothing else.
 
 - ``flamegraph(variant, ...) -> FlameProfile`` (py-spy: SVG, speedscope, collapsed stacks, frames)
+- ``perf_flamegraph(variant, ...) -> PerfProfile`` (perf record: native and kernel frames);
+  ``perf_unavailable()`` says in one line why perf cannot run here (or None)
+- ``counters(variant, ...) -> Counters`` (perf stat / getrusage: switches, faults... per op)
 - ``categorize`` / ``bucket_shares([profiles])``: the story's buckets (TLS, gRPC, protobuf, ...)
 - ``diff(a, b)`` / ``diff_svg(a, b)``: what one variant spends that the other does not
 - ``memory(variant, queries=N) -> MemoryProfile`` (memray + /proc, deltas over a baseline)
 - ``replicas(variant, ks=(1, 2, 4, 8)) -> DataFrame`` (per-replica and total PSS)
 - ``gc_pauses(variant, queries=N) -> GcStats`` (``gc.callbacks`` pauses)
 
-The workload process imports ``gcpause`` and ``procmem`` from here; memray is imported
-only by the functions that run it.
+The workload process imports ``gcpause`` and ``procmem`` from here (and ``perfgate`` runs
+it under perf); memray is imported only by the functions that run it.
 """
 
 from __future__ import annotations
 
 from ._run import ProfilerError
-from .categorize import BUCKETS, bucket_shares, categorize, copy_share, stack_bucket, top_buckets
+from .categorize import (
+    BUCKETS,
+    KERNEL_BUCKETS,
+    bucket_shares,
+    categorize,
+    copy_share,
+    kernel_total,
+    stack_bucket,
+    top_buckets,
+)
+from .counters import Counters, counters, counters_of, counters_table
 from .diff import FlameDiff, compare, diff, diff_svg
 from .flame import FlameProfile, flamegraph, frames_table, load_flame, parse_collapsed
 from .gcpause import GcEvent, GcRecorder, GcStats, gc_pauses
 from .memory import MemoryProfile, memory
+from .perf import PerfProfile, perf_flamegraph, perf_unavailable
 from .procmem import mapping_of, read_proc
 from .replicas import replicas
 
 __all__ = [
     "BUCKETS",
+    "KERNEL_BUCKETS",
+    "Counters",
     "FlameDiff",
     "FlameProfile",
     "GcEvent",
     "GcRecorder",
     "GcStats",
     "MemoryProfile",
+    "PerfProfile",
     "ProfilerError",
     "bucket_shares",
     "categorize",
     "compare",
     "copy_share",
+    "counters",
+    "counters_of",
+    "counters_table",
     "diff",
     "diff_svg",
     "flamegraph",
     "frames_table",
     "gc_pauses",
+    "kernel_total",
     "load_flame",
     "mapping_of",
     "memory",
     "parse_collapsed",
+    "perf_flamegraph",
+    "perf_unavailable",
     "read_proc",
     "replicas",
     "stack_bucket",

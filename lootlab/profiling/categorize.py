@@ -2,6 +2,10 @@
 
 A sample goes to exactly one bucket, decided by its stack (leaf first):
 
+0. ``kernel: network``, ``kernel: page faults``, ``kernel: scheduler``, ``kernel: other``
+   the leaf is a kernel frame (``name [k]``, only in perf profiles: py-spy never sees the
+   kernel); the kernel frame nearest the leaf that names a subsystem decides (TCP/IP,
+   sockets, skbs, epoll; the page-fault path; the scheduler), else ``kernel: other``;
 1. ``idle/wait``  the leaf is a blocking primitive (epoll/poll/select, futex, sleep):
    time waiting, mostly visible only when py-spy ran with ``--idle``;
    ``socket I/O``  the leaf is a socket system call moving data (sendmsg, recvmsg, write...):
@@ -24,8 +28,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+KERNEL_BUCKETS = ("kernel: network", "kernel: page faults", "kernel: scheduler", "kernel: other")
 BUCKETS = ("TLS/ssl", "gRPC core", "protobuf", "socket I/O", "numpy/memcpy", "GC",
-           "Python overhead", "idle/wait", "other")
+           "Python overhead", "idle/wait", "other", *KERNEL_BUCKETS)
 
 _FRAME = re.compile(r"^(?P<name>.*?)(?: \((?P<file>[^()]*)\))?$")
 
@@ -44,8 +49,8 @@ _TLS = re.compile(
     r"sha256|SHA256|ECDSA|ecdsa|ec_GFp|x25519|X25519|RSA_|BN_|bn_|CRYPTO_|OPENSSL_|"
     r"libssl|libcrypto)", re.ASCII)
 _PROTOBUF = re.compile(r"(google/protobuf|google\._upb|_upb|upb_|protobuf|_pb2\b|_pb2\.py|"
-                       r"SerializeToString|FromString|ParseFromString|MergeFromString|"
-                       r"_message\.)")
+                       r"(^|[.:])(SerializeToString|FromString|ParseFromString|"
+                       r"MergeFromString)\b|_message\.)")   # not CPython's PyUnicode_*FromString
 _GRPC = re.compile(r"(grpc|cygrpc|_cython/|absl::|gpr_|census|chttp2|hpack|"
                    r"nghttp2)")
 _GC = re.compile(r"^(gc_collect\w*|collect|_PyGC_\w*|deduce_unreachable|move_unreachable|"
@@ -56,6 +61,25 @@ _MEMCPY = re.compile(r"^(__)?(memcpy|memmove|memset|mempcpy)\w*$")
 _LIBC = re.compile(r"^(libc\.so|libm\.so|ld-linux|libpthread)")
 _PY_FILE = re.compile(r"(\.py(:\d+)?$|^<frozen |^<string>)")
 _PY_RUNTIME = re.compile(r"(libpython|^python3?(\.\d+)?$)")
+_KERNEL_TAG = " [k]"
+_K_NETWORK = re.compile(
+    r"^(tcp_|__tcp_|ip_|__ip_|ipv6_|ip6_|inet_|inet6_|sock_|__sock_|sk_|__sk_|skb_|__skb_|"
+    r"kfree_skb|consume_skb|alloc_skb|__alloc_skb|__sys_sendmsg|__sys_recvmsg|___sys_\w+|"
+    r"__sys_sendto|__sys_recvfrom|__x64_sys_(sendmsg|recvmsg|sendto|recvfrom|epoll\w*)|"
+    r"sys_(sendmsg|recvmsg)|\w*epoll\w*|ep_\w+|net_rx_action|__netif_\w+|netif_\w+|"
+    r"__napi_poll|process_backlog|__dev_queue_xmit|dev_hard_start_xmit|loopback_xmit|"
+    r"unix_\w+|udp_\w+|nf_\w+|__inet_\w+|tcp\w*|release_sock|lock_sock\w*)")
+_K_FAULT = re.compile(
+    r"^(handle_mm_fault|__handle_mm_fault|do_page_fault|exc_page_fault|asm_exc_page_fault|"
+    r"do_user_addr_fault|filemap_\w+|do_anonymous_page|do_fault|do_read_fault|"
+    r"do_wp_page|wp_page_copy|handle_pte_fault|do_huge_pmd_\w+|__do_fault|"
+    r"do_set_pte|finish_fault)$")
+_K_SCHED = re.compile(
+    r"^(schedule|__schedule|schedule_\w+|finish_task_switch\w*|pick_next_\w+|"
+    r"__pick_next_\w+|context_switch|__switch_to\w*|switch_mm\w*|try_to_wake_up|"
+    r"ttwu_\w+|enqueue_task\w*|dequeue_task\w*|update_curr\w*|yield_task\w*|"
+    r"__x64_sys_sched_yield|do_sched_yield|preempt_schedule\w*|load_balance|"
+    r"newidle_balance|set_next_entity|put_prev_\w+)$")
 
 
 def split_frame(frame: str) -> tuple[str, str]:
@@ -66,6 +90,28 @@ def split_frame(frame: str) -> tuple[str, str]:
 
 def is_python(frame: str) -> bool:
     return bool(_PY_FILE.search(split_frame(frame)[1]))
+
+
+def is_kernel(frame: str) -> bool:
+    """A kernel frame, as perf profiles name them (``tcp_sendmsg [k]``)."""
+    return frame.endswith(_KERNEL_TAG)
+
+
+def kernel_bucket(stack: Sequence[str]) -> str:
+    """The kernel bucket of a stack whose leaf is in the kernel: the kernel frame nearest the
+    leaf that names a subsystem decides (a page fault taken inside ``recvmsg`` is a page
+    fault; ``finish_task_switch`` under ``epoll_wait`` is the scheduler)."""
+    for frame in reversed(stack):
+        if not is_kernel(frame):
+            break
+        name = frame[:-len(_KERNEL_TAG)]
+        if _K_FAULT.match(name):
+            return "kernel: page faults"
+        if _K_SCHED.match(name):
+            return "kernel: scheduler"
+        if _K_NETWORK.match(name):
+            return "kernel: network"
+    return "kernel: other"
 
 
 def _strong(frame: str) -> str | None:
@@ -83,6 +129,8 @@ def stack_bucket(stack: Sequence[str]) -> str:
     """The bucket of one sample; ``stack`` is root first, leaf last (py-spy's order)."""
     if not stack:
         return "other"
+    if is_kernel(stack[-1]):
+        return kernel_bucket(stack)
     leaf_name, leaf_file = split_frame(stack[-1])
     if _IDLE.match(leaf_name) or (is_python(stack[-1]) and _IDLE_PY.match(leaf_name)
                                   and leaf_file.startswith(("threading", "selectors", "queue",
@@ -119,6 +167,11 @@ def categorize(stacks: Mapping[tuple[str, ...], int]) -> dict[str, int]:
     for stack, count in stacks.items():
         out[stack_bucket(stack)] += count
     return out
+
+
+def kernel_total(shares_row: Mapping[str, float]) -> float:
+    """The kernel's share of one ``bucket_shares`` row (the four kernel buckets summed)."""
+    return float(sum(shares_row.get(b, 0.0) for b in KERNEL_BUCKETS))
 
 
 def bucket_shares(profiles: Iterable, *, work_only: bool = True) -> pd.DataFrame:

@@ -131,7 +131,7 @@ def to_speedscope(stacks: Mapping[tuple[str, ...], int], name: str) -> dict[str,
             "shared": {"frames": frames},
             "profiles": [{"type": "sampled", "name": name, "unit": "none", "startValue": 0,
                           "endValue": total, "samples": samples, "weights": weights}],
-            "name": name, "activeProfileIndex": 0, "exporter": "lootlab (from py-spy raw)"}
+            "name": name, "activeProfileIndex": 0, "exporter": "lootlab"}
 
 
 @dataclass
@@ -204,11 +204,15 @@ class FlameProfile:
 
 
 def load_flame(directory: str | Path) -> FlameProfile:
-    """A ``FlameProfile`` back from ``FlameProfile.save``."""
+    """A ``FlameProfile`` back from ``FlameProfile.save`` (a ``PerfProfile`` if perf made it)."""
     d = Path(directory)
     meta = json.loads((d / "profile.json").read_text())
     pys = d / "flame-pyspy.svg"
-    return FlameProfile(meta["variant"], parse_collapsed((d / "collapsed.txt").read_text()),
+    cls = FlameProfile
+    if meta.get("options", {}).get("profiler") == "perf":
+        from .perf import PerfProfile  # perf builds on this module
+        cls = PerfProfile
+    return cls(meta["variant"], parse_collapsed((d / "collapsed.txt").read_text()),
                         meta.get("options", {}), meta.get("summary", {}),
                         pys.read_text() if pys.exists() else None)
 

@@ -57,9 +57,16 @@ def tree(stacks: Stacks, root: str = "all") -> Node:
     return top
 
 
+KERNEL_TAG = " [k]"          # how perf profiles name kernel frames (profiling.perfscript)
+KERNEL_SWATCH = "rgb(110,160,220)"
+
+
 def warm_color(name: str) -> str:
-    """A stable warm colour per frame name (like the classic flame graph palette)."""
+    """A stable warm colour per frame name (like the classic flame graph palette); kernel
+    frames (``name [k]``) get a stable blue instead, so user and kernel space read apart."""
     h = zlib.crc32(name.encode())
+    if name.endswith(KERNEL_TAG):
+        return f"rgb({80 + h % 50},{140 + (h >> 8) % 40},{200 + (h >> 16) % 50})"
     return f"rgb({205 + h % 50},{(h >> 8) % 180 + 40},{(h >> 16) % 55})"
 
 
@@ -197,12 +204,14 @@ def render_panels(panels: Sequence[Panel], *, title: str = "", note: str | Seque
 def render(stacks: Stacks, *, title: str = "", width: float = 1200, row: int = 17,
            color: Callable[[tuple[str, ...], str], str] | None = None,
            label: Callable[[tuple[str, ...], int, int], str] | None = None,
-           min_fraction: float = 0.001, note: str | None = None, root: str = "all") -> str:
+           min_fraction: float = 0.001, note: str | None = None, root: str = "all",
+           legend: Sequence[tuple[str | None, str]] = ()) -> str:
     """An icicle-style flame graph (root on top) of collapsed stacks.
 
     ``color(path, name)`` and ``label(path, samples, total)`` customise fill and hover
     text; frames narrower than ``min_fraction`` of the total are left out to keep the file
-    small (the search's shares leave them out too).  ``root`` names the top bar.
+    small (the search's shares leave them out too).  ``root`` names the top bar;
+    ``legend`` is an optional row of ``(fill, text)`` swatches under the note.
     """
     top = tree(stacks, root)
     total = top["v"] or 1
@@ -213,4 +222,4 @@ def render(stacks: Stacks, *, title: str = "", width: float = 1200, row: int = 1
     if note is None:
         note = f"{top['v']:,} samples; click a frame to zoom, the top bar to reset"
     return render_panels([panel], title=title, note=note, share_names=["samples"],
-                         width=width, row=row, min_fraction=min_fraction)
+                         legend=legend, width=width, row=row, min_fraction=min_fraction)

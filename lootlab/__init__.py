@@ -38,6 +38,7 @@ _LAZY = {
     "VARIANTS": "lootlab.variants",
     "Variant": "lootlab.variants",
     "Endpoint": "lootlab.variants",
+    "Network": "lootlab.conditions.network",
     "RemoteError": "lootlab.remote.errors",
     "Rebuilder": "lootlab.rebuild",
     "LocalSource": "lootlab.sources",
@@ -45,13 +46,14 @@ _LAZY = {
     "open_source": "lootlab.sources",
 }
 _SUBMODULES = {"loadgen", "profiling", "plots", "report", "remote", "workload", "variants",
-               "errors", "build", "index", "records", "world"}
+               "errors", "build", "index", "records", "world", "conditions"}
 
 __all__ = list(_LAZY)
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .build import BuildOptionError, BuildReport, PublishError, build_index
     from .clients import LootClient, connect
+    from .conditions.network import Network
     from .errors import (InvalidIndexError, InvalidRecordsError, LootlabError, LootlabTimeout,
                          QueryError)
     from .index import LootIndex, open_index

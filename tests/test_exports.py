@@ -11,7 +11,7 @@ import lootlab.errors
 PUBLIC = [
     "BuildOptionError", "BuildReport", "Endpoint", "FIELDS", "InvalidIndexError",
     "InvalidRecordsError", "LocalSource", "LootClient", "LootIndex", "LootRecord", "LootlabError",
-    "LootlabTimeout", "PublishError", "QueryError", "RECORD_DTYPE", "RESULT_DTYPE", "Rebuilder",
+    "LootlabTimeout", "Network", "PublishError", "QueryError", "RECORD_DTYPE", "RESULT_DTYPE", "Rebuilder",
     "Records", "RemoteError", "S3Source", "VARIANTS", "Variant", "build_index", "connect",
     "generate_world", "open_index", "open_source", "pack_key", "unpack_key",
 ]

@@ -248,3 +248,55 @@ def test_a_run_invalid_only_by_the_lag_bound_is_an_upper_bound():
                   counts=_counts(900), scheduled=1000)          # 10 % never sent, too
     assert not late.valid and not late.upper_bound
     assert not _judge(latency_us=lat, lag_bound_us={50.0: 0.0, 99.0: 300.0}).upper_bound
+
+
+# --------------------------------------------------------------------------- CPU limit
+def _lagging(**kw) -> Health:
+    """A sender 1 % late by 40 ms at p99 (own lag 39 ms of a 40 ms p99), kept schedule."""
+    return _judge(latency_p99_us=40_000.0, generator_lag_p99_us=39_000.0,
+                  latency_us={50.0: 300.0, 99.0: 40_000.0},
+                  lag_bound_us={50.0: 20.0, 99.0: 39_000.0}, process_cpu=[0.25],
+                  cpu_cores=0.25, **kw)
+
+
+def test_lag_the_cpu_limit_throttled_is_the_limits_and_the_run_stays_valid():
+    """The same lag: with the cgroup throttling 18 of 20 periods (900 ms of a 2 s window)
+    the verdict names the limit and stays VALID; without throttling it is INVALID and the
+    generator's (or the machine's) doing, as before."""
+    throttled = {"periods": 20, "throttled_periods": 18, "throttled_ms": 900.0,
+                 "throttled_share": 0.9}
+    limited = _lagging(throttle=throttled, window_s=2.0)
+    assert limited.valid and limited.bottleneck == "cpu-limit", limited
+    assert "CPU limit: throttled 18 of 20 periods (900 ms)" in str(limited)
+    assert not any("generator itself" in r for r in limited.reasons)
+    assert limited.lag_bound_us == 39_000.0           # the bound is still stated
+    unthrottled = _lagging(throttle={**throttled, "throttled_periods": 0,
+                                     "throttled_ms": 0.0, "throttled_share": 0.0},
+                           window_s=2.0)
+    plain = _lagging()
+    for h in (unthrottled, plain):
+        assert not h.valid and h.bottleneck in ("generator", "machine"), h
+        assert any("generator itself sent late" in r for r in h.reasons)
+        assert "CPU limit" not in str(h)
+
+
+def test_a_little_throttling_does_not_excuse_a_tail_it_cannot_explain():
+    """One 5 ms stall in a 10 s window covers 0.05 % of the requests: it cannot make the
+    p99, so a 39 ms own lag at p99 stays the generator's fault."""
+    little = {"periods": 100, "throttled_periods": 1, "throttled_ms": 5.0,
+              "throttled_share": 0.01}
+    h = _lagging(throttle=little, window_s=10.0)
+    assert not h.valid and h.bottleneck != "cpu-limit", h
+
+
+def test_a_throttled_sender_that_could_not_keep_the_schedule_names_the_limit():
+    """Busy 99 % (never waiting for a due time) under a limit that throttled most periods:
+    a warning naming the limit, not a reason; the same without throttling is INVALID."""
+    throttled = {"periods": 30, "throttled_periods": 30, "throttled_ms": 2_000.0,
+                 "throttled_share": 1.0}
+    busy = {"busy": [0.99], "blocked": [0.6], "offcpu": [False]}
+    h = _judge(**busy, throttle=throttled, window_s=3.0, process_cpu=[0.25])
+    assert h.valid and h.bottleneck == "cpu-limit", h
+    assert any("CPU limit: throttled 30 of 30 periods" in w for w in h.warnings), h
+    assert not _judge(**busy, process_cpu=[0.25]).valid
+    assert Health.from_dict(h.to_dict()) == h

@@ -30,6 +30,14 @@ from ._util import echo_table, writable_dir
 @click.option("--spin-us", type=click.FloatRange(min=0), default=None,
               help="Spin (not sleep) this long before each send [default: 200]; more is "
                    "tighter on a busy machine but burns CPU a local server needs.")
+@click.option("--cpu-limit", type=float, default=None, metavar="CORES",
+              help="Run the client side (generator + client, spawned) in a cgroup with this "
+                   "CPU quota, like a container's limit; prints its throttling.")
+@click.option("--rtt-ms", type=float, default=None,
+              help="Remote variants: added round trip through a delaying proxy (ms).")
+@click.option("--jitter-ms", type=float, default=None, help="Spread of that delay (ms).")
+@click.option("--bandwidth-mbit", type=float, default=None,
+              help="Per-direction link rate through the proxy (Mbit/s).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory, created if missing: run.json + one subdirectory for the "
@@ -37,12 +45,14 @@ from ._util import echo_table, writable_dir
                    "(default data/results/runs/...).")
 def command(variant: str, rate: float | None, closed: int | None, schedule: str,
             duration: float, processes: int, concurrency: int, warmup: float,
-            think_time: float, factor: float, spin_us: float | None, seed: int,
-            out: Path | None) -> None:
+            think_time: float, factor: float, spin_us: float | None,
+            cpu_limit: float | None, rtt_ms: float | None, jitter_ms: float | None,
+            bandwidth_mbit: float | None, seed: int, out: Path | None) -> None:
     """Load a variant with an open-loop schedule; print percentiles and the health verdict."""
     import time
 
     from ..compare import save_run
+    from ..loadgen.limits import check_limit, coerce_network
     from ..loadgen.runner import run
     from ..loadgen.scenario import make_schedule
 
@@ -52,15 +62,21 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
         from ..paths import results_dir
         kind = "closed" if closed is not None else schedule
         out = results_dir() / "runs" / f"{variant}-{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
+    cpu_limit = check_limit(cpu_limit)       # bad values: one line, before any work
+    network = None
+    if (rtt_ms, jitter_ms, bandwidth_mbit) != (None, None, None):
+        network = coerce_network({"rtt_ms": rtt_ms or 0.0, "jitter_ms": jitter_ms or 0.0,
+                                  "bandwidth_mbit": bandwidth_mbit})
     writable_dir(out)    # before the run, not after it
     sched = make_schedule(schedule, rate=rate, duration=duration, closed=closed,
                           think_time=think_time, factor=factor, seed=seed)
     result = run(variant, sched, processes=processes, concurrency=concurrency, warmup=warmup,
-                 spin_us=spin_us, progress=True)
+                 spin_us=spin_us, progress=True, network=network, cpu_limit=cpu_limit)
     params = {"variant": variant, "rate": rate, "closed": closed, "schedule": schedule,
               "duration": duration, "processes": processes, "concurrency": concurrency,
               "warmup": warmup, "think_time": think_time, "factor": factor, "seed": seed,
-              "spin_us": spin_us}
+              "spin_us": spin_us, "cpu_limit": cpu_limit, "rtt_ms": rtt_ms,
+              "jitter_ms": jitter_ms, "bandwidth_mbit": bandwidth_mbit}
     what = (f"lootlab bench: {variant}, {result.schedule.get('label')}, {processes} "
             f"process(es) x {concurrency} sender(s), warm-up {warmup:g} s")
     where = save_run(out, {variant: result}, what=what, params=params)

@@ -30,7 +30,7 @@ BOUND_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 CPU_BOUND_CORES = 0.5
 # a busy sender whose calls take at least this share of its busy time was waiting on answers
 BLOCKED_SHARE = 0.5
-BOTTLENECKS = ("none", "server", "generator", "machine")
+BOTTLENECKS = ("none", "server", "generator", "machine", "cpu-limit")
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,29 @@ def _us(v: float, like: float | None = None) -> str:
     return f"{v / 1e3:,.1f} ms" if (v if like is None else like) >= 1_000 else f"{v:,.0f} us"
 
 
+def throttle_text(throttle: dict[str, Any]) -> str:
+    """"CPU limit: throttled N of M periods (X ms)", the cause a verdict names."""
+    return (f"CPU limit: throttled {int(throttle['throttled_periods']):,} of "
+            f"{int(throttle['periods']):,} periods ({float(throttle['throttled_ms']):,.0f} ms)")
+
+
+def limit_explains(throttle: dict[str, Any] | None, window_s: float) -> set[float]:
+    """The judged percentiles whose lateness the cgroup's throttling accounts for: a
+    throttled group stalls everything it runs until its next period, so the stalls hold
+    back at least the share of requests they cover; when that share reaches the tail above
+    p (1 % for p99), the lag at p follows from the limit, the condition under study."""
+    if not throttle or not throttle.get("throttled_periods") or window_s <= 0:
+        return set()
+    stalled = min(1.0, float(throttle["throttled_ms"]) / 1e3 / window_s)
+    return {p for p in JUDGED_PERCENTILES if stalled >= 1.0 - p / 100.0}
+
+
 def _grade_lag(latency_us: dict[float, float], bounds: dict[float, float],
-               reasons: list[str], warnings: list[str]) -> bool:
+               reasons: list[str], warnings: list[str], excused: set[float] = frozenset(),
+               cause: str = "") -> bool:
     """Reasons/warnings from the lag bound at the judged percentiles; True when the bound
-    can change a conclusion (it invalidates the run)."""
+    can change a conclusion (it invalidates the run).  At the ``excused`` percentiles the
+    lateness is the CPU limit's (``cause``): a warning, the run stays valid."""
     material = False
     for p in JUDGED_PERCENTILES:
         lat, bound = latency_us.get(p, math.nan), bounds.get(p, math.nan)
@@ -100,7 +119,11 @@ def _grade_lag(latency_us: dict[float, float], bounds: dict[float, float],
         share = bound / lat
         text = (f"p{p:g} {_us(lat)} may include up to {_us(bound, lat)} ({share:.0%}) of the "
                 f"generator's own delay")
-        if share > GENERATOR_LAG_INVALID_SHARE and bound > GENERATOR_LAG_FLOOR_US:
+        if p in excused and share > GENERATOR_LAG_SHARE:
+            warnings.append(f"{cause}: p{p:g} {_us(lat)} includes up to {_us(bound, lat)} "
+                            f"({share:.0%}) of senders held back by the quota, which is what "
+                            f"a throttled replica's users see")
+        elif share > GENERATOR_LAG_INVALID_SHARE and bound > GENERATOR_LAG_FLOOR_US:
             material = True
             reasons.append(f"the generator itself sent late: {text}, more than "
                            f"{GENERATOR_LAG_INVALID_SHARE:.0%} of the figure (CPU starvation, "
@@ -119,14 +142,17 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
           process_cpu: list[float] | None = None, offcpu: list[bool] | None = None,
           processes: int = 1, concurrency: int = 1,
           local_server: str = "", warmup_only: bool = False,
-          cores: int | None = None, server: dict[str, Any] | None = None) -> Health:
+          cores: int | None = None, server: dict[str, Any] | None = None,
+          throttle: dict[str, Any] | None = None, window_s: float = 0.0) -> Health:
     """The health verdict, with the lag bound per percentile and the bottleneck.
 
     ``blocked`` is each sender's share of the run spent inside calls (same order as
     ``busy``), ``offcpu`` whether it spent that time off the CPU (waiting, not computing),
     ``process_cpu`` each worker's CPU in cores, ``local_server`` the loopback address of a
     server on this machine ("" if none), ``server`` its CPU over the run
-    (``serverload.finish``: a saturated server is the system's limit, not a bad run)."""
+    (``serverload.finish``: a saturated server is the system's limit, not a bad run),
+    ``throttle`` the CPU-limit cgroup's counters over the measured ``window_s`` seconds
+    (``loadgen.limits``): lateness they account for is the limit's, not the generator's."""
     reasons: list[str] = []
     warnings: list[str] = []
     evidence: list[str] = []
@@ -136,7 +162,9 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
     blocked = blocked if blocked is not None else [0.0] * len(busy)
     cores = cores or os.cpu_count() or 1
     cpu_bound = max(process_cpu or [0.0], default=0.0) >= CPU_BOUND_CORES
-    blame = {"generator": False, "server": False, "machine": False}
+    blame = {"generator": False, "server": False, "machine": False, "cpu-limit": False}
+    excused = limit_explains(throttle, window_s) if open_loop else set()
+    cause = throttle_text(throttle) if excused and throttle else ""
     if counts["dropped"]:
         reasons.append(f"{counts['dropped']:,} value(s) fell outside the histogram's range "
                        f"and were not recorded")
@@ -154,7 +182,11 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
                             f"inside calls ({'waiting off' if off else 'computing on'} the "
                             f"CPU); worker CPU up to "
                             f"{max(process_cpu or [0.0], default=0.0):.2f} cores")
-            if waiting and not cpu_bound:
+            if excused:
+                blame["cpu-limit"] = True
+                who = (f"the {cause}: the replica's quota, not the generator, held the "
+                       f"senders back; lower the rate or raise the limit")
+            elif waiting and not cpu_bound:
                 blame["server"] = True
                 who = (f"the server: the senders were blocked waiting on answers (all "
                        f"{processes * concurrency} in flight, the concurrency exhausted, "
@@ -176,11 +208,18 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
                                f"scheduled inside the warm-up window, so none was measured"
                                + ("; the figures shown are theirs (warm-up only)"
                                   if warmup_only else ""))
+        elif w_busy > max_busy and excused:
+            warnings.append(f"a sender was busy {w_busy:.1%} of the run: {who}; requests "
+                            f"went out late and are charged from their intended times")
         elif w_busy > max_busy:
             reasons.append(f"a sender was busy {w_busy:.1%} of the run (never waiting for a "
                            f"send time): the schedule was not kept; the bottleneck was {who}")
         before_lag = len(reasons)
-        if _grade_lag(latency_us, bounds, reasons, warnings):
+        if excused:
+            evidence.append(f"{cause} over the measured window; the lag it accounts for at "
+                            + ", ".join(f"p{p:g}" for p in sorted(excused)))
+            blame["cpu-limit"] = True
+        if _grade_lag(latency_us, bounds, reasons, warnings, excused, cause):
             lag_only, after_lag = before_lag == 0, len(reasons)
             b99 = bounds.get(99.0, math.nan)
             evidence.append(f"generator's own lag p99 {_us(b99)} with worker CPU up to "
@@ -223,7 +262,8 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
                         f"{server['processes']} process(es): it was saturated, so its queue "
                         f"and not the network or the client set the latency (the system's "
                         f"limit, not a fault of the run); lower the rate or give it processes")
-    bottleneck = next((k for k in ("generator", "machine", "server") if blame[k]), "none")
+    bottleneck = next((k for k in ("cpu-limit", "generator", "machine", "server")
+                       if blame[k]), "none")
     return Health(not reasons, tuple(reasons), tuple(warnings), bottleneck, tuple(evidence),
                   tuple((float(p), float(b)) for p, b in sorted(bounds.items())),
                   upper_bound=lag_only and len(reasons) == after_lag)
@@ -232,9 +272,11 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
 def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, open_loop: bool,
               scheduled: int, max_busy: float, offered_rate: float, achieved_rate: float,
               processes: int, concurrency: int, warmup: float, first_error: str,
-              server: dict[str, Any] | None = None) -> Health:
+              server: dict[str, Any] | None = None, throttle: dict[str, Any] | None = None,
+              cpu_limit: float | None = None) -> Health:
     """``judge`` fed from merged worker parts: the per-percentile lag bounds, each sender's
-    time inside calls, each worker's CPU and a loopback server's address."""
+    time inside calls, each worker's CPU and a loopback server's address (and, under a CPU
+    limit, the cgroup's counters)."""
     from . import hist
 
     def pct(metric: str, ps) -> list[float]:
@@ -259,8 +301,9 @@ def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, op
                  processes=processes, concurrency=concurrency,
                  local_server=next((p.local_server for p in parts if p.local_server), ""),
                  warmup_only=counts["measured"] == 0 and any(p.warmup_only for p in parts),
-                 server=server)
+                 server=server, throttle=throttle if cpu_limit is not None else None,
+                 window_s=max(0.0, wall_s - warmup))
 
 
-__all__ = ["Health", "judge", "judge_run", "SEND_LAG_WARN_US", "GENERATOR_LAG_SHARE",
+__all__ = ["Health", "judge", "judge_run", "limit_explains", "throttle_text", "SEND_LAG_WARN_US", "GENERATOR_LAG_SHARE",
            "GENERATOR_LAG_INVALID_SHARE", "GENERATOR_LAG_FLOOR_US", "BOTTLENECKS"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from . import hist, uncertainty
+from . import hist, limits, uncertainty
 from .results import LoadResult
 
 #: The percentiles pooled: key (as in summary columns) -> percentile.
@@ -27,14 +27,17 @@ def pooled(results: Sequence[LoadResult], confidence: float = 0.95) -> dict[str,
     """Per percentile of ``POOLED``: ``<key>_us`` (the raw pooled value, shown only where
     ``<key>_enough``: 10 or more pooled samples above it), ``<key>_ci_low_us`` (widened by
     the lag bound, never below 0; NaN without enough samples), ``<key>_ci_high_us``,
-    ``<key>_lag_bound_us``; and ``n`` (pooled samples) and ``trials``."""
+    ``<key>_lag_bound_us``; and ``n`` (pooled samples) and ``trials``; and the conditions
+    the trials shared with their throttle counters summed (``rtt_ms``, ``cpu_limit``,
+    ``throttled_periods``, ``throttled_ms``, NaN where unset: ``pooled_conditions``)."""
     if not results:
         return {"n": 0, "trials": 0}
     merged = hist.merge([r.latency for r in results])
     ps = list(POOLED.values())
     est = uncertainty.estimate(merged, ps, confidence)
     values = hist.percentiles(merged, ps)
-    out: dict[str, Any] = {"n": int(merged.get_total_count()), "trials": len(results)}
+    out: dict[str, Any] = {"n": int(merged.get_total_count()), "trials": len(results),
+                           **limits.frame_fields(*pooled_conditions(results))}
     for i, (key, p) in enumerate(POOLED.items()):
         lag = max((_finite(r.lag_bound_us(p)) for r in results), default=0.0)
         lo = float(est["ci_low"][i]) / 1e3
@@ -46,8 +49,14 @@ def pooled(results: Sequence[LoadResult], confidence: float = 0.95) -> dict[str,
     return out
 
 
+def pooled_conditions(results: Sequence[LoadResult]) -> tuple[dict, dict | None]:
+    """(conditions the trials share, their throttle counters summed)."""
+    return (limits.merge_conditions([r.conditions for r in results]),
+            limits.merge_throttle([r.throttle for r in results]))
+
+
 def _finite(v: float) -> float:
     return 0.0 if v is None or math.isnan(v) else float(v)
 
 
-__all__ = ["POOLED", "pooled"]
+__all__ = ["POOLED", "pooled", "pooled_conditions"]

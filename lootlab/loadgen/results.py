@@ -24,7 +24,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
 from ..errors import LootlabError
-from . import hist, uncertainty
+from . import hist, limits, uncertainty
 from .health import (  # noqa: F401 - the thresholds stay importable from here
     GENERATOR_LAG_FLOOR_US, GENERATOR_LAG_SHARE, SEND_LAG_WARN_US, Health, judge, judge_run)
 
@@ -66,6 +66,9 @@ class LoadResult:
     window: str = "measured"                 # or "warm-up only": nothing else was measured
     split: dict[str, int] = field(default_factory=dict)  # remote clients: lootlab.remote.callsplit
     server: dict[str, Any] = field(default_factory=dict)  # the server's CPU: loadgen.serverload
+    # the network and CPU limit it ran under, and the cgroup's counters (loadgen.limits)
+    conditions: dict[str, Any] = field(default_factory=lambda: limits.conditions(None, None))
+    throttle: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return (f"LoadResult(variant={self.variant!r}, schedule={self.schedule.get('label')!r}, "
@@ -147,9 +150,11 @@ class LoadResult:
                  metrics=("latency", "service", "send_lag"),
                  confidence: float = 0.95) -> pd.DataFrame:
         """Tidy rows: variant, schedule, rate, metric, percentile, latency_us, n, ci_low_us,
-        ci_high_us, enough (+ context).  Where fewer than 10 samples lie above a percentile,
-        ``enough`` is False and latency_us and the interval are NaN (max keeps its value)."""
+        ci_high_us, enough (+ context: rtt_ms, cpu_limit, throttled_periods, throttled_ms).
+        Where fewer than 10 samples lie above a percentile, ``enough`` is False and
+        latency_us and the interval are NaN (max keeps its value)."""
         rows = []
+        conds = limits.frame_fields(self.conditions, self.throttle)
         for metric in metrics:
             est = uncertainty.estimate(self.histogram(metric), list(percentiles), confidence)
             for i, p in enumerate(percentiles):
@@ -160,7 +165,7 @@ class LoadResult:
                              "percentile": float(p), "latency_us": est["value"][i] / 1e3,
                              "n": int(est["n"][i]), "ci_low_us": est["ci_low"][i] / 1e3,
                              "ci_high_us": est["ci_high"][i] / 1e3,
-                             "enough": bool(est["enough"][i])})
+                             "enough": bool(est["enough"][i]), **conds})
         return pd.DataFrame(rows)
 
     def table(self) -> pd.DataFrame:
@@ -226,6 +231,7 @@ class LoadResult:
                 "server_cores": self.server.get("cores", math.nan),
                 "server_cpu_per_request_us": self.server.get("cpu_per_request_us", math.nan),
                 "achieved_total_per_s": self.achieved_total_per_s,
+                **limits.frame_fields(self.conditions, self.throttle),
                 **uncertainty.summary_fields(self.latency)}
 
     def describe(self) -> str:
@@ -252,6 +258,7 @@ class LoadResult:
         if split:
             lines.append("mean latency split (us): " + ", ".join(
                 f"{part.replace('_', ' ')} {us:,.1f}" for part, us in split.items()))
+        lines.append(limits.describe(self.conditions, self.throttle))
         lines.append(f"health: {self.health}")
         return "\n".join(lines)
 
@@ -282,6 +289,7 @@ class LoadResult:
                "completed_total": self.completed_total, "window": self.window,
                "achieved_total_per_s": _num(self.achieved_total_per_s),
                "split": self.split, "server": _jsonable(self.server),
+               "conditions": self.conditions, "throttle": self.throttle,
                "summary": _jsonable(self.summary())}
         tmp = directory / ".summary.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
@@ -331,7 +339,9 @@ class LoadResult:
                    window=doc.get("window", "measured"), split=doc.get("split", {}),
                    server={k: _denum(v) for k, v in doc.get("server", {}).items()},
                    worker_requests=doc.get("worker_requests", []),
-                   first_error=doc.get("first_error", ""), env=doc.get("env", {}))
+                   first_error=doc.get("first_error", ""), env=doc.get("env", {}),
+                   conditions={**limits.conditions(None, None), **doc.get("conditions", {})},
+                   throttle=doc.get("throttle"))
 
 
 def _num(x: float):

@@ -38,15 +38,20 @@ from .summary import Part
 from .workers import execute, run_job
 
 
-def client_factory(target: str | Callable[[], Any]) -> Callable[[], Any]:
+def client_factory(target: str | Callable[[], Any], network: Any = None) -> Callable[[], Any]:
     """What a job opens its client with: a variant name goes through the registry's
     resolver (so P worker processes share this process's default server), a zero-argument
-    factory is used as it is."""
+    factory is used as it is.  A ``network`` (``lootlab.Network``) is applied there
+    (``limits.apply_network``)."""
+    from .limits import apply_network, coerce_network
+    network = coerce_network(network)
     if isinstance(target, str):
+        if network is not None:
+            return apply_network(target, network, target)
         from ..variants import resolve
         return resolve(target)
     if callable(target):
-        return target
+        return apply_network(target, network, None)
     raise LoadgenError(f"target must be a variant name or a zero-argument client factory, "
                        f"got {type(target).__name__}")
 
@@ -76,7 +81,8 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         processes: int = 1, concurrency: int = 1, warmup: float = 0.5,
         workload: np.ndarray | None = None, radius: int = 64, timeout: float | None = None,
         grace: float | None = None, label: str | None = None, progress: bool = False,
-        max_busy: float = 0.97, spin_us: float | None = None, clock=None):
+        max_busy: float = 0.97, spin_us: float | None = None, clock=None,
+        network: Any = None, cpu_limit: float | None = None):
     """Drive ``schedule`` at a variant (name) or client factory; return a ``LoadResult``.
 
     ``processes`` > 1 spawns workers (each connects on its own; a factory must pickle).
@@ -90,13 +96,22 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     long before each due time a sender stops sleeping and spins (default 200 us; more
     gives tighter send times on a busy machine, at the cost of CPU a local server needs).
     A remote variant's server is asked for its CPU time before and after (``serverload``):
-    the result's ``server``.  The machine is sampled before and after (``lootlab.noise``, ~10 ms in all): the result's
-    ``env["noise"]`` holds both samples and ``env["noisy"]`` says whether other programs (or a
-    hypervisor) were taking the CPU, which no histogram can show.
+    the result's ``server``.  The machine is sampled before and after (``lootlab.noise``,
+    ~10 ms in all): the result's ``env["noise"]`` holds both samples and ``env["noisy"]``
+    says whether other programs (or a hypervisor) were taking the CPU, which no histogram
+    can show.
+
+    Conditions (``limits``): ``network`` (a ``lootlab.Network``, a dict or an RTT in ms)
+    puts a remote variant behind the delaying proxy; ``cpu_limit=CORES`` runs the senders
+    (spawned, even for ``processes=1``) in one cgroup with that CPU quota, like one
+    container, and ``spin_us`` then defaults to 0 (spinning would spend the replica's quota
+    on the generator's timing).  The result's ``conditions`` say what was applied and
+    ``throttle`` what the cgroup counted over the measured part.
     """
     from .. import noise
     from . import serverload
     from .combine import combine
+    from .limits import check_limit, conditions, cpu_limited
 
     if workload is None:
         n = len(schedule) if isinstance(schedule, Schedule) else 65_536
@@ -107,14 +122,26 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         raise LoadgenError(f"workload must be an (n, 4) array of x y z r, got shape "
                            f"{queries.shape}")
     label = label or target_label(target)
-    target = client_factory(target)
+    target = client_factory(target, network)
+    cpu_limit = check_limit(cpu_limit)
+    if cpu_limit is not None:
+        if clock is not None:
+            raise LoadgenError("a custom clock cannot run under cpu_limit (the senders run "
+                               "in spawned processes)")
+        spin_us = 0.0 if spin_us is None else spin_us
     jobs = plan(schedule, processes=processes, concurrency=concurrency, warmup=warmup,
                 queries=queries, target=target, timeout=timeout, grace=grace)
     for job in jobs:
         job.spin_us = spin_us
     check = noise.start()
     server_before = serverload.start(target)
-    parts = execute(jobs, progress=progress, total_s=warmup + schedule.duration, clock=clock)
+    throttle = None
+    with cpu_limited(cpu_limit, warmup) as (limiter, note):
+        try:
+            parts = execute(jobs, progress=progress, total_s=warmup + schedule.duration,
+                            clock=clock, limiter=limiter)
+        finally:
+            throttle = limiter.finish() if limiter is not None else None
     server = serverload.finish(server_before)
     check = noise.finish(check)
     crashes = [p.crash for p in parts if p.crash]
@@ -122,7 +149,10 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         raise LoadgenError("a load sender crashed:\n" + crashes[0])
     result = combine(parts, schedule, variant=label,
                      processes=len(jobs), concurrency=jobs[0].threads if jobs else concurrency,
-                     warmup=warmup, max_busy=max_busy, server=server)
+                     warmup=warmup, max_busy=max_busy, server=server,
+                     conditions=conditions(target, cpu_limit, applied=limiter is not None,
+                                           note=note),
+                     throttle=throttle)
     result.env["noise"] = check.to_dict()
     result.env["noisy"] = check.noisy
     return result

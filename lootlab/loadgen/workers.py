@@ -23,7 +23,7 @@ import traceback
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .clock import Clock
+from .clock import Clock, tight_timer_slack
 from .errors import LoadgenError
 from .jobs import Job
 from .progress import _progress_thread
@@ -55,8 +55,10 @@ def local_server(client: Any) -> str:
     return ""
 
 
-def run_job(job: Job, start_at: Callable[[], int], clock: Any = None) -> Part:
-    """Run one worker's share in this process: connect, wait for t0, send, summarize."""
+def run_job(job: Job, start_at: Callable[[], int], clock: Any = None,
+            on_sent: Callable[[], None] | None = None) -> Part:
+    """Run one worker's share in this process: connect, wait for t0, send, summarize.
+    ``on_sent`` is called once the last request was answered, before the summary."""
     clock = clock or Clock(job.threads, job.spin_us)
     client = job.target()
     try:
@@ -68,6 +70,8 @@ def run_job(job: Job, start_at: Callable[[], int], clock: Any = None) -> Part:
         cpu0, wall0 = time.process_time(), clock.now()
         lanes = _run_lanes(job, client, t0, clock)
         cpu_s, wall_s = time.process_time() - cpu0, (clock.now() - wall0) / 1e9
+        if on_sent is not None:
+            on_sent()
     finally:
         _close(client)
     part = _summarize(job, lanes, t0, cpu_s, wall_s)
@@ -76,23 +80,27 @@ def run_job(job: Job, start_at: Callable[[], int], clock: Any = None) -> Part:
     return part
 
 
-def _worker_main(job_path: str, worker: int, ready, go, t0_value, out) -> None:
+def _worker_main(job_path: str, worker: int, ready, go, t0_value, out, marks=None) -> None:
     """Entry point of a spawned worker process.
 
     The job is read from a file rather than passed as a Process argument: the spawn start
     method writes arguments into a pipe whose read end the parent keeps open until the
     write is done, so a job larger than the pipe (the default workload is 2 MiB) blocks the
     parent forever when the child dies before reading it, as it does when it re-runs an
-    unguarded script."""
+    unguarded script.  Its ready message carries its pid (the parent may move it into a
+    cgroup before releasing it); ``marks`` hears when it has sent its last request."""
     try:
         with open(job_path, "rb") as f:
             job = pickle.load(f)
+        if job.spin_us == 0:
+            tight_timer_slack()    # a sleep-only sender: wake on time, not 50 us late
 
         def start_at() -> int:
-            ready.put((worker, "ready", ""))
+            ready.put((worker, "ready", os.getpid()))
             go.wait()
             return int(t0_value.value)
-        part = run_job(job, start_at)
+        part = run_job(job, start_at,
+                       on_sent=None if marks is None else (lambda: marks.put(worker)))
         out.put((worker, "done", part))
     except BaseException:  # noqa: BLE001 - report, then exit
         try:
@@ -183,11 +191,14 @@ def _stop(procs, *, failed: bool) -> None:
 
 
 def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = False,
-            total_s: float = 0.0, clock: Any = None,
-            startup_timeout: float = 120.0) -> list[Part]:
-    """Run the jobs: inline for one job, else one spawned process per job."""
+            total_s: float = 0.0, clock: Any = None, startup_timeout: float = 120.0,
+            limiter: Any = None) -> list[Part]:
+    """Run the jobs: inline for one job, else one spawned process per job.  With a
+    ``limiter`` (``limits.Limiter``: a CPU-limited cgroup) every job is spawned, even one,
+    and each worker is moved into the cgroup after it reported ready and before the
+    release: no request of the schedule goes out unlimited."""
     stop = threading.Event()
-    if len(jobs) == 1:
+    if len(jobs) == 1 and limiter is None:
         clk = clock or Clock(jobs[0].threads, jobs[0].spin_us)
 
         def start_at() -> int:
@@ -206,21 +217,27 @@ def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = Fals
                            + _MAIN_GUARD)
     ctx = mp.get_context("spawn")
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    marks = ctx.Queue() if limiter is not None else None
     t0_value = ctx.Value("q", 0, lock=False)
     with tempfile.TemporaryDirectory(prefix="lootlab-loadgen-") as tmp:
         paths = _write_jobs(jobs, tmp)
         procs = {job.worker: ctx.Process(target=_worker_main,
-                                         args=(path, job.worker, ready, go, t0_value, out),
+                                         args=(path, job.worker, ready, go, t0_value, out,
+                                               marks),
                                          name=f"loadgen-worker-{job.worker}", daemon=True)
                  for job, path in zip(jobs, paths)}
         failed = False
         try:
             for p in procs.values():
                 p.start()
-            _collect(ready, procs, deadline=time.monotonic() + startup_timeout,
-                     stage="before it started", hint=f" (the usual cause: {_MAIN_GUARD})")
+            pids = _collect(ready, procs, deadline=time.monotonic() + startup_timeout,
+                            stage="before it started", hint=f" (the usual cause: {_MAIN_GUARD})")
+            if limiter is not None:
+                limiter.place([pids[k] for k in sorted(pids)])
             t0_value.value = time.perf_counter_ns() + int(start_delay * NS)
             go.set()
+            if limiter is not None:
+                limiter.start(t0_value.value, marks, len(procs))
             _progress_thread(total_s, progress, stop)
             parts = _collect(out, procs, deadline=time.monotonic() + total_s + startup_timeout,
                              stage="before it reported its measurements")

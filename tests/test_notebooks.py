@@ -26,13 +26,14 @@ from _report import (
 from lootlab.report import build_report, external_urls, notebooks_dir
 
 NOTEBOOKS = sorted(notebooks_dir().glob("*.ipynb"))
-EXPECTED = ["01-story", "02-latency", "03-flamegraphs", "04-memory", "05-rebuild"]
+EXPECTED = ["01-story", "02-latency", "03-flamegraphs", "04-memory", "05-rebuild",
+            "06-conditions"]
 
 # The whole quick report (all notebooks) runs inside the first test that needs it.
 pytestmark = pytest.mark.timeout(1800)
 
 
-def test_the_five_notebooks_are_there():
+def test_the_shipped_notebooks_are_there():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
@@ -59,7 +60,7 @@ NOT_IN_A_CELL = ("%matplotlib", "%config", "import matplotlib", "from matplotlib
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebooks_set_up_with_one_call_and_draw_with_lootlab_plots(path: Path):
     """Set-up lives in ``lootlab.notebook.setup`` (called right after the parameters) and
-    drawing in ``lootlab.plots``, so the five notebooks cannot drift apart in either."""
+    drawing in ``lootlab.plots``, so the notebooks cannot drift apart in either."""
     nb = nbformat.read(str(path), as_version=4)
     params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     first = nb.cells[params + 1]
@@ -154,6 +155,29 @@ def test_readers_saw_every_swap_without_an_error(quick_report):
         assert row["errors"] == 0, row
         assert row["swaps"] >= 2, row
         assert row["generations seen"] >= 2, row
+
+
+def test_the_what_if_notebook_decides_per_condition_and_the_index_says_under_what(
+        quick_report):
+    """Notebook 06 (issue 14): one summary row per RTT (and CPU limit, where cgroups can be
+    written), a verdict drawn from the decision table, the quick profile's thin tails never
+    called a fit; the index states every notebook's conditions beside its numbers."""
+    runs = {r.name: r for r in quick_report.runs}
+    whatif = runs["06-conditions"].summary
+    conditions = [row["condition"] for row in whatif["rows"]]
+    assert conditions[:3] == ["loopback (RTT 0 ms)", "RTT 5 ms", "RTT 20 ms"]
+    assert whatif["verdict"].startswith("With a p99 budget of 50 ms, at loopback (RTT 0 ms)")
+    # quick: 20 samples per run leave none above a p99, so nothing is called a fit
+    assert all(row["fits the budget"] == "none" for row in whatif["rows"]), whatif["rows"]
+    assert whatif["conditions"].startswith("RTT 0-20 ms through a delaying proxy")
+    assert runs["01-story"].summary["conditions"] == "loopback, no CPU limit"
+    index = (quick_report.out_dir / "index.html").read_text()
+    notebooks = index[index.index("<table class=\"notebooks\">"):index.index("<h2>Summary</h2>")]
+    assert notebooks.count("loopback, no CPU limit") == len(EXPECTED) - 1
+    assert "RTT 0-20 ms through a delaying proxy" in notebooks
+    run = __import__("lootlab.compare", fromlist=["load_run"]).load_run(
+        quick_report.out_dir / "run")
+    assert any(n.startswith("06-conditions: rtt sweep: grpc-tls-fresh") for n in run.results)
 
 
 def test_pages_need_no_network(quick_report):

@@ -172,15 +172,17 @@ def test_where_cgroups_cannot_be_written_the_run_goes_on_unlimited_and_says_so(m
 
 # ----------------------------------------------------------------------------- cleanup
 class SelfKiller:
-    """A client that records which cgroup it runs in, then SIGKILLs its own process."""
+    """A client that records the cgroup its first request ran in, then SIGKILLs its own
+    process at the 20th."""
 
     def __init__(self, where: str):
         self.where, self.calls = where, 0
 
     def near(self, x, y, z, r):
         self.calls += 1
-        if self.calls == 20:
+        if self.calls == 1:     # the schedule's first request: already inside the limit
             Path(self.where).write_text(Path("/proc/self/cgroup").read_text())
+        if self.calls == 20:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -195,7 +197,7 @@ def test_no_cgroup_is_left_when_the_worker_is_sigkilled(tmp_path):
     with pytest.raises(loadgen.LoadgenError, match="SIGKILL"):
         loadgen.run(functools.partial(self_killer, str(where)), loadgen.constant(200, 2),
                     workload=QUERIES, warmup=0, cpu_limit=0.5)
-    assert f"lootlab-{os.getpid()}-" in where.read_text()   # it ran inside the limit
+    assert f"lootlab-{os.getpid()}-" in where.read_text()   # request 1 ran inside the limit
     assert not _ours()
 
 
@@ -237,3 +239,29 @@ def test_a_network_with_a_plain_factory_is_refused():
     with pytest.raises(loadgen.LoadgenError, match="needs a variant name or a ClientFactory"):
         loadgen.run(noop_factory, loadgen.constant(100, 0.1), workload=QUERIES,
                     network={"rtt_ms": 5})
+
+
+def test_the_benchmark_rows_compare_each_remote_variant_with_mmap():
+    """``benchmarks.cpulimit.rows`` from measured data: counts, the ratio to mmap (a lower
+    bound against 1 period when mmap was never throttled), no ratio when neither was."""
+    from lootlab.benchmarks import cpulimit
+
+    def v(n, periods=20):
+        return {"throttle": cgroup.counters(periods, n, n * 50.0), "applied": True,
+                "note": None, "p99_ms": 1.0, "achieved": 100.0, "cpu": 0.2,
+                "bottleneck": ["none"]}
+    m = {"variants": {"mmap": v(2), "grpc-tls-pooled": v(10), "grpc-tls-packed": v(0)},
+         "cpu_limit": 0.25, "rate": 100.0, "trials": 1, "duration": 1.0, "concurrency": 4,
+         "load": (1.0, 1.0, 1.0)}
+    rows = {r["measure"]: r for r in cpulimit.rows(measured=m)}
+    assert rows["grpc-tls-pooled throttled / mmap's"]["value"] == 5.0
+    assert rows["grpc-tls-packed throttled periods at 0.25 core"]["verdict"] == "MISS"
+    m["variants"]["mmap"] = v(0)
+    rows = {r["measure"]: r for r in cpulimit.rows(measured=m)}
+    assert rows["grpc-tls-pooled throttled / mmap's"]["value"] == 10.0
+    assert "at least" in rows["grpc-tls-pooled throttled / mmap's"]["note"]
+    assert math.isnan(rows["grpc-tls-packed throttled / mmap's"]["value"])
+    assert "grpc-tls-pooled" in cpulimit.render(list(rows.values()), m)
+    m["variants"]["mmap"] = {**v(0), "applied": False, "note": "not root"}
+    (only,) = cpulimit.rows(measured=m)
+    assert "not measured: not root" in only["note"]

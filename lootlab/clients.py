@@ -323,7 +323,7 @@ def open_grpc(variant: Variant, **options: Any) -> GrpcClient:
 
 
 def connect(name: str | Variant, *, where: Endpoint | HasEndpoint | None = None,
-            **options: Any) -> LootClient:
+            network: Any = None, **options: Any) -> LootClient:
     """A connected client of the named variant; the same answers as ``LootIndex``.
 
     ``name``: a variant name (``lootlab.VARIANTS`` lists them) or a ``Variant``.
@@ -334,6 +334,10 @@ def connect(name: str | Variant, *, where: Endpoint | HasEndpoint | None = None,
                    ``lootlab serve`` made on this machine, if any);
       neither      the embedded default: a loopback server on the default index that
                    lootlab starts on first use and stops at exit.
+
+    ``network=`` a ``lootlab.Network`` (or a dict of its fields, or an RTT in ms): a remote
+    variant then reaches that server through a delaying TCP proxy (added round-trip time,
+    jitter, bandwidth; see docs/remote.md "Network conditions"); a local one ignores it.
 
     Options (each variant takes only its own; a wrong one is named):
       remote:      ``target``, ``timeout`` (seconds per call, default 10)
@@ -347,7 +351,7 @@ def connect(name: str | Variant, *, where: Endpoint | HasEndpoint | None = None,
     (TLS to plaintext), ``ServerUnavailable`` / ``TLSError`` when it cannot connect, and
     ``InvalidIndexError`` when a local index cannot be opened.
     """
-    return resolve(name, where, **options)()
+    return resolve(name, where, network=network, **options)()
 
 
 def server_stats(target: str, *, ca: str | None = None, client_cert: str | None = None,

@@ -28,6 +28,7 @@ from .errors import LootlabError
 
 if TYPE_CHECKING:
     from .clients import LootClient
+    from .conditions.network import Network
 
 ENTRY_POINT_GROUP = "lootlab.variants"
 
@@ -248,10 +249,16 @@ class VariantDescriptions(Mapping[str, str]):
 
 @dataclass(frozen=True)
 class ClientFactory:
-    """A picklable zero-argument callable opening one connected client of ``variant``."""
+    """A picklable zero-argument callable opening one connected client of ``variant``.
+
+    ``network`` is the ``lootlab.Network`` it is reached under (None for a local variant,
+    which no network reaches); then ``options`` hold the delaying proxy's target and
+    ``upstream`` the server's own, so ``with_network`` can re-route it."""
 
     variant: Variant
     options: tuple[tuple[str, Any], ...] = ()
+    network: Network | None = None
+    upstream: str | None = None
 
     def __call__(self) -> "LootClient":
         return self.variant.open(**dict(self.options))
@@ -274,23 +281,66 @@ class ClientFactory:
         self.variant.check_options(merged)
         return replace(self, options=tuple(sorted(merged.items())))
 
+    def with_network(self, network: Any) -> "ClientFactory":
+        """This factory reaching the same server under ``network`` (a ``Network``, a dict,
+        an RTT in ms, or None for none): through a delaying proxy when it is not null."""
+        from .conditions.network import Network
+        net = Network.coerce(network)
+        if not self.variant.remote:
+            return replace(self, network=None)
+        opts = dict(self.options)
+        if self.upstream is not None:
+            opts["target"] = self.upstream
+            opts = {k: v for k, v in opts.items() if not (k == "server_name"
+                                                         and v == _proxy_name(self.upstream))}
+        return _through(self.variant, opts, net)
+
     def __repr__(self) -> str:
         where = dict(self.options).get("target", "local")
-        return f"<ClientFactory {self.variant.name} @ {where}>"
+        via = f" ({self.network.label} via proxy to {self.upstream})" if self.upstream else ""
+        return f"<ClientFactory {self.variant.name} @ {where}{via}>"
 
 
-def resolve(variant: str | Variant, where: Endpoint | HasEndpoint | None = None,
-            **options: Any) -> ClientFactory:
-    """A factory for ``variant`` reached at ``where``.
+def _proxy_name(upstream: str) -> str | None:
+    from .conditions.proxies import tls_name
+    return tls_name(upstream)
+
+
+def _through(v: Variant, options: dict[str, Any], network: Network | None) -> ClientFactory:
+    """The factory for remote ``v`` at ``options["target"]``, under ``network``."""
+    if network is None or network.is_null:
+        return ClientFactory(v, tuple(sorted(options.items())), network)
+    from .conditions.proxies import through
+    upstream = options["target"]
+    endpoint = through(Endpoint(upstream, tls=v.tls), network)
+    options = {**options, "target": endpoint.target}
+    name = _proxy_name(upstream) if v.tls else None
+    if name and "server_name" not in options:   # the certificate names the server's host
+        options["server_name"] = name
+    return ClientFactory(v, tuple(sorted(options.items())), network, upstream)
+
+
+def resolve(variant: str | Variant, where: Endpoint | HasEndpoint | None = None, *,
+            network: Any = None, **options: Any) -> ClientFactory:
+    """A factory for ``variant`` reached at ``where``, under ``network``.
 
     ``where`` is an ``Endpoint``, anything with an ``.endpoint`` (a ``LoopbackServer``), or
     None: then explicit ``target=``/``ca=`` options win, and with no target a remote
     variant uses the embedded default, this process's loopback server on the default index
     (started on demand; see ``lootlab.remote.loopback.default_servers``).
+
+    ``network`` (a ``lootlab.Network``, a dict of its fields, an RTT in ms, or None): a
+    remote variant is then reached through a delaying TCP proxy in front of that server
+    (``lootlab.conditions.proxies.through``); a local variant ignores it (no network).
     """
     v = get(variant)
+    if network is not None:
+        from .conditions.network import Network
+        network = Network.coerce(network)
     v.check_options(options)
     options = {k: val for k, val in options.items() if val is not None}
+    # a LoopbackServer(network=...) is already behind its own proxy: record that network
+    served_under, direct = getattr(where, "network", None), getattr(where, "direct_target", None)
     if where is not None and not isinstance(where, Endpoint):
         if not isinstance(where, HasEndpoint):
             raise ResolveError(f"where= must be an Endpoint or a server with .endpoint, "
@@ -310,7 +360,10 @@ def resolve(variant: str | Variant, where: Endpoint | HasEndpoint | None = None,
             dev_ca = tls_dir() / "ca.pem"
             if dev_ca.is_file():    # the CA `lootlab serve` made and printed, on this machine
                 options["ca"] = str(dev_ca)
-    elif where is not None:
+        if network is None and served_under is not None and direct is not None:
+            return ClientFactory(v, tuple(sorted(options.items())), served_under, direct)
+        return _through(v, options, network)
+    if where is not None:
         raise ResolveError(f"variant {v.name!r} is local; it is not reached through a server")
     return ClientFactory(v, tuple(sorted(options.items())))
 

@@ -125,3 +125,16 @@ def test_no_code_outside_the_registry_tests_a_variant_name_by_prefix():
             if needle in text:
                 offenders.append(f"{path.relative_to(PACKAGE)}: {needle}")
     assert offenders == []
+
+
+def test_a_factory_records_its_network_and_keeps_the_servers_tls_facts():
+    from lootlab.conditions import Network
+    ep = Endpoint("localhost:9", tls=True, ca="/x/ca.pem")
+    assert resolve("grpc-tls-pooled", ep).network is None
+    slow = resolve("grpc-tls-pooled", ep, network={"rtt_ms": 3})
+    opts = dict(slow.options)
+    assert slow.network == Network(rtt_ms=3) and slow.upstream == "localhost:9"
+    assert opts["ca"] == "/x/ca.pem" and opts["target"] != "localhost:9"
+    assert opts["server_name"] == "localhost"      # the certificate names the server's host
+    assert pickle.loads(pickle.dumps(slow)) == slow
+    assert dict(slow.with_network(None).options) == dict(resolve("grpc-tls-pooled", ep).options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,14 +61,26 @@ def _backends() -> list[str]:
 @click.option("--client-key", type=_FILE, help="With a remote backend: client key.")
 @click.option("--max-results", type=click.IntRange(0, 100_000), default=1000, show_default=True,
               help="With --http: cap on records per answer (the answer says truncated).")
+@click.option("--rtt-ms", metavar="MS", default=None, help="Serve through a delaying TCP proxy "
+              "adding this round-trip time in ms (the printed target is the proxy's).")
+@click.option("--jitter-ms", metavar="MS", default=None, help="With the proxy: spread of the "
+              "RTT in ms (uniform per direction; see docs/remote.md).")
+@click.option("--bandwidth-mbit", metavar="MBIT", default=None, help="With the proxy: link rate "
+              "per direction in Mbit/s [default: unlimited].")
 def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Path | None,
             key: Path | None, client_ca: Path | None, workers: int, max_streams: int | None,
             encoder: str, processes: int, server_kind: str | None, http_port: int | None,
             https: bool, backend: str, target: str | None,
             ca: Path | None, client_cert: Path | None, client_key: Path | None,
-            max_results: int) -> None:
+            max_results: int, rtt_ms: str | None, jitter_ms: str | None,
+            bandwidth_mbit: str | None) -> None:
     """Serve an index over gRPC (TLS by default), or the HTTP search endpoint with --http."""
     from ..remote import service
+
+    network = _network(rtt_ms, jitter_ms, bandwidth_mbit)
+    if network is not None and http_port is not None:
+        raise click.UsageError("--rtt-ms/--jitter-ms/--bandwidth-mbit apply to the gRPC "
+                               "service, not to --http")
 
     if http_port is not None:
         service.run_http(index=index, host=host, port=http_port, https=https, cert=cert, key=key,
@@ -86,7 +99,25 @@ def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Pat
                 click.echo(f"  answers encoded by the {label} encoder, "
                            f"{processes} {kind} server process{'es' if processes > 1 else ''}")
 
-        service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
-                         key=key, client_ca=client_ca, workers=workers,
-                         max_streams=max_streams, encoder=encoder, processes=processes,
-                         server=kind, echo=echo)
+        shown: Any = echo
+        if network is not None:
+            from ..conditions.proxies import ProxiedEcho
+            shown = ProxiedEcho(echo, network, host=host)
+        try:
+            service.run_grpc(index=index, host=host, port=port, plaintext=plaintext, cert=cert,
+                             key=key, client_ca=client_ca, workers=workers,
+                             max_streams=max_streams, encoder=encoder, processes=processes,
+                             server=kind, echo=shown)
+        finally:
+            if network is not None:
+                shown.stop()
+
+
+def _network(rtt_ms: str | None, jitter_ms: str | None, bandwidth_mbit: str | None) -> Any:
+    """The Network the flags ask for, or None when none is given.  Parsed by ``Network``
+    (not click) so a bad value, "abc" or -1 alike, is one ``lootlab: error:`` line."""
+    if rtt_ms is None and jitter_ms is None and bandwidth_mbit is None:
+        return None
+    from ..conditions.network import Network
+    net = Network(rtt_ms or 0.0, jitter_ms or 0.0, bandwidth_mbit)
+    return None if net.is_null else net

@@ -41,7 +41,7 @@ def due_time(arrival: float, nbytes: int, delay: float, previous_due: float,
     start = max(link_free, arrival)
     done = start + nbytes * seconds_per_byte
     due = done + delay
-    return (max(previous_due, due)), done
+    return max(previous_due, due), done
 
 
 def rtt_cdf(x: float, rtt: float, jitter: float) -> float:

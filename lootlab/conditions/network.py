@@ -18,7 +18,9 @@ _FIELDS = ("rtt_ms", "jitter_ms", "bandwidth_mbit")
 
 
 def _number(name: str, value: Any, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        raise ConditionsError(f"network {name} must be a number, got {value!r}")
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)
         except (TypeError, ValueError):

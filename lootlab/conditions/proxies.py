@@ -12,10 +12,12 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Self
 
@@ -196,4 +198,38 @@ def tls_name(upstream: str) -> str | None:
     return split_target(upstream)[0]
 
 
-__all__ = ["DelayProxy", "ProxyTimeout", "proxy_for", "through", "tls_name"]
+
+
+class ProxiedEcho:
+    """An ``echo`` for ``lootlab.remote.service.run_grpc`` that puts a delaying proxy in
+    front of the server once it reports its address (its first line, "... on HOST:PORT
+    (pid N)"), and prints the proxy's address in its place: what ``lootlab serve
+    --rtt-ms`` shows users.  ``stop()`` ends the proxy."""
+
+    _READY = re.compile(r" on (\S+) \(pid \d+\)")
+
+    def __init__(self, echo: Callable[[str], None], network: Network, host: str = "127.0.0.1"):
+        self.echo, self.network, self.host = echo, network, host
+        self.proxy: DelayProxy | None = None
+        self.direct = ""
+
+    def __call__(self, line: str) -> None:
+        if self.proxy is None:
+            found = self._READY.search(line)
+            if found:
+                self.direct = found.group(1)
+                self.proxy = DelayProxy(self.direct, self.network, host=self.host).start()
+                self.echo(line.replace(self.direct, self.proxy.target))
+                self.echo(f"  network: {self.network.label} through a delaying proxy (pid "
+                          f"{self.proxy.pid}); the server itself is on {self.direct}")
+                return
+        elif self.direct:
+            line = line.replace(self.direct, self.proxy.target)
+        self.echo(line)
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+
+
+__all__ = ["DelayProxy", "ProxiedEcho", "ProxyTimeout", "proxy_for", "through", "tls_name"]

@@ -32,22 +32,36 @@ def tool(name: str) -> str:
 
 def workload_args(variant: str, *, queries: int | None = None, duration: float | None = None,
                   rate: float | None = None, index: str | os.PathLike[str] | None = None,
-                  seed: int = 0, warmup: int | None = None, extra: Sequence[str] = ()) -> list[str]:
+                  seed: int = 0, warmup: int | None = None, extra: Sequence[str] = (),
+                  network: Any = None) -> list[str]:
     """``python -m lootlab.workload ...`` as an argv list.
 
     The variant is checked here, so a typo is named at once rather than as a profiler
     failure.  A remote variant on the default index is pointed at this process's embedded
     server (through the registry's resolver), so every profiled run shares one server
-    instead of each starting its own.
+    instead of each starting its own.  Under a non-null ``network`` (a ``lootlab.Network``,
+    dict or RTT in ms) that server, or the ``--target`` in ``extra``, is reached through a
+    delaying proxy this process owns (so it lives as long as the profiler's parent).
     """
-    from ..variants import UnknownVariantError, get, resolve
+    from ..conditions.network import Network
+    from ..variants import Endpoint, UnknownVariantError, get, resolve
     try:
         v = get(variant)
     except UnknownVariantError as exc:
         raise ProfilerError(str(exc)) from None
+    net = Network.coerce(network)
+    delayed = v.remote and net is not None and not net.is_null
+    extra = list(extra)
+    if delayed and "--target" in extra:
+        from ..conditions.proxies import through
+        at = extra.index("--target") + 1
+        extra[at] = through(Endpoint(extra[at], tls=v.tls), net).target
+    elif delayed and index is not None:
+        raise ProfilerError("network= reaches the embedded server or a --target; a workload "
+                            "on its own index starts its own server, which no proxy fronts")
     argv = [sys.executable, "-m", "lootlab.workload", "--variant", variant, "--seed", str(seed)]
     if v.remote and index is None and "--target" not in extra:
-        endpoint = resolve(v).endpoint
+        endpoint = resolve(v, network=net).endpoint
         if endpoint is not None:
             argv += ["--target", endpoint.target]
             if endpoint.ca:

@@ -43,6 +43,9 @@ class LoopbackServer:
     ``"fast"`` or ``"python"`` (the naive per-record loop, to show what it costs);
     ``processes`` server processes share the port (``pids`` lists them all); ``server`` is
     the kind, ``"sync"`` (gRPC's thread pool) or ``"aio"`` (its asyncio server).
+    ``network`` (a ``lootlab.Network``, dict or RTT in ms) puts a delaying TCP proxy in
+    front of it: ``target``/``endpoint`` are then the proxy's, ``direct_target``/
+    ``direct_endpoint`` the server's own.
     """
 
     def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
@@ -51,8 +54,13 @@ class LoopbackServer:
                  max_concurrent_streams: int | None = None,
                  limits: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  delay: float = 0.0, encoder: str = "fast", processes: int = 1,
-                 pass_fds: tuple[int, ...] = (), server: str | None = None):
+                 pass_fds: tuple[int, ...] = (), server: str | None = None,
+                 network: Any = None):
+        from ..conditions.network import Network
         from .encode import get_encoder
+        net = Network.coerce(network)
+        self.network = None if net is None or net.is_null else net
+        self.proxy: Any = None            # a DelayProxy while running under a network
         from .server import DEFAULT_SERVER, ServerError, check_server_kind
         get_encoder(encoder)              # a bad name fails here, not in the child
         try:
@@ -102,10 +110,20 @@ class LoopbackServer:
             raise
         # Drain stderr so a chatty child can never block on a full pipe.
         childproc.drain_stderr(self.proc, "lootlab-loopback-stderr")
+        if self.network is not None:
+            from ..conditions.proxies import DelayProxy
+            try:
+                self.proxy = DelayProxy(self.direct_target, self.network).start()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the child to shut down gracefully (SIGTERM), then kill it if it lingers."""
+        proxy, self.proxy = self.proxy, None
+        if proxy is not None:
+            proxy.stop(timeout)
         proc, self.proc = self.proc, None
         if proc is not None:
             childproc.stop(proc, timeout)
@@ -131,6 +149,12 @@ class LoopbackServer:
 
     @property
     def target(self) -> str:
+        """Where clients connect: the delaying proxy's address under a network."""
+        return self.proxy.target if self.proxy is not None else self.info["target"]
+
+    @property
+    def direct_target(self) -> str:
+        """The server's own address (no proxy in between)."""
         return self.info["target"]
 
     @property
@@ -154,6 +178,14 @@ class LoopbackServer:
             raise LoopbackError("the loopback server is not started; call start() first")
         return Endpoint(self.target, tls=self.tls, ca=self.ca, **self._client_cert_options())
 
+    @property
+    def direct_endpoint(self) -> Endpoint:
+        """The server's own endpoint, bypassing any delaying proxy."""
+        if not self.info:
+            raise LoopbackError("the loopback server is not started; call start() first")
+        return Endpoint(self.direct_target, tls=self.tls, ca=self.ca,
+                        **self._client_cert_options())
+
     def connect(self, variant: str = "grpc-tls-pooled", **options: Any):
         """A client of this server (through the variant registry)."""
         from ..variants import resolve
@@ -162,7 +194,7 @@ class LoopbackServer:
     def stats(self) -> dict[str, Any]:
         """The server's counters (requests, connections, tls_connections, tls_resumed...),
         totals over its processes, with their CPU seconds and ``processes``."""
-        return server_stats(self.endpoint)
+        return server_stats(self.direct_endpoint)
 
     def _client_cert_options(self) -> dict[str, str]:
         if "client_ca" not in self.options:
@@ -173,8 +205,9 @@ class LoopbackServer:
 
     def __repr__(self) -> str:
         state = f"target={self.info.get('target')}" if self.running else "stopped"
+        net = f" network={self.network.label!r}" if self.network is not None else ""
         return (f"<LoopbackServer {state} tls={self.tls} server={self.server} "
-                f"encoder={self.encoder} "
+                f"encoder={self.encoder}{net} "
                 f"index={str(self.index)!r}>")
 
 

@@ -1,0 +1,198 @@
+"""Production conditions on one machine: what the delaying proxy costs and delivers.
+
+``python -m lootlab.benchmarks.conditions [--quick]`` measures, in one run:
+
+a. the proxy's own overhead at ``rtt_ms=0``: p50 of a pooled ``near`` direct and through
+   a proxy (a ``DelayProxy`` with a null network still forwards), in interleaved rounds;
+   the figure is the median over rounds of (proxied p50 - direct p50) (target < 100 us);
+b. the delivered RTT against the asked one at 1, 5, 20 ms: raw TCP ping-pong with an echo
+   server in its own process, and a pooled ``get``; delivered = proxied p50 - direct p50
+   in the same round (target: within 5 %);
+c. at ``rtt_ms=5``: each variant's p50 in round trips, (p50 at 5 ms - p50 direct) / 5 ms
+   (targets: ``grpc-tls-fresh`` >= 3, ``grpc-tls-pooled`` about 1, ``mmap`` unchanged);
+d. CPU limits: rows from ``cpu_limit_rows()`` (filled by the cgroup side of issue 14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _p50_us(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e6
+
+
+def _timed(call: Callable[[], Any], n: int) -> list[float]:
+    clock = time.perf_counter
+    out = []
+    for _ in range(n):
+        t = clock()
+        call()
+        out.append(clock() - t)
+    return out
+
+
+def _row(measure: str, value: float, unit: str, target: str, ok: bool | None,
+         note: str = "") -> Row:
+    verdict = "-" if ok is None else ("PASS" if ok else "MISS")
+    return {"measure": measure, "value": value, "unit": unit, "target": target,
+            "verdict": verdict, "note": note}
+
+
+def overhead_rows(srv: Any, spot: tuple[int, int, int], rounds: int, n: int) -> list[Row]:
+    """(a): p50 added to a pooled ``near`` by a proxy at rtt 0, interleaved rounds."""
+    from ..conditions import Network
+    from ..conditions.proxies import DelayProxy
+    from ..variants import resolve
+    x, y, z = spot
+    with DelayProxy(srv.direct_target, Network()) as proxy:
+        direct = resolve("grpc-tls-pooled", srv.direct_endpoint)()
+        proxied = resolve("grpc-tls-pooled", srv.direct_endpoint, target=proxy.target)()
+        try:
+            diffs = []
+            for cli in (direct, proxied):
+                _timed(lambda c=cli: c.near(x, y, z, 8.0), 20)
+            for _ in range(rounds):
+                a = _p50_us(_timed(lambda: direct.near(x, y, z, 8.0), n))
+                b = _p50_us(_timed(lambda: proxied.near(x, y, z, 8.0), n))
+                diffs.append(b - a)
+            late = proxy.stats()["mean_late_us"]
+        finally:
+            direct.close()
+            proxied.close()
+    added = statistics.median(diffs)
+    return [_row("proxy overhead, pooled near, rtt 0", added, "us", "< 100 us", added < 100,
+                 f"median of {rounds} rounds x {n} calls; proxy {late:.0f} us/chunk after "
+                 f"the kernel's receive time")]
+
+
+def delivered_rows(srv: Any, spot: tuple[int, int, int], rtts: list[float], quick: bool
+                   ) -> list[Row]:
+    """(b): delivered added RTT against the asked one, raw TCP and pooled ``get``."""
+    from ..conditions import Network
+    from ..conditions.echo import EchoServer, ping_pong
+    from ..conditions.proxies import DelayProxy
+    from ..variants import resolve
+    x, y, z = spot
+    rows = []
+    with EchoServer() as echo:
+        direct_get = resolve("grpc-tls-pooled", srv.direct_endpoint)()
+        try:
+            for rtt in rtts:
+                n = max(10, int((0.6 if quick else 2.0) / (rtt / 1000)))
+                net = Network(rtt_ms=rtt)
+                with DelayProxy(echo.target, net) as proxy:
+                    ping_pong(proxy.target, 3)
+                    base = _p50_us(ping_pong(echo.target, n))
+                    got = _p50_us(ping_pong(proxy.target, n)) - base
+                    late = proxy.stats()["mean_late_us"]
+                err = got / (rtt * 1000) - 1
+                rows.append(_row(f"delivered RTT, raw TCP, asked {rtt:g} ms", got / 1000, "ms",
+                                 "within 5 %", abs(err) <= 0.05,
+                                 f"{err:+.1%}; {n} pings; the proxy {late:.0f} us late/chunk"))
+                via = resolve("grpc-tls-pooled", srv.direct_endpoint, network=net)()
+                try:
+                    via.get(x, y, z)
+                    a = _p50_us(_timed(lambda: direct_get.get(x, y, z), n))
+                    b = _p50_us(_timed(lambda v=via: v.get(x, y, z), n))
+                finally:
+                    via.close()
+                err = (b - a) / (rtt * 1000) - 1
+                rows.append(_row(f"delivered RTT, pooled get, asked {rtt:g} ms", (b - a) / 1000,
+                                 "ms", "within 5 %", abs(err) <= 0.05,
+                                 f"{err:+.1%}; direct p50 {a:.0f} us"))
+        finally:
+            direct_get.close()
+    return rows
+
+
+def round_trip_rows(srv: Any, spot: tuple[int, int, int], rtt: float, quick: bool
+                    ) -> list[Row]:
+    """(c): what each variant pays at ``rtt`` ms, in round trips."""
+    from ..conditions import Network
+    from ..variants import get, resolve
+    x, y, z = spot
+    rows = []
+    targets = {"grpc-tls-fresh": (">= 3", lambda r: r >= 3),
+               "grpc-tls-resumed": ("(fewer than fresh)", None),
+               "grpc-tls-pooled": ("about 1", lambda r: 0.8 <= r <= 1.3),
+               "mmap": ("unchanged (ratio ~1)", None)}
+    for name, (target, check) in targets.items():
+        remote = get(name).remote
+        n = 15 if quick else 40
+        where = srv.direct_endpoint if remote else None
+        base = resolve(name, where)()
+        via = resolve(name, where, network=Network(rtt_ms=rtt))()
+        try:
+            for cli in (base, via):
+                _timed(lambda c=cli: c.get(x, y, z), 3)
+            a = _p50_us(_timed(lambda c=base: c.get(x, y, z), n if remote else 2000))
+            b = _p50_us(_timed(lambda c=via: c.get(x, y, z), n if remote else 2000))
+        finally:
+            base.close()
+            via.close()
+        if remote:
+            trips = (b - a) / (rtt * 1000)
+            rows.append(_row(f"{name} at rtt {rtt:g} ms", trips, "RTTs", target,
+                             None if check is None else check(trips),
+                             f"p50 {a / 1000:.2f} -> {b / 1000:.2f} ms"))
+        else:
+            ratio = b / a
+            rows.append(_row(f"{name} at rtt {rtt:g} ms", ratio, "x", target,
+                             0.7 <= ratio <= 1.4, f"p50 {a:.1f} -> {b:.1f} us"))
+    return rows
+
+
+def cpu_limit_rows(quick: bool) -> list[Row]:
+    """(d) THROTTLING AT cpu_limit=0.25 -- to be filled by the cgroup side of issue 14
+    (engineer C or the lead): throttled periods > 0 for the remote variants and how many
+    times more than ``mmap``, as ``_row(...)`` dicts.  Empty until then."""
+    return []
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
+    from ..paths import ensure_default_index
+    from ..remote.loopback import LoopbackServer
+    from ..remote.service import _populated_spot
+    path = ensure_default_index()
+    spot = _populated_spot(path)
+    rows: list[Row] = []
+    with LoopbackServer(path) as srv:
+        rows += overhead_rows(srv, spot, 5 if quick else 15, 100 if quick else 300)
+        rows += delivered_rows(srv, spot, [1.0, 5.0, 20.0], quick)
+        rows += round_trip_rows(srv, spot, 5.0, quick)
+    rows += cpu_limit_rows(quick)
+    return {"rows": rows, "load": os.getloadavg(), "quick": quick}
+
+
+def render(out: dict[str, Any]) -> str:
+    lines = [f"{'measure':<44}{'value':>10} {'unit':<5} {'target':<22}{'verdict':<8}note"]
+    for r in out["rows"]:
+        value = f"{r['value']:.3f}" if abs(r["value"]) < 100 else f"{r['value']:.0f}"
+        lines.append(f"{r['measure']:<44}{value:>10} {r['unit']:<5} {r['target']:<22}"
+                     f"{r['verdict']:<8}{r['note']}")
+    one, five, _ = out["load"]
+    lines += ["", (f"load average {one:.2f} / {five:.2f} (1 / 5 min); p50s on one connection "
+                   "per client, direct and proxied measured back to back in the same run."),
+              ("Raw TCP: an echo server in its own process; delivered = proxied - direct p50. "
+               "Round trips: (p50 through the proxy - p50 direct) / asked RTT.")]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.conditions")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds (about 30 s)")
+    args = ap.parse_args(argv)
+    print(render(run(quick=args.quick)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-/* Inner loops of LootIndex.near and LootIndex.box, and the gRPC server's answer encoder, in C.
+/* Inner loops of LootIndex.near, box, get and get_many, and the gRPC server's answer encoder.
  *
  * numpy drives these queries with ~20 array passes, each a Python call; here one pass
  * decodes each candidate key, tests it, and copies the hits into the result rows (the
@@ -12,6 +12,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     int32_t x, y, z, pad;
@@ -269,6 +270,348 @@ done:
     return result;
 }
 
+/* ---- point lookups (LootIndex.get / get_many) ----------------------------------------
+ *
+ * The hash table of docs/FORMAT.md, probed straight on the mapping: S u32 slots of record
+ * numbers, linear probing from the home slot ((key * 0x9E3779B97F4A7C15) >> (64 - log2 S)),
+ * 0xFFFFFFFF = empty, at most P probes (the builder's longest probe).  Nothing read from the
+ * file is trusted for memory: n and S come from the lengths of the buffers handed in, a slot
+ * value >= n is skipped, the slot index is masked to S, and P is clamped to S, so a damaged
+ * or hostile file can give a wrong answer but never a read outside its sections or a probe
+ * sequence longer than min(P, S). */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "lootlab._kernels reads the little-endian file format in place"
+#endif
+
+#define HASH_MULTIPLIER 0x9E3779B97F4A7C15ULL
+#define HASH_EMPTY 0xFFFFFFFFu
+/* Keys in flight per batch of get_many (their cache misses overlap), and the records of a
+ * probe run prefetched per key; -D overrides them for experiments.  Measured on the 2-core
+ * dev VM, 1 M keys, 50 % hits: no run prefetch ~1.4x slower; batch 8..128 within noise. */
+#ifndef LOOKUP_BATCH
+#define LOOKUP_BATCH 32
+#endif
+#ifndef PREFETCH_RUN
+#define PREFETCH_RUN 8
+#endif
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer words;                /* (n, 3) u64: key, meta0, meta1 */
+    Py_buffer table;                /* S u32 */
+    const uint64_t *w;
+    const uint32_t *t;
+    Py_ssize_t n;
+    uint64_t mask;                  /* S - 1 */
+    int bits;                       /* log2 S */
+    Py_ssize_t max_probe;           /* min(P, S); 0: every lookup misses */
+    PyTypeObject *record_type;      /* LootRecord: a tuple subclass without extra slots */
+    double deadline;                /* get raises Retry from this time.monotonic() on */
+    unsigned long long probes;      /* slots examined so far, for tests of the probe bound */
+} Lookup;
+
+static PyObject *RetryError;        /* lootlab._kernels.Retry: "take the checked road" */
+
+static inline int pos_ok(int64_t x, int64_t y, int64_t z) {
+    return x >= -BIAS && x < BIAS && z >= -BIAS && z < BIAS && y >= -2048 && y < 2048;
+}
+
+static inline uint64_t pack_pos(int64_t x, int64_t y, int64_t z) {
+    const uint64_t m26 = ((uint64_t)1 << 26) - 1;
+    return (((uint64_t)x & m26) << 38) | (((uint64_t)z & m26) << 12) | ((uint64_t)y & 0xFFF);
+}
+
+static inline uint64_t home_slot(const Lookup *lk, uint64_t key) {
+    return lk->bits ? (key * HASH_MULTIPLIER) >> (64 - lk->bits) : 0;
+}
+
+/* Record number holding key, or -1: the probe sequence starting at slot, whose first
+ * value (already loaded) is first; *probes grows by the slots examined (<= max_probe). */
+static inline Py_ssize_t probe(const Lookup *lk, uint64_t key, uint64_t slot, uint32_t first,
+                               unsigned long long *probes) {
+    uint32_t i = first;
+    for (Py_ssize_t p = 0; p < lk->max_probe; p++) {
+        ++*probes;
+        if (i == HASH_EMPTY) return -1;
+        if ((Py_ssize_t)i < lk->n && lk->w[3 * (size_t)i] == key) return (Py_ssize_t)i;
+        slot = (slot + 1) & lk->mask;
+        if (p + 1 < lk->max_probe) i = lk->t[slot];
+    }
+    return -1;
+}
+
+static inline Py_ssize_t find(Lookup *lk, uint64_t key) {
+    if (lk->max_probe == 0) return -1;
+    uint64_t slot = home_slot(lk, key);
+    return probe(lk, key, slot, lk->t[slot], &lk->probes);
+}
+
+static void Lookup_dealloc(Lookup *self) {
+    if (self->words.obj) PyBuffer_Release(&self->words);
+    if (self->table.obj) PyBuffer_Release(&self->table);
+    Py_XDECREF(self->record_type);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Lookup_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *words, *table, *rtype;
+    Py_ssize_t max_probe;
+    static char *kwlist[] = {"words", "table", "max_probe", "record_type", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnO:Lookup", kwlist, &words, &table,
+                                     &max_probe, &rtype))
+        return NULL;
+    if (!PyType_Check(rtype) || !PyType_IsSubtype((PyTypeObject *)rtype, &PyTuple_Type) ||
+        ((PyTypeObject *)rtype)->tp_basicsize != PyTuple_Type.tp_basicsize ||
+        ((PyTypeObject *)rtype)->tp_itemsize != PyTuple_Type.tp_itemsize ||
+        ((PyTypeObject *)rtype)->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError, "Lookup: record_type must be a tuple subclass with "
+                        "no instance dict or slots (a NamedTuple)");
+        return NULL;
+    }
+    Lookup *self = (Lookup *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    if (PyObject_GetBuffer(words, &self->words, PyBUF_SIMPLE) < 0) goto fail;
+    if (PyObject_GetBuffer(table, &self->table, PyBUF_SIMPLE) < 0) goto fail;
+    Py_ssize_t slots = self->table.len / 4;
+    if (self->words.len % 24 || self->table.len % 4 || (slots & (slots - 1)) ||
+        (uintptr_t)self->words.buf % 8 || (uintptr_t)self->table.buf % 4) {
+        PyErr_SetString(PyExc_ValueError, "Lookup: words must be whole aligned 24-byte "
+                        "records and the table a power-of-two count of aligned u32 slots");
+        goto fail;
+    }
+    self->w = (const uint64_t *)self->words.buf;
+    self->t = (const uint32_t *)self->table.buf;
+    self->n = self->words.len / 24;
+    self->mask = slots ? (uint64_t)slots - 1 : 0;
+    self->bits = 0;
+    while (((Py_ssize_t)1 << self->bits) < slots) self->bits++;
+    if (max_probe < 0) max_probe = 0;
+    self->max_probe = max_probe > slots ? slots : max_probe;   /* 0 when there is no slot */
+    Py_INCREF(rtype);
+    self->record_type = (PyTypeObject *)rtype;
+    self->deadline = Py_HUGE_VAL;
+    return (PyObject *)self;
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+/* One exact int argument as a coordinate; 0 (no exception set) for anything else. */
+static inline int coord_arg(PyObject *o, int64_t *out) {
+    if (!PyLong_CheckExact(o)) return 0;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    *out = v;
+    return !overflow;
+}
+
+static PyObject *build_record(const Lookup *lk, PyObject *const *xyz, const uint64_t *rec) {
+    PyObject *r = lk->record_type->tp_alloc(lk->record_type, 9);
+    if (r == NULL) return NULL;
+    uint64_t m0 = rec[1], m1 = rec[2];
+    for (int k = 0; k < 3; k++) {
+        Py_INCREF(xyz[k]);
+        PyTuple_SET_ITEM(r, k, xyz[k]);
+    }
+    PyObject *v[6] = {
+        PyLong_FromUnsignedLong((unsigned long)(m0 & 0xFFFFFFFFu)),      /* item_id */
+        PyLong_FromUnsignedLong((unsigned long)(m0 >> 32)),              /* value */
+        PyLong_FromLong((long)(m1 & 0xFFFF)),                            /* quantity */
+        PyLong_FromLong((long)((m1 >> 16) & 0xFF)),                      /* rarity */
+        PyLong_FromLong((long)((m1 >> 24) & 0xFF)),                      /* flags */
+        PyLong_FromUnsignedLong((unsigned long)(m1 >> 32)),              /* tick */
+    };
+    for (int k = 0; k < 6; k++) {
+        if (v[k] == NULL) {
+            for (int j = k + 1; j < 6; j++) Py_XDECREF(v[j]);
+            Py_DECREF(r);          /* items set so far are released with it */
+            return NULL;
+        }
+        PyTuple_SET_ITEM(r, 3 + k, v[k]);
+    }
+    return r;
+}
+
+static PyObject *lookup_one(Lookup *self, PyObject *const *args, Py_ssize_t nargs,
+                            int check_deadline) {
+    int64_t x, y, z;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "Lookup.get takes x, y, z");
+        return NULL;
+    }
+    if (check_deadline && self->deadline != Py_HUGE_VAL) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);         /* the clock of time.monotonic() */
+        if ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec >= self->deadline) {
+            PyErr_SetNone(RetryError);
+            return NULL;
+        }
+    }
+    if (!coord_arg(args[0], &x) || !coord_arg(args[1], &y) || !coord_arg(args[2], &z) ||
+        !pos_ok(x, y, z)) {
+        PyErr_SetNone(RetryError);
+        return NULL;
+    }
+    Py_ssize_t i = find(self, pack_pos(x, y, z));
+    if (i < 0) Py_RETURN_NONE;
+    return build_record(self, args, self->w + 3 * (size_t)i);
+}
+
+PyDoc_STRVAR(Lookup_get_doc,
+"get(x, y, z) -> record or None\n\n"
+"The record at one position, for exact in-range ints before the deadline.  Anything else\n"
+"(another type, out of range, the deadline reached) raises Retry: the caller refreshes\n"
+"and checks its arguments, then calls find.");
+
+static PyObject *Lookup_get(Lookup *self, PyObject *const *args, Py_ssize_t nargs) {
+    return lookup_one(self, args, nargs, 1);
+}
+
+PyDoc_STRVAR(Lookup_find_doc,
+"find(x, y, z) -> record or None\n\n"
+"get without the deadline (x, y, z still exact in-range ints, else Retry).");
+
+static PyObject *Lookup_find(Lookup *self, PyObject *const *args, Py_ssize_t nargs) {
+    return lookup_one(self, args, nargs, 0);
+}
+
+/* Batch lookup of n positions (n x 3 int64).  Returns -1, or the first row outside the
+ * packable range (nothing after it is written).  Keys go through in batches: the home
+ * slots of a whole batch are prefetched, then the records they name, then the batch is
+ * resolved, so the cache misses of LOOKUP_BATCH keys overlap instead of queueing. */
+static Py_ssize_t lookup_many(const Lookup *lk, const int64_t *xyz, Py_ssize_t n,
+                              uint8_t *found, result_row *out, unsigned long long *probes) {
+    uint64_t key[LOOKUP_BATCH], slot[LOOKUP_BATCH];
+    uint32_t first[LOOKUP_BATCH];
+    for (Py_ssize_t base = 0; base < n; base += LOOKUP_BATCH) {
+        int m = n - base < LOOKUP_BATCH ? (int)(n - base) : LOOKUP_BATCH;
+        const int64_t *p = xyz + 3 * base;
+        for (int j = 0; j < m; j++) {
+            int64_t x = p[3 * j], y = p[3 * j + 1], z = p[3 * j + 2];
+            if (!pos_ok(x, y, z)) return base + j;
+            key[j] = pack_pos(x, y, z);
+            slot[j] = home_slot(lk, key[j]);
+            if (lk->max_probe) __builtin_prefetch(lk->t + slot[j]);
+        }
+        if (lk->max_probe) {
+            /* every record of each key's probe run (up to PREFETCH_RUN of them): a miss
+             * compares a few keys before its empty slot, each a random read */
+            for (int j = 0; j < m; j++) {
+                uint64_t s = slot[j];
+                uint32_t i = first[j] = lk->t[s];
+                Py_ssize_t run = lk->max_probe < PREFETCH_RUN ? lk->max_probe : PREFETCH_RUN;
+                for (Py_ssize_t q = 0; q < run && i != HASH_EMPTY; q++) {
+                    if ((Py_ssize_t)i < lk->n) __builtin_prefetch(lk->w + 3 * (size_t)i);
+                    s = (s + 1) & lk->mask;
+                    i = lk->t[s];
+                }
+            }
+        }
+        for (int j = 0; j < m; j++) {
+            Py_ssize_t i = lk->max_probe ? probe(lk, key[j], slot[j], first[j], probes) : -1;
+            result_row *o = out + base + j;
+            if (i >= 0) {
+                const uint64_t *r = lk->w + 3 * (size_t)i;
+                o->x = (int32_t)p[3 * j]; o->y = (int32_t)p[3 * j + 1];
+                o->z = (int32_t)p[3 * j + 2]; o->pad = 0;
+                o->meta0 = r[1]; o->meta1 = r[2];
+                found[base + j] = 1;
+            } else {
+                memset(o, 0, sizeof *o);
+                found[base + j] = 0;
+            }
+        }
+    }
+    return -1;
+}
+
+PyDoc_STRVAR(Lookup_get_many_doc,
+"get_many(xyz, found, out) -> -1 or the first bad row\n\n"
+"Batch get: xyz a C-contiguous (n, 3) int64 buffer; found (n bytes) and out (n result rows)\n"
+"are written (misses: 0 and a zero row), GIL released.  A row outside the packable range\n"
+"stops the pass and its number is returned.");
+
+static PyObject *Lookup_get_many(Lookup *self, PyObject *args) {
+    Py_buffer xyz, found, out;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &xyz, &found, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = found.len;
+    if (xyz.len != 24 * n || out.len != (Py_ssize_t)sizeof(result_row) * n ||
+        (uintptr_t)xyz.buf % 8 || (uintptr_t)out.buf % 8) {
+        PyErr_SetString(PyExc_ValueError, "Lookup.get_many: xyz must be n x 3 aligned int64, "
+                        "found n bytes and out n aligned result rows");
+        goto done;
+    }
+    Py_ssize_t bad;
+    unsigned long long probes = 0;
+    Py_BEGIN_ALLOW_THREADS
+    bad = lookup_many(self, (const int64_t *)xyz.buf, n, (uint8_t *)found.buf,
+                      (result_row *)out.buf, &probes);
+    Py_END_ALLOW_THREADS
+    self->probes += probes;
+    result = PyLong_FromSsize_t(bad);
+done:
+    PyBuffer_Release(&xyz); PyBuffer_Release(&found); PyBuffer_Release(&out);
+    return result;
+}
+
+static PyObject *Lookup_len(Lookup *self, void *closure) { return PyLong_FromSsize_t(self->n); }
+static PyObject *Lookup_get_deadline(Lookup *self, void *closure) {
+    return PyFloat_FromDouble(self->deadline);
+}
+static int Lookup_set_deadline(Lookup *self, PyObject *value, void *closure) {
+    double d = value ? PyFloat_AsDouble(value) : -1.0;
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "deadline cannot be deleted");
+        return -1;
+    }
+    self->deadline = d;
+    return 0;
+}
+static PyObject *Lookup_probe(Lookup *self, void *closure) {
+    return PyLong_FromSsize_t(self->max_probe);
+}
+static PyObject *Lookup_probes(Lookup *self, void *closure) {
+    return PyLong_FromUnsignedLongLong(self->probes);
+}
+
+static PyMethodDef Lookup_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))Lookup_get, METH_FASTCALL, Lookup_get_doc},
+    {"find", (PyCFunction)(void (*)(void))Lookup_find, METH_FASTCALL, Lookup_find_doc},
+    {"get_many", (PyCFunction)Lookup_get_many, METH_VARARGS, Lookup_get_many_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Lookup_getset[] = {
+    {"records", (getter)Lookup_len, NULL, "record count (from the words buffer's length)", NULL},
+    {"max_probe", (getter)Lookup_probe, NULL, "probes a miss costs at most: min(P, S)", NULL},
+    {"probes", (getter)Lookup_probes, NULL, "hash slots examined by all lookups so far", NULL},
+    {"deadline", (getter)Lookup_get_deadline, (setter)Lookup_set_deadline,
+     "time.monotonic() from which get raises Retry (inf: never)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(Lookup_doc,
+"Lookup(words, table, max_probe, record_type)\n\n"
+"Point lookups on one mapped generation: words the (n, 3) u64 records, table the S u32 hash\n"
+"slots, max_probe the header's longest probe P, record_type the tuple subclass get returns.\n"
+"Holds the two buffers (and so the mapping) until it is dropped.");
+
+static PyTypeObject LookupType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "lootlab._kernels.Lookup",
+    .tp_basicsize = sizeof(Lookup),
+    .tp_dealloc = (destructor)Lookup_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = Lookup_doc,
+    .tp_methods = Lookup_methods,
+    .tp_getset = Lookup_getset,
+    .tp_new = Lookup_new,
+};
+
 static PyMethodDef methods[] = {
     {"query_cells", query_cells, METH_VARARGS, query_cells_doc},
     {"encode_records", encode_records, METH_VARARGS, encode_records_doc},
@@ -277,8 +620,27 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "lootlab._kernels",
-    "C inner loops for LootIndex.near/box and the server's answer encoder (optional; numpy\n"
-    "is the fallback).", -1, methods,
+    "C inner loops for LootIndex.near/box/get/get_many and the server's answer encoder\n"
+    "(optional; numpy is the fallback).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    if (PyType_Ready(&LookupType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    RetryError = PyErr_NewExceptionWithDoc(
+        "lootlab._kernels.Retry", "Lookup.get cannot answer on its fast road (argument type "
+        "or range, or the refresh deadline): check and refresh, then call find.", NULL, NULL);
+    if (RetryError == NULL || PyModule_AddObject(m, "Retry", Py_NewRef(RetryError)) < 0) {
+        Py_XDECREF(RetryError);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&LookupType);
+    if (PyModule_AddObject(m, "Lookup", (PyObject *)&LookupType) < 0) {
+        Py_DECREF(&LookupType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

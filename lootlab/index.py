@@ -12,42 +12,51 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Self
 
 import numpy as np
 
 from . import fileformat as ff
+from . import lookups as _lookups
 from .errors import InvalidIndexError, QueryError  # noqa: F401 - QueryError: as before
 from .queryargs import MAX_R as _MAX_R  # noqa: F401 - importable from here as before
 from .queryargs import check_corner as _check_corner
 from .queryargs import check_k as _check_k
 from .queryargs import check_point as _check_point
 from .queryargs import coord as _coord  # noqa: F401 - importable from here as before
-from .queryargs import positions as _positions
 from .queryargs import radius_squared as _radius_squared
-from .records import (RECORD_SIZE, RESULT_DTYPE, LootRecord, Records, empty_results, in_range,
-                      pack_key, pack_keys, to_results, unpack_keys, words_to_results)
+from .records import LootRecord, Records, empty_results, to_results, unpack_keys
 from .snapshot import Snapshot as _Snapshot
 from .snapshot import distance2 as _distance2
 from .snapshot import results as _results
 
 # The optional C inner loops (lootlab/_kernels.c); numpy does the same without them.  This
-# module global is the switch: near/box read it on every query and hand it to the snapshot,
+# module global is the switch: every query reads it (near/box hand it to the snapshot),
 # so ``numpy_only()`` (or a test setting ``lootlab.index._kernels = None``) takes effect.
 try:
     from . import _kernels
 except ImportError:  # pragma: no cover - a build without a C compiler
     _kernels = None
+# A stale build of the extension (before issue 16) has no Lookup: numpy answers get then.
+_LOOKUP_BUILT = hasattr(_kernels, "Lookup")
+_Retry: type[Exception] = _kernels.Retry if _LOOKUP_BUILT else LookupError
 if os.environ.get("LOOTLAB_NO_KERNELS"):
     _kernels = None
 
-_U32 = struct.Struct("<I")
-_REC = struct.Struct("<QIIHBBI")
+
+# tests/test_fileformat.py patches this name (it counted the numpy probes of get here)
+_U32 = _lookups._U32
+
+
+def _unbound_get(x: object, y: object, z: object) -> None:
+    """``get``'s fast road before a lookup is bound (or after a swap or close)."""
+    raise _Retry
+
 
 
 class LootIndex:
@@ -65,6 +74,7 @@ class LootIndex:
         self.last_swap_error: Exception | None = None
         self._lock = threading.Lock()
         self._rejected: tuple[int, int, int, int] | None = None
+        self._unbind()    # get's fast road: see _lookup
         try:
             self._snap: _Snapshot | None = _Snapshot(self.path, verify)
         except FileNotFoundError as exc:
@@ -79,9 +89,11 @@ class LootIndex:
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
         """Drop this index's mapping (released once no running query still holds it)."""
-        self._snap = None
+        with self._lock:
+            self._snap = None
+            self._unbind()
 
-    def __enter__(self) -> "LootIndex":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -160,6 +172,7 @@ class LootIndex:
                 return snap
             self.last_swap_error = None
             self._snap = new
+            self._unbind()
             return new
 
     def verify(self) -> None:
@@ -177,24 +190,25 @@ class LootIndex:
         return to_results(snap.raw[rows])
 
     def get(self, x: int, y: int, z: int) -> LootRecord | None:
-        """The record at one block position, or None."""
+        """The record at one block position, or None.
+
+        The common case is one C call (``lookups.py``): argument check, refresh deadline,
+        probe and record.  Anything it cannot answer (a non-int or out-of-range argument,
+        a refresh due, no lookup bound yet) raises ``Retry`` and takes the checked road.
+        """
+        if _kernels is not None:
+            try:
+                return self._fast_get(x, y, z)
+            except _Retry:
+                pass
+        return self._get_checked(x, y, z)
+
+    def _get_checked(self, x: object, y: object, z: object) -> LootRecord | None:
         snap = self._current()
-        if type(x) is not int or type(y) is not int or type(z) is not int or not in_range(x, y, z):
-            x, y, z = _check_point(x, y, z)
-        key = pack_key(x, y, z)
-        mm, n, mask = snap.mm, snap.n, snap.hash_mask
-        slot = ((key * ff.HASH_MULTIPLIER) & 0xFFFFFFFFFFFFFFFF) >> snap.hash_shift
-        hoff, roff = snap.hash_offset, snap.records_offset
-        for _ in range(snap.max_probe):   # no record lies farther from its home slot
-            (i,) = _U32.unpack_from(mm, hoff + 4 * slot)
-            if i == ff.HASH_EMPTY:
-                return None
-            if i < n:
-                rec = _REC.unpack_from(mm, roff + RECORD_SIZE * i)
-                if rec[0] == key:
-                    return LootRecord(x, y, z, *rec[1:])
-            slot = (slot + 1) & mask
-        return None
+        x, y, z = _check_point(x, y, z)
+        if _kernels is None or not _LOOKUP_BUILT:
+            return _lookups.get_numpy(snap, x, y, z)
+        return self._lookup(snap).find(x, y, z)
 
     def get_many(self, xyz: np.ndarray) -> tuple[np.ndarray, Records]:
         """Batch ``get``: (n, 3) integer positions -> (found mask, records aligned with input).
@@ -202,31 +216,30 @@ class LootIndex:
         Rows not found are zero-filled; use ``records[found]``.
         """
         snap = self._current()
-        pts = _positions(xyz)
-        x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
-        n = len(pts)
-        found_at = np.full(n, -1, dtype=np.int64)
-        if n and snap.n:
-            keys = pack_keys(x, y, z)
-            pos = ((keys * np.uint64(ff.HASH_MULTIPLIER))
-                   >> np.uint64(snap.hash_shift)).astype(np.int64)
-            pending = np.arange(n)
-            table, rkeys, mask = snap.table, snap.keys, snap.hash_mask
-            for _ in range(snap.max_probe):
-                cand = table[pos[pending]].astype(np.int64)
-                live = (cand != ff.HASH_EMPTY) & (cand < snap.n)
-                hit = np.zeros(len(pending), dtype=bool)
-                hit[live] = rkeys[cand[live]] == keys[pending[live]]
-                found_at[pending[hit]] = cand[hit]
-                pending = pending[(cand != ff.HASH_EMPTY) & ~hit]
-                if not pending.size:
-                    break
-                pos[pending] = (pos[pending] + 1) & mask
-        found = found_at >= 0
-        out = np.zeros(n, RESULT_DTYPE)
-        if found.any():
-            out[found] = words_to_results(snap.raw[found_at[found]])
-        return found, out.view(Records)
+        if _kernels is None or not _LOOKUP_BUILT:
+            return _lookups.get_many_numpy(snap, xyz)
+        return _lookups.get_many_c(self._lookup(snap), xyz)
+
+    def _lookup(self, snap: _Snapshot) -> Any:
+        """The C lookup of ``snap`` (made once per generation), its deadline brought up to date.
+
+        ``get``'s fast road is this lookup's ``get``: it raises ``Retry`` once the index's
+        next refresh check is due, so the clock is read in C and no Python check runs.
+        """
+        bound = self._bound
+        if bound[0] is not snap:
+            bound = self._bound = (snap, _lookups.bind(snap, _kernels))
+        lookup = bound[1]
+        lookup.deadline = math.inf if self.refresh_interval is None else self._next_check
+        with self._lock:                 # refresh and close swap under it too
+            if self._snap is snap:       # not a generation swapped out meanwhile
+                self._fast_get = lookup.get
+        return lookup
+
+    def _unbind(self) -> None:
+        """Forget the C lookup (it would pin the mapping it was made for)."""
+        self._fast_get = _unbound_get
+        self._bound = (None, None)
 
     def near(self, x: int, y: int, z: int, r: float) -> Records:
         """All records with dx²+dy²+dz² <= r², in file (spatial) order."""

@@ -51,7 +51,7 @@ settings.register_profile("lootlab", deadline=None, max_examples=60,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("lootlab")
 shifts = st.sampled_from([0, 3, 5, 9, 26])
-# near/box run through the C kernels when built, and through numpy: both must agree
+# near/box/get/get_many run through the C kernels when built, and through numpy: both must agree
 paths = pytest.mark.parametrize("path", ["default", "numpy"])
 
 
@@ -104,18 +104,20 @@ def test_knn_matches_oracle_nearest_first(df, shift, data):
         assert oracle.fields_equal(got, oracle.knn(truth, x, y, z, k))
 
 
+@paths
 @given(worlds(), shifts, st.data())
-def test_get_and_get_many_match_oracle(df, shift, data):
+def test_get_and_get_many_match_oracle(path, df, shift, data):
     idx = build(df, shift)
     truth = oracle.dedupe(df)
     probes = [tuple(int(v) for v in p) for p in truth[["x", "y", "z"]].to_numpy()[:10]]
     probes += [(data.draw(coord_xz), data.draw(coord_y), data.draw(coord_xz)) for _ in range(5)]
-    for p in probes:
-        rec = idx.get(*p)
-        expected = oracle.get(truth, *p)
-        assert (tuple(rec) if rec else None) == expected
-    xyz = np.array(probes, dtype=np.int64).reshape(-1, 3)
-    found, recs = idx.get_many(xyz)
+    with on(path):
+        for p in probes:
+            rec = idx.get(*p)
+            expected = oracle.get(truth, *p)
+            assert (tuple(rec) if rec else None) == expected
+        xyz = np.array(probes, dtype=np.int64).reshape(-1, 3)
+        found, recs = idx.get_many(xyz)
     for i, p in enumerate(probes):
         expected = oracle.get(truth, *p)
         assert bool(found[i]) == (expected is not None)
@@ -252,9 +254,12 @@ def test_get_many_accepts_every_integer_width_and_integral_floats(tmp_path):
     lootlab.build_index(df, tmp_path / "w.idx")
     pts = df[["x", "y", "z"]].to_numpy(np.int64)[:20]
     with lootlab.open_index(tmp_path / "w.idx") as idx:
-        found, recs = idx.get_many(pts)
-        assert found.all()
-        for dtype in (np.int32, np.float64):
-            f2, r2 = idx.get_many(pts.astype(dtype))
-            assert f2.all() and oracle.fields_equal(r2, recs)
-        assert idx.get_many(pts.tolist())[0].all()
+        for path in ("default", "numpy"):
+            with on(path):
+                found, recs = idx.get_many(pts)
+                assert found.all()
+                for dtype in (np.int32, np.float64):
+                    f2, r2 = idx.get_many(pts.astype(dtype))
+                    assert f2.all() and oracle.fields_equal(r2, recs)
+                assert idx.get_many(pts.tolist())[0].all()
+                assert idx.get_many(np.asfortranarray(pts))[0].all()     # not C-contiguous

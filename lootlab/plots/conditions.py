@@ -155,7 +155,8 @@ def cpu_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
         ax_share = g["share"].to_numpy(float) * 100
         tx.plot(g["x"], ax_share, marker="o", color=colors[str(name)], label=str(name))
     tx.set_ylabel("throttled periods (% of CFS periods)")
-    tx.set_ylim(bottom=0)
+    top = float(np.nanmax(share.to_numpy(float))) * 100 if share.notna().any() else 0.0
+    tx.set_ylim(0, max(5.0, 1.15 * top))       # no throttling reads as a flat 0, not noise
     tx.set_xlabel("CPU limit on the client side (cores, log; 'none': unlimited)")
     tx.set_title("How often the quota stopped the client (cgroup cpu.stat nr_throttled)")
     tx.grid(alpha=0.3)

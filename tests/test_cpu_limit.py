@@ -265,3 +265,16 @@ def test_the_benchmark_rows_compare_each_remote_variant_with_mmap():
     m["variants"]["mmap"] = {**v(0), "applied": False, "note": "not root"}
     (only,) = cpulimit.rows(measured=m)
     assert "not measured: not root" in only["note"]
+
+
+@needs_cgroups
+def test_bench_cli_runs_under_a_cpu_limit_and_prints_its_throttling(tmp_path):
+    res = CliRunner().invoke(main, ["bench", "--variant", "mmap", "--rate", "300",
+                                    "--duration", "0.5", "--warmup", "0.2", "--cpu-limit",
+                                    "0.5", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "conditions: CPU limit 0.5 core(s): throttled " in res.output
+    back = LoadResult.load(tmp_path / "r")
+    assert back.conditions["cpu_limit"] == 0.5 and back.throttle is not None
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["params"]["cpu_limit"] == 0.5
+    assert not _ours()

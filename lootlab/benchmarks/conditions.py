@@ -151,10 +151,11 @@ def round_trip_rows(srv: Any, spot: tuple[int, int, int], rtt: float, quick: boo
 
 
 def cpu_limit_rows(quick: bool) -> list[Row]:
-    """(d) THROTTLING AT cpu_limit=0.25 -- to be filled by the cgroup side of issue 14
-    (engineer C or the lead): throttled periods > 0 for the remote variants and how many
-    times more than ``mmap``, as ``_row(...)`` dicts.  Empty until then."""
-    return []
+    """(d) throttling at cpu_limit=0.25: every variant at 100/s with its client side in a
+    0.25-core cgroup (``lootlab.benchmarks.cpulimit``, which says how): throttled periods
+    (target > 0 for the remote variants) and how many times more than ``mmap``'s."""
+    from .cpulimit import rows
+    return rows(quick)
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:

@@ -160,8 +160,10 @@ def test_jitter_spreads_the_round_trip_as_documented(echo):
         return xs[int(p * (len(xs) - 1))]
     for lo, hi in ((0.25, 0.75), (0.1, 0.9)):
         want = rtt_quantile(hi, rtt, jitter) - rtt_quantile(lo, rtt, jitter)
-        assert 0.65 * want <= q(got, hi) - q(got, lo) <= 1.4 * want, (lo, hi, got)
-        assert q(steady, hi) - q(steady, lo) < 0.3 * want    # the spread is the jitter's
+        noise = q(steady, hi) - q(steady, lo)    # what the machine spreads by itself
+        assert 0.65 * want <= q(got, hi) - q(got, lo) <= 1.4 * want + noise, (lo, hi, got)
+    iqr = rtt_quantile(0.75, rtt, jitter) - rtt_quantile(0.25, rtt, jitter)
+    assert q(steady, 0.75) - q(steady, 0.25) < 0.5 * iqr     # the spread is the jitter's
     shift = statistics.median(got) - rtt                     # the machine's own overhead
     ks = max(abs((i + 0.5) / len(got) - rtt_cdf(x - shift, rtt, jitter))
              for i, x in enumerate(got))

@@ -34,7 +34,7 @@ import sys
 import time
 from collections import deque
 
-from ._timer import Timer
+from ._timer import Timer, realtime
 from .delays import OneWay, due_time
 
 _SO_TIMESTAMPNS = 35            # Linux; SCM_TIMESTAMPNS has the same value
@@ -106,6 +106,7 @@ class Proxy:
         self.seq = 0
         self.armed = float("inf")
         self.wake_late = 50e-6                               # EWMA of timer lateness
+        self.lead = 10e-6          # EWMA of one send(): started that early, it lands on time
         self.socks: dict[int, tuple[Conn, socket.socket]] = {}
         self.running = True
         self.stats = {"connections": 0, "open": 0, "chunks_up": 0, "chunks_down": 0,
@@ -218,7 +219,7 @@ class Proxy:
             data = item[1]
             if not item[2]:
                 item[2] = True
-                late = (time.monotonic() - item[0]) * 1e6
+                late = (time.monotonic() + self.lead - item[0]) * 1e6
                 stats["sum_late_us"] += late
                 stats["max_late_us"] = max(stats["max_late_us"], late)
                 stats["chunks_up" if pipe.c2s else "chunks_down"] += 1
@@ -233,7 +234,11 @@ class Proxy:
                     self._close(conn)
                 return
             try:
+                t = time.monotonic()
                 sent = pipe.dst.send(data)
+                cost = time.monotonic() - t
+                if cost < 1e-4:
+                    self.lead += (cost - self.lead) / 16
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
@@ -273,14 +278,14 @@ class Proxy:
         due time, or None when nothing waits."""
         heap = self.heap
         while heap:
-            due = heap[0][0]
+            due = heap[0][0] - self.lead
             now = time.monotonic()
             if due - now > _SPIN_S:
                 return due
             while now < due:
                 now = time.monotonic()
             _, _, pipe = heapq.heappop(heap)
-            self._flush(pipe, now)
+            self._flush(pipe, now + self.lead)
         return None
 
     def _control(self) -> None:
@@ -317,7 +322,7 @@ class Proxy:
             for fd, ev in events:
                 if fd == timer_fd:
                     late = time.monotonic() - self.armed
-                    if 0 <= late < 1e-3:
+                    if 0 <= late < 3e-4:       # learn the usual, not a rare stall
                         self.wake_late += (late - self.wake_late) / 8
                     self.armed = float("inf")
                     try:
@@ -345,18 +350,6 @@ class Proxy:
                     self.running = False
 
 
-def _realtime() -> str:
-    """Ask for the lowest real-time priority (SCHED_FIFO 1) so a busy machine does not
-    make the proxy's wake-ups late (netem runs in the kernel; this is the nearest a user
-    process gets).  Its loop only spins for at most ``_SPIN_S`` at a time, and the kernel's
-    RT throttling keeps 5 % of each CPU for others.  Without permission: normal priority."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-        return "SCHED_FIFO"
-    except (OSError, AttributeError):
-        return "normal"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lootlab.conditions.proxy")
     ap.add_argument("--upstream", required=True, help="HOST:PORT to forward to")
@@ -376,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     host, port = split_target(args.upstream)
     proxy = Proxy((host, int(port)), args.rtt_ms, args.jitter_ms, args.bandwidth_mbit,
                   args.seed, args.host, args.port)
-    scheduling = "normal" if args.no_realtime else _realtime()
+    scheduling = "normal" if args.no_realtime else realtime()
     signal.signal(signal.SIGTERM, lambda *_: setattr(proxy, "running", False))
     bound = proxy.listener.getsockname()
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]

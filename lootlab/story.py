@@ -70,12 +70,10 @@ class StoryRun:
 
     @property
     def conditions(self) -> dict[str, Any]:
-        """What the steps ran under, in ``LoadResult.conditions``' shape: what was asked,
-        with whether the CPU limit was applied (and why not) as the results record it."""
-        out = {"rtt_ms": getattr(self.network, "rtt_ms", 0.0),
-               "jitter_ms": getattr(self.network, "jitter_ms", 0.0),
-               "bandwidth_mbit": getattr(self.network, "bandwidth_mbit", None),
-               "cpu_limit": self.cpu_limit, "cpu_limit_applied": False, "cpu_limit_note": ""}
+        """What the steps ran under, in ``LoadResult.conditions``' shape: what was asked
+        (``conditions_asked``), with whether the CPU limit was applied (and why not) as the
+        results record it."""
+        out = conditions_asked(self.network, self.cpu_limit)
         for trials in self.results.values():
             for res in trials:
                 got = getattr(res, "conditions", None) or {}
@@ -304,6 +302,18 @@ def run_steps(rate: float, duration: float, *, variants: Any = None, trials: int
                     steps=summarize_steps(frame, results),
                     results=results, trials=frame, network=conditions.get("network"),
                     cpu_limit=conditions.get("cpu_limit"))
+
+
+def conditions_asked(network: Any = None, cpu_limit: float | None = None) -> dict[str, Any]:
+    """What ``run_steps(network=, cpu_limit=)`` asks for, in ``LoadResult.conditions``'
+    shape (``cpu_limit_applied`` None: not known before a run); checked as ``run_steps``
+    checks it, so a notebook can fail on a wrong parameter before it runs anything."""
+    asked = _conditions(network, cpu_limit)
+    net = asked.get("network")
+    return {"rtt_ms": net.rtt_ms if net else 0.0, "jitter_ms": net.jitter_ms if net else 0.0,
+            "bandwidth_mbit": net.bandwidth_mbit if net else None,
+            "cpu_limit": asked.get("cpu_limit"), "cpu_limit_applied": None,
+            "cpu_limit_note": ""}
 
 
 def _conditions(network: Any, cpu_limit: float | None) -> dict[str, Any]:

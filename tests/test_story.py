@@ -251,9 +251,12 @@ def test_run_steps_replays_every_step_under_the_conditions_asked(small_result, m
     assert list(run.steps["throttled_periods"]) == [80.0, 80.0]     # summed over the trials
     assert list(run.steps["rtt_ms"]) == [5.0, 5.0]
     assert run.conditions["rtt_ms"] == 5.0 and run.conditions["cpu_limit_applied"] is True
+    assert "a delaying proxy added 5 ms per round trip" in verdict(run.steps)
     calls.clear()
     plain = story.run_steps(200, 1.0, variants={"a": object})
     assert "network" not in calls[0] and "cpu_limit" not in calls[0]
     assert plain.conditions["rtt_ms"] == 0.0 and plain.conditions["cpu_limit"] is None
+    assert "a loopback server here has no network latency" in verdict(
+        plain.steps.assign(rtt_ms=0.0))
     with pytest.raises(LootlabError, match="cpu_limit must be a positive"):
         story.run_steps(200, 1.0, variants={"a": object}, cpu_limit=0)

@@ -280,6 +280,22 @@ def test_lag_the_cpu_limit_throttled_is_the_limits_and_the_run_stays_valid():
         assert "CPU limit" not in str(h)
 
 
+def test_a_quota_binding_in_most_periods_owns_the_queue_behind_it_even_at_p50():
+    """Throttled in 16 of 16 periods, stalls covering 47 % of the window (under p50's 50 %):
+    the group ran at its quota throughout, so the p50 lag of the queue behind the stalls is
+    the limit's as well (a real run at 6,000/s under 0.25 core gave exactly this)."""
+    binding = {"periods": 16, "throttled_periods": 16, "throttled_ms": 708.0,
+               "throttled_share": 1.0}
+    kw = {"latency_us": {50.0: 12_600.0, 99.0: 45_400.0},
+          "lag_bound_us": {50.0: 12_000.0, 99.0: 45_300.0}, "latency_p99_us": 45_400.0,
+          "generator_lag_p99_us": 45_300.0, "process_cpu": [0.25], "cpu_cores": 0.25}
+    h = _judge(**kw, throttle=binding, window_s=1.5)
+    assert h.valid and h.bottleneck == "cpu-limit", h
+    assert sum("CPU limit: throttled 16 of 16 periods" in w for w in h.warnings) == 2
+    sparse = {**binding, "periods": 40, "throttled_share": 0.4}     # not binding: p50 not
+    assert not _judge(**kw, throttle=sparse, window_s=1.5).valid
+
+
 def test_a_little_throttling_does_not_excuse_a_tail_it_cannot_explain():
     """One 5 ms stall in a 10 s window covers 0.05 % of the requests: it cannot make the
     p99, so a 39 ms own lag at p99 stays the generator's fault."""

@@ -31,6 +31,8 @@ CPU_BOUND_CORES = 0.5
 # a busy sender whose calls take at least this share of its busy time was waiting on answers
 BLOCKED_SHARE = 0.5
 BOTTLENECKS = ("none", "server", "generator", "machine", "cpu-limit")
+# a CPU-limit cgroup throttled in at least this share of its periods ran at its quota
+THROTTLE_BINDING_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,16 @@ def throttle_text(throttle: dict[str, Any]) -> str:
 
 
 def limit_explains(throttle: dict[str, Any] | None, window_s: float) -> set[float]:
-    """The judged percentiles whose lateness the cgroup's throttling accounts for: a
+    """The judged percentiles whose lateness the cgroup's throttling accounts for.  A
     throttled group stalls everything it runs until its next period, so the stalls hold
-    back at least the share of requests they cover; when that share reaches the tail above
-    p (1 % for p99), the lag at p follows from the limit, the condition under study."""
+    back at least the share of requests they cover: when that share reaches the tail above
+    p (1 % for p99), the lag at p follows from the limit.  When the quota ran out in at
+    least ``THROTTLE_BINDING_SHARE`` of the periods, the group ran at its limit: the queue
+    that builds behind the stalls is the limit's too, at every percentile."""
     if not throttle or not throttle.get("throttled_periods") or window_s <= 0:
         return set()
+    if float(throttle.get("throttled_share", 0.0)) >= THROTTLE_BINDING_SHARE:
+        return set(JUDGED_PERCENTILES)
     stalled = min(1.0, float(throttle["throttled_ms"]) / 1e3 / window_s)
     return {p for p in JUDGED_PERCENTILES if stalled >= 1.0 - p / 100.0}
 
@@ -306,4 +312,5 @@ def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, op
 
 
 __all__ = ["Health", "judge", "judge_run", "limit_explains", "throttle_text", "SEND_LAG_WARN_US", "GENERATOR_LAG_SHARE",
-           "GENERATOR_LAG_INVALID_SHARE", "GENERATOR_LAG_FLOOR_US", "BOTTLENECKS"]
+           "GENERATOR_LAG_INVALID_SHARE", "GENERATOR_LAG_FLOOR_US", "BOTTLENECKS",
+           "THROTTLE_BINDING_SHARE"]

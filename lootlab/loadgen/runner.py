@@ -113,6 +113,12 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     from .combine import combine
     from .limits import check_limit, conditions, cpu_limited
 
+    cpu_limit = check_limit(cpu_limit)      # a bad value is refused before any work
+    if cpu_limit is not None:
+        if clock is not None:
+            raise LoadgenError("a custom clock cannot run under cpu_limit (the senders run "
+                               "in spawned processes)")
+        spin_us = 0.0 if spin_us is None else spin_us
     if workload is None:
         n = len(schedule) if isinstance(schedule, Schedule) else 65_536
         workload = default_workload(int(min(max(n, 1), 65_536)), seed=schedule.seed,
@@ -123,12 +129,6 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
                            f"{queries.shape}")
     label = label or target_label(target)
     target = client_factory(target, network)
-    cpu_limit = check_limit(cpu_limit)
-    if cpu_limit is not None:
-        if clock is not None:
-            raise LoadgenError("a custom clock cannot run under cpu_limit (the senders run "
-                               "in spawned processes)")
-        spin_us = 0.0 if spin_us is None else spin_us
     jobs = plan(schedule, processes=processes, concurrency=concurrency, warmup=warmup,
                 queries=queries, target=target, timeout=timeout, grace=grace)
     for job in jobs:

@@ -49,14 +49,14 @@ if os.environ.get("LOOTLAB_NO_KERNELS"):
     _kernels = None
 
 
-# tests/test_fileformat.py patches this name (it counted the numpy probes of get here)
+# Kept for tests/test_fileformat.py, which patches it to count get's probes: the numpy
+# probes now live in lookups.py and the C ones are counted by ``Lookup.probes``.
 _U32 = _lookups._U32
 
 
 def _unbound_get(x: object, y: object, z: object) -> None:
     """``get``'s fast road before a lookup is bound (or after a swap or close)."""
     raise _Retry
-
 
 
 class LootIndex:

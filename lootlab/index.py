@@ -49,9 +49,6 @@ if os.environ.get("LOOTLAB_NO_KERNELS"):
     _kernels = None
 
 
-# Kept for tests/test_fileformat.py, which patches it to count get's probes: the numpy
-# probes now live in lookups.py and the C ones are counted by ``Lookup.probes``.
-_U32 = _lookups._U32
 
 
 def _unbound_get(x: object, y: object, z: object) -> None:

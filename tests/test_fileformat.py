@@ -317,7 +317,9 @@ class _Counting:
 
 
 def test_a_miss_in_a_full_hash_table_costs_at_most_the_longest_probe(tmp_path, monkeypatch):
+    """Both paths: the numpy one (slot reads counted) and the C one (its probe counter)."""
     import lootlab.index as index_mod
+    import lootlab.lookups as lookups_mod
     big = tmp_path / "big.idx"
     lootlab.build_index(lootlab.generate_world(20_000, seed=3), big)
     data = bytearray(big.read_bytes())
@@ -327,22 +329,35 @@ def test_a_miss_in_a_full_hash_table_costs_at_most_the_longest_probe(tmp_path, m
     idx = lootlab.open_index(path)
     h = idx.header
     assert 1 <= h.max_probe < 64 and h.hash_slots == 32768
-    counter = _Counting(index_mod._U32)
-    monkeypatch.setattr(index_mod, "_U32", counter)
     misses = [(7, 2000, 7), (-9, -2000, 11), (12345, 0, -54321)]
+    with index_mod.numpy_only():
+        counter = _Counting(lookups_mod._U32)
+        monkeypatch.setattr(lookups_mod, "_U32", counter)
+        for p in misses:
+            assert idx.get(*p) is None
+        assert 0 < counter.calls <= len(misses) * h.max_probe            # not 3 x 32768
+        snap = idx._current()
+        real, reads = snap.table, []
+
+        class CountingTable:
+            def __getitem__(self, i):
+                reads.append(1)
+                return real[i]
+        monkeypatch.setattr(snap, "table", CountingTable(), raising=False)
+        found, _ = idx.get_many(np.array(misses * 30))
+        assert not found.any() and 0 < len(reads) <= h.max_probe
+        monkeypatch.setattr(snap, "table", real, raising=False)
+    if not index_mod.kernels_available():
+        return
+    assert idx.get(*misses[0]) is None
+    lookup = idx._bound[1]
+    before = lookup.probes
     for p in misses:
         assert idx.get(*p) is None
-    assert counter.calls <= len(misses) * h.max_probe            # not 3 x 32768
-    snap = idx._current()
-    real, reads = snap.table, []
-
-    class CountingTable:
-        def __getitem__(self, i):
-            reads.append(1)
-            return real[i]
-    monkeypatch.setattr(snap, "table", CountingTable(), raising=False)
+    assert 0 < lookup.probes - before <= len(misses) * h.max_probe
+    before = lookup.probes
     found, _ = idx.get_many(np.array(misses * 30))
-    assert not found.any() and len(reads) <= h.max_probe
+    assert not found.any() and 0 < lookup.probes - before <= 90 * h.max_probe
 
 
 def test_max_probe_is_the_longest_probe_sequence_of_the_built_table(tmp_path):

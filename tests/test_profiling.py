@@ -331,3 +331,13 @@ def test_stages_print_whole_lines_to_a_log_and_a_bar_on_a_terminal():
         while "\r" not in tty.getvalue() and time.monotonic() < deadline:
             time.sleep(0.05)                      # wait for the bar's first tick, not a fixed time
     assert "\r" in tty.getvalue() and "done in" in tty.getvalue()
+
+
+def test_a_profiler_reaches_a_remote_variant_through_the_delaying_proxy():
+    """``network=`` on the profilers: every pooled query pays the asked round trip (40 ms),
+    which a loopback call (a few ms) never does."""
+    from lootlab import Network
+    from lootlab.profiling import counters
+    slow = counters("grpc-tls-pooled", queries=20, source="rusage",
+                    network=Network(rtt_ms=40.0))
+    assert slow.ops == 20 and slow.seconds / slow.ops >= 0.9 * 0.040

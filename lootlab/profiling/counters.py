@@ -92,13 +92,14 @@ def _rusage_counts(path: Path) -> dict[str, float]:
 
 def counters(variant: str = "mmap", *, duration: float | None = 3.0, queries: int | None = None,
              query_rate: float | None = None, index: str | Path | None = None,
-             source: str = "auto", workdir: str | Path | None = None,
+             source: str = "auto", workdir: str | Path | None = None, network: Any = None,
              progress: Stages | None = None) -> Counters:
     """Software counters of ``variant``'s workload over its measured loop, per op.
 
     ``duration`` seconds (or ``queries`` ops, when given); ``source`` ``"auto"`` (perf when
     ``perf_unavailable()`` is None, else rusage), ``"perf"`` (raise where perf cannot run)
-    or ``"rusage"``."""
+    or ``"rusage"``; ``network``, a ``lootlab.Network``, puts a remote variant behind the
+    delaying proxy."""
     if source not in ("auto", "perf", "rusage"):
         raise ProfilerError(f"source must be 'auto', 'perf' or 'rusage', got {source!r}")
     if queries is not None:
@@ -106,7 +107,8 @@ def counters(variant: str = "mmap", *, duration: float | None = 3.0, queries: in
     elif duration is None or not (math.isfinite(duration) and duration > 0):
         raise ProfilerError(f"duration must be a positive number of seconds, got {duration!r}")
     use_perf = source == "perf" or (source == "auto" and perf_unavailable() is None)
-    argv = gated_argv(variant, duration=duration, queries=queries, rate=query_rate, index=index)
+    argv = gated_argv(variant, duration=duration, queries=queries, rate=query_rate, index=index,
+                      network=network)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="lootlab-counters-") as tmp:
         d = Path(tmp)
         gate_out, stat_out = d / "rusage.json", d / "stat.csv"

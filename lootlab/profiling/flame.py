@@ -237,20 +237,22 @@ def flamegraph(variant: str = "mmap", *, duration: float = 5.0, native: bool = T
                idle: bool = False, gil: bool = False, rate: int | None = None,
                query_rate: float | None = None, index: str | Path | None = None,
                nonblocking: bool = False, pyspy_svg: bool = False, spin: bool = False,
-               workdir: str | Path | None = None,
+               workdir: str | Path | None = None, network: Any = None,
                progress: Stages | None = None) -> FlameProfile:
     """Sample ``variant``'s overlay workload with py-spy for ``duration`` seconds.
 
     ``rate`` is py-spy's sampling rate; ``query_rate`` paces the workload's queries
     (unpaced by default: a closed loop as fast as the client goes).  ``spin=True`` profiles
-    the CPU-bound test workload instead.  ``progress`` (a ``Stages``) hears of each run.
+    the CPU-bound test workload instead.  ``network`` (a ``lootlab.Network``) puts a remote
+    variant behind the delaying proxy.  ``progress`` (a ``Stages``) hears of each run.
     """
     if not (math.isfinite(duration) and duration > 0):
         raise ProfilerError(f"duration must be a positive number of seconds, got {duration!r}")
     if rate is not None and not rate >= 1:
         raise ProfilerError(f"rate must be at least 1 sample per second, got {rate!r}")
     extra = ["--spin"] if spin else []
-    wl = workload_args(variant, duration=duration, rate=query_rate, index=index, extra=extra)
+    wl = workload_args(variant, duration=duration, rate=query_rate, index=index, extra=extra,
+                       network=network)
     options = {"native": native, "idle": idle, "gil": gil, "rate": rate or 100,
                "duration": duration}
     with tempfile.TemporaryDirectory(dir=workdir, prefix="lootlab-flame-") as tmp:

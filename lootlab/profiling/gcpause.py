@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -105,9 +105,10 @@ class GcStats:
 
 def gc_pauses(variant: str = "mmap", *, queries: int = 5000, index: str | Path | None = None,
               alloc_per_op: int | None = None, workdir: str | Path | None = None,
-              progress: Stages | None = None) -> GcStats:
+              network: Any = None, progress: Stages | None = None) -> GcStats:
     """Run ``variant``'s workload in a fresh process with the recorder around the measured
     loop, and collect its pauses (``alloc_per_op`` runs the allocating test workload;
+    ``network``, a ``lootlab.Network``, puts a remote variant behind the delaying proxy;
     ``progress``, a ``Stages``, hears of the run)."""
     import tempfile
 
@@ -119,7 +120,8 @@ def gc_pauses(variant: str = "mmap", *, queries: int = 5000, index: str | Path |
         if alloc_per_op is not None:
             extra += ["--alloc-per-op", str(alloc_per_op)]
         with stage(progress, f"GC pauses: the {variant} workload, {queries:,} queries"):
-            summary, _ = run(workload_args(variant, queries=queries, index=index, extra=extra),
+            summary, _ = run(workload_args(variant, queries=queries, index=index, extra=extra,
+                                           network=network),
                              what=f"the {variant} workload (GC pauses)")
         events = load_events(log)
     return GcStats(variant if alloc_per_op is None else "alloc", int(summary["ops"]), events)

@@ -124,15 +124,17 @@ def memray_flamegraph_html(capture: str | Path, out: str | Path, *,
 def memory(variant: str = "mmap", *, queries: int = 2000, native: bool = False,
            index: str | Path | None = None, alloc_per_op: int | None = None,
            flamegraph: bool = True, show_source: bool = False,
-           workdir: str | Path | None = None, progress: Stages | None = None) -> MemoryProfile:
+           workdir: str | Path | None = None, network: Any = None,
+           progress: Stages | None = None) -> MemoryProfile:
     """Allocations, bytes and /proc memory of ``variant``'s workload (three fresh processes;
-    ``progress``, a ``Stages``, hears of each, and of memray's flame graph: four stages)."""
+    ``progress``, a ``Stages``, hears of each, and of memray's flame graph: four stages;
+    ``network``, a ``lootlab.Network``, puts a remote variant behind the delaying proxy)."""
     extra = ["--alloc-per-op", str(alloc_per_op)] if alloc_per_op is not None else []
     label = variant if alloc_per_op is None else "alloc"
     with stage(progress, "baseline: a process that only imports lootlab"):
         base, _ = run(workload_args(variant, extra=["--baseline"]), what="the baseline process")
     with stage(progress, f"/proc memory: the {label} workload, {queries:,} queries, untraced"):
-        plain, _ = run(workload_args(variant, queries=queries, index=index,
+        plain, _ = run(workload_args(variant, queries=queries, index=index, network=network,
                                      extra=extra + ["--proc-stats"]),
                        what=f"the {label} workload")
     with tempfile.TemporaryDirectory(dir=workdir, prefix="lootlab-memray-") as tmp:
@@ -141,7 +143,7 @@ def memory(variant: str = "mmap", *, queries: int = 2000, native: bool = False,
                 "--output", str(capture)]
         if native:
             argv.append("--native")
-        wl = workload_args(variant, queries=queries, index=index, extra=extra)
+        wl = workload_args(variant, queries=queries, index=index, extra=extra, network=network)
         with stage(progress, f"memray: tracing the {label} workload's allocations"
                              f"{' (native)' if native else ''}"):
             traced, _ = run(argv + ["-m"] + wl[2:], what=f"memray on the {label} workload")

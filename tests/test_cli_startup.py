@@ -100,7 +100,8 @@ STANDALONE = ["lootlab.s3local", "lootlab.remote.wrk", "lootlab.workload",
               "lootlab.benchmarks.loadgen", "lootlab.benchmarks.variants",
               "lootlab.benchmarks.profile", "lootlab.benchmarks.startup",
               "lootlab.benchmarks.anchor", "lootlab.benchmarks.encode",
-              "lootlab.benchmarks.server", "lootlab.benchmarks.cppserver"]
+              "lootlab.benchmarks.server", "lootlab.benchmarks.cppserver",
+              "lootlab.benchmarks.cpulimit"]
 
 
 @pytest.mark.parametrize("module", STANDALONE)

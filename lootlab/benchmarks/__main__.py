@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ["index", "rebuild", "variants", "encode", "server", "cppserver", "loadgen", "profile", "startup", "anchor"]
+BENCHMARKS = ["index", "rebuild", "variants", "encode", "server", "cppserver", "loadgen", "profile", "startup", "anchor", "cpulimit"]
 
 
 def main(argv: list[str]) -> int:

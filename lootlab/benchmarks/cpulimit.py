@@ -14,9 +14,12 @@ verdict, note), so that benchmark can include them.
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
+
+import click
+
+from ..cli._util import handle_errors
 
 Row = dict[str, Any]
 VARIANTS = ("mmap", "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled",
@@ -110,16 +113,17 @@ def render(result_rows: list[Row], m: dict[str, Any] | None = None) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lootlab.benchmarks.cpulimit")
-    ap.add_argument("--quick", action="store_true", help="one trial of 1.5 s per variant")
-    ap.add_argument("--rate", type=float, default=100.0, help="offered requests/s")
-    ap.add_argument("--cpu-limit", type=float, default=0.25, help="cores")
-    args = ap.parse_args(argv)
-    m = measure(quick=args.quick, rate=args.rate, cpu_limit=args.cpu_limit)
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.cpulimit"))
+@click.option("--quick", is_flag=True, help="One trial of 1.5 s per variant.")
+@click.option("--rate", type=click.FloatRange(1, 10_000), default=100.0, show_default=True,
+              help="Offered requests/s.")
+@click.option("--cpu-limit", type=click.FloatRange(0.01, 64), default=0.25, show_default=True,
+              help="Cores of the client side's CPU quota.")
+def main(quick: bool, rate: float, cpu_limit: float) -> None:
+    """Throttled periods of every variant with its client side under a CPU quota."""
+    m = measure(quick=quick, rate=rate, cpu_limit=cpu_limit)
     print(render(rows(measured=m), m))
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -13,7 +13,11 @@ from typing import Any
 _LAZY = {
     "Network": "lootlab.conditions.network",
     "ConditionsError": "lootlab.conditions.errors",
+    "cpu_cgroup": "lootlab.conditions.cgroup",
+    "CpuCgroup": "lootlab.conditions.cgroup",
+    "cgroup_unavailable": "lootlab.conditions.cgroup",
 }
+_SUBMODULES = {"whatif", "proxies", "cgroup"}
 
 __all__ = list(_LAZY)
 
@@ -23,4 +27,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"lootlab.conditions.{name}")
     raise AttributeError(f"module 'lootlab.conditions' has no attribute {name!r}")

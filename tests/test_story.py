@@ -173,6 +173,10 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
     steps["bottleneck"] = ["server", "none", "none", "none", "none"]
     assert "(it completed 150/s: the server was saturated)" in verdict(steps)
     assert summary_rows(steps)[0]["run"] == "valid; server saturated"
+    steps.loc[0, "bottleneck"] = "cpu-limit"          # the condition under study, named
+    assert "(it completed 150/s: the CPU limit throttled the client side)" in verdict(steps)
+    assert summary_rows(steps)[0]["run"] == "valid; throttled by its CPU limit"
+    steps.loc[0, "bottleneck"] = "server"
     # a generator lag bound over a tenth of the p99 is said beside the figure
     steps["p99_lag_bound_ms"] = [0.0, 0.0, 0.0, 0.0, 0.2]
     assert summary_rows(steps)[-1]["run"] == "valid; generator lag up to 0.20 ms"

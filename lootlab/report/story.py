@@ -139,7 +139,8 @@ def _pooled_note(*steps: pd.Series) -> str:
 
 
 _SIDES = {"server": "the server was saturated", "generator": "the load generator was saturated",
-          "machine": "the machine was busy"}
+          "machine": "the machine was busy",
+          "cpu-limit": "the CPU limit throttled the client side"}
 
 
 def _behind(s: pd.Series) -> str:
@@ -247,7 +248,8 @@ def run_cell(s: Any) -> str:
         r = int(s.get("trials", 1))
         return ("INVALID (see health)" if r <= 1
                 else f"INVALID ({int(s['invalid_trials'])} of {r})")
-    notes = [f"{b} saturated" if b != "machine" else "machine busy"
+    words = {"machine": "machine busy", "cpu-limit": "throttled by its CPU limit"}
+    notes = [words.get(b, f"{b} saturated")
              for b in str(s.get("bottleneck", "none")).split("; ") if b in _SIDES]
     lag, p99 = _num(s.get("p99_lag_bound_ms")), _num(s.get("p99_ms"))
     if lag > 0.1 * p99:

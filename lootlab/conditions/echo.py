@@ -51,10 +51,11 @@ def dial(target: str, timeout: float = 10.0) -> socket.socket:
     return sock
 
 
-def ping_pong(target: str, n: int, size: int = 32, *, sock: socket.socket | None = None
-              ) -> list[float]:
+def ping_pong(target: str, n: int, size: int = 32, *, sock: socket.socket | None = None,
+              idle: float = 0.0) -> list[float]:
     """Seconds of each of ``n`` round trips of ``size`` bytes on one connection (opened
-    first, its handshake not timed, unless ``sock`` is given)."""
+    first, its handshake not timed, unless ``sock`` is given); with ``idle``, each after
+    sleeping that long (untimed), as both ends idle for the RTT behind a proxy."""
     own = sock is None
     sock = sock or dial(target)
     payload = b"p" * size
@@ -62,6 +63,8 @@ def ping_pong(target: str, n: int, size: int = 32, *, sock: socket.socket | None
     out = []
     try:
         for _ in range(n):
+            if idle:
+                time.sleep(idle)
             t = clock()
             sock.sendall(payload)
             got = 0

@@ -32,8 +32,8 @@ import socket
 import struct
 import sys
 import time
-from collections import deque
 
+from ._pipes import Conn, Pipe
 from ._timer import Timer, realtime
 from .delays import OneWay, due_time
 
@@ -45,49 +45,6 @@ _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
 
 
-class Pipe:
-    """One direction of one connection: chunks waiting for their due time."""
-
-    __slots__ = (
-        "blocked",
-        "c2s",
-        "conn",
-        "dst",
-        "eof_in",
-        "eof_out",
-        "last_due",
-        "not_before",
-        "paused",
-        "queue",
-        "queued",
-        "src",
-    )
-
-    def __init__(self, src: socket.socket, dst: socket.socket, conn: Conn, not_before: float,
-                 c2s: bool):
-        self.src, self.dst, self.conn, self.c2s = src, dst, conn, c2s
-        self.queue: deque[list] = deque()
-        self.last_due = 0.0
-        self.not_before = not_before
-        self.queued = 0
-        self.eof_in = self.eof_out = self.blocked = self.paused = False
-
-
-class Conn:
-    """A client connection and its upstream socket."""
-
-    __slots__ = ("client", "closed", "connecting", "down", "up", "upstream")
-
-    def __init__(self, client: socket.socket, upstream: socket.socket, accepted: float,
-                 one_way: OneWay):
-        self.client, self.upstream = client, upstream
-        syn = one_way()
-        self.up = Pipe(client, upstream, self, accepted + syn + one_way(), True)
-        self.down = Pipe(upstream, client, self, accepted + syn, False)
-        self.connecting = True
-        self.closed = False
-
-
 class Proxy:
     """The event loop (see the module docstring)."""
 
@@ -97,6 +54,9 @@ class Proxy:
         self.family = family
         self.one_way = OneWay(rtt_ms / 1000, jitter_ms / 1000, seed)
         self.spb = 8 / (bandwidth_mbit * 1e6) if bandwidth_mbit else 0.0
+        # kernel receive times only where a delay can absorb the proxy's wake-up (they
+        # cost a recvmsg and a clock read per chunk)
+        self.stamps = rtt_ms > 0 or jitter_ms > 0
         self.link_free = {True: 0.0, False: 0.0}            # per direction, whole proxy
         self.listener = socket.create_server((host, port), backlog=512)
         self.listener.setblocking(False)
@@ -145,10 +105,11 @@ class Proxy:
             up.setblocking(False)
             for s in (client, up):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                try:
-                    s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                except OSError:
-                    pass
+                if self.stamps:
+                    try:
+                        s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                    except OSError:
+                        self.stamps = False
             up.connect_ex(self.upstream)
             conn = Conn(client, up, now, self.one_way)
             self.stats["connections"] += 1
@@ -175,7 +136,10 @@ class Proxy:
 
     def _read(self, conn: Conn, pipe: Pipe) -> None:
         try:
-            data, anc, _, _ = pipe.src.recvmsg(_CHUNK, 64)
+            if self.stamps:
+                data, anc, _, _ = pipe.src.recvmsg(_CHUNK, 64)
+            else:
+                data, anc = pipe.src.recv(_CHUNK), None
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -197,6 +161,21 @@ class Proxy:
         if not n:
             pipe.eof_in = True
             self._mask(conn, pipe.src)
+        elif due <= now and not pipe.queue and not conn.connecting:
+            try:                      # due already (no delay): straight through
+                sent = pipe.dst.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn)
+                return
+            self._count(pipe, sent, now - due)
+            if sent < n:              # the rest waits for the destination to drain
+                pipe.queue.append([due, memoryview(data)[sent:], True])
+                pipe.queued += n - sent
+                pipe.blocked = True
+                self._mask(conn, pipe.dst)
+            return
         pipe.queue.append([due, data if n else None, False])
         pipe.queued += n
         if pipe.queued > _PAUSE_BYTES and not pipe.paused:
@@ -213,16 +192,13 @@ class Proxy:
         conn = pipe.conn
         if conn.closed or conn.connecting:
             return
-        queue, stats = pipe.queue, self.stats
+        queue = pipe.queue
         while queue and queue[0][0] <= now:
             item = queue[0]
             data = item[1]
             if not item[2]:
                 item[2] = True
-                late = (time.monotonic() + self.lead - item[0]) * 1e6
-                stats["sum_late_us"] += late
-                stats["max_late_us"] = max(stats["max_late_us"], late)
-                stats["chunks_up" if pipe.c2s else "chunks_down"] += 1
+                self._count(pipe, 0, time.monotonic() + self.lead - item[0])
             if data is None:
                 queue.popleft()
                 pipe.eof_out = True
@@ -245,7 +221,7 @@ class Proxy:
                 self._close(conn)
                 return
             pipe.queued -= sent
-            stats["bytes_up" if pipe.c2s else "bytes_down"] += sent
+            self._count(pipe, sent, None)
             if sent < len(data):
                 item[1] = memoryview(data)[sent:]
                 if not pipe.blocked:
@@ -259,6 +235,17 @@ class Proxy:
         if pipe.paused and pipe.queued < _PAUSE_BYTES // 2:
             pipe.paused = False
             self._mask(conn, pipe.src)
+
+    def _count(self, pipe: Pipe, sent: int, late: float | None) -> None:
+        """Note ``sent`` bytes, and (unless ``late`` is None) one chunk leaving ``late``
+        seconds after its due time."""
+        stats = self.stats
+        stats["bytes_up" if pipe.c2s else "bytes_down"] += sent
+        if late is not None:
+            late *= 1e6
+            stats["chunks_up" if pipe.c2s else "chunks_down"] += 1
+            stats["sum_late_us"] += late
+            stats["max_late_us"] = max(stats["max_late_us"], late)
 
     def _writable(self, conn: Conn, sock: socket.socket) -> None:
         if sock is conn.upstream and conn.connecting:

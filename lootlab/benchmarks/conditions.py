@@ -79,48 +79,84 @@ def overhead_rows(srv: Any, spot: tuple[int, int, int], rounds: int, n: int) -> 
                  f"median of {rounds} rounds x {n} calls ({chunks} requests forwarded)")]
 
 
+def _in_rounds(measures: dict[str, Callable[[int], list[float]]], n: int, rounds: int
+               ) -> dict[str, float]:
+    """Median over ``rounds`` of each measure's p50 (us) of ``n // rounds`` samples, the
+    measures interleaved round by round so a change in the machine's load hits all alike."""
+    per: dict[str, list[float]] = {k: [] for k in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            per[name].append(_p50_us(measure(max(3, n // rounds))))
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def _delivered(kind: str, rtt: float, got: dict[str, float], note: str) -> list[Row]:
+    rows = []
+    for ref, against in (("direct", "back to back"), ("idle", f"after {rtt:g} ms idle")):
+        added = got["proxied"] - got[ref]
+        err = added / (rtt * 1000) - 1
+        rows.append(_row(f"delivered RTT, {kind}, asked {rtt:g} ms", added / 1000, "ms",
+                         "within 5 %", abs(err) <= 0.05,
+                         f"{err:+.1%} vs direct {against} (p50 {got[ref]:.0f} us){note}"))
+    return rows
+
+
+def _raw_tcp(echo: str, rtt: float, n: int, rounds: int) -> tuple[dict[str, float], float]:
+    """Ping-pong p50s direct, direct after idling, proxied; and the proxy's lateness."""
+    from ..conditions import Network
+    from ..conditions.echo import dial, ping_pong
+    from ..conditions.proxies import DelayProxy
+    with DelayProxy(echo, Network(rtt_ms=rtt)) as proxy:
+        direct, proxied = dial(echo), dial(proxy.target)
+        try:
+            ping_pong(proxy.target, 3, sock=proxied)
+            got = _in_rounds({
+                "direct": lambda k: ping_pong(echo, k, sock=direct),
+                "idle": lambda k: ping_pong(echo, k, sock=direct, idle=rtt / 1000),
+                "proxied": lambda k: ping_pong(proxy.target, k, sock=proxied),
+            }, n, rounds)
+        finally:
+            direct.close()
+            proxied.close()
+        return got, proxy.stats()["mean_late_us"]
+
+
+def _pooled_get(srv: Any, direct: Any, spot: tuple[int, int, int], rtt: float, n: int,
+                rounds: int) -> dict[str, float]:
+    """Pooled ``get`` p50s direct, direct after idling, through a proxy at ``rtt``."""
+    from ..conditions import Network
+    from ..variants import resolve
+    via = resolve("grpc-tls-pooled", srv.direct_endpoint, network=Network(rtt_ms=rtt))()
+    try:
+        via.get(*spot)
+        return _in_rounds({
+            "direct": lambda k: _timed(lambda: direct.get(*spot), k),
+            "idle": lambda k: _timed(lambda: direct.get(*spot), k, idle=rtt / 1000),
+            "proxied": lambda k: _timed(lambda: via.get(*spot), k),
+        }, n, rounds)
+    finally:
+        via.close()
+
+
 def delivered_rows(srv: Any, spot: tuple[int, int, int], rtts: list[float], quick: bool
                    ) -> list[Row]:
     """(b): delivered added RTT against the asked one, raw TCP and pooled ``get``."""
-    from ..conditions import Network
-    from ..conditions.echo import EchoServer, ping_pong
-    from ..conditions.proxies import DelayProxy
+    from ..conditions.echo import EchoServer
     from ..variants import resolve
-    x, y, z = spot
     rows = []
+    rounds = 3 if quick else 5
     with EchoServer() as echo:
-        direct_get = resolve("grpc-tls-pooled", srv.direct_endpoint)()
+        direct = resolve("grpc-tls-pooled", srv.direct_endpoint)()
         try:
             for rtt in rtts:
-                n = max(10, int((0.6 if quick else 2.0) / (rtt / 1000)))
-                net = Network(rtt_ms=rtt)
-                with DelayProxy(echo.target, net) as proxy:
-                    ping_pong(proxy.target, 3)
-                    base = _p50_us(ping_pong(echo.target, n))
-                    idle = _p50_us(ping_pong(echo.target, n, idle=rtt / 1000))
-                    got = _p50_us(ping_pong(proxy.target, n))
-                    late = proxy.stats()["mean_late_us"]
-                for ref, against in ((base, "back to back"), (idle, f"after {rtt:g} ms idle")):
-                    err = (got - ref) / (rtt * 1000) - 1
-                    rows.append(_row(f"delivered RTT, raw TCP, asked {rtt:g} ms", (got - ref)
-                                     / 1000, "ms", "within 5 %", abs(err) <= 0.05,
-                                     f"{err:+.1%} vs direct {against}; {n} pings; the proxy "
-                                     f"{late:.0f} us late/chunk"))
-                via = resolve("grpc-tls-pooled", srv.direct_endpoint, network=net)()
-                try:
-                    via.get(x, y, z)
-                    a = _p50_us(_timed(lambda: direct_get.get(x, y, z), n))
-                    idle = _p50_us(_timed(lambda: direct_get.get(x, y, z), n, idle=rtt / 1000))
-                    b = _p50_us(_timed(lambda v=via: v.get(x, y, z), n))
-                finally:
-                    via.close()
-                for base, against in ((a, "back to back"), (idle, f"after {rtt:g} ms idle")):
-                    err = (b - base) / (rtt * 1000) - 1
-                    rows.append(_row(f"delivered RTT, pooled get, asked {rtt:g} ms", (b - base)
-                                     / 1000, "ms", "within 5 %", abs(err) <= 0.05,
-                                     f"{err:+.1%} vs direct {against} (p50 {base:.0f} us)"))
+                n = max(10 * rounds, int((0.6 if quick else 2.0) / (rtt / 1000)))
+                got, late = _raw_tcp(echo.target, rtt, n, rounds)
+                rows += _delivered("raw TCP", rtt, got, f"; {n} pings, the proxy {late:.0f} us "
+                                   f"late/chunk")
+                rows += _delivered("pooled get", rtt, _pooled_get(srv, direct, spot, rtt, n,
+                                                                  rounds), "")
         finally:
-            direct_get.close()
+            direct.close()
     return rows
 
 

@@ -101,7 +101,7 @@ STANDALONE = ["lootlab.s3local", "lootlab.remote.wrk", "lootlab.workload",
               "lootlab.benchmarks.profile", "lootlab.benchmarks.startup",
               "lootlab.benchmarks.anchor", "lootlab.benchmarks.encode",
               "lootlab.benchmarks.server", "lootlab.benchmarks.cppserver",
-              "lootlab.benchmarks.cpulimit"]
+              "lootlab.benchmarks.cpulimit", "lootlab.benchmarks.conditions"]
 
 
 @pytest.mark.parametrize("module", STANDALONE)

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ["index", "rebuild", "variants", "encode", "server", "cppserver", "loadgen", "profile", "startup", "anchor", "cpulimit"]
+BENCHMARKS = ["index", "rebuild", "variants", "encode", "server", "cppserver", "loadgen",
+              "profile", "startup", "anchor", "cpulimit", "conditions"]
 
 
 def main(argv: list[str]) -> int:

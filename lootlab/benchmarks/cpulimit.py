@@ -22,7 +22,9 @@ import click
 from ..cli._util import handle_errors
 
 Row = dict[str, Any]
-VARIANTS = ("mmap", "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled",
+#: the local variant every remote one's throttling is compared with
+REFERENCE = "mmap"
+VARIANTS = (REFERENCE, "grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled",
             "grpc-tls-packed", "grpc-plain")
 
 
@@ -68,7 +70,7 @@ def rows(quick: bool = False, **kw: Any) -> list[Row]:
         note = next(v["note"] for v in per.values() if not v["applied"])
         return [_row(f"throttling at cpu_limit {lim:g}", float("nan"), "-", "cgroups",
                      None, f"not measured: {note}")]
-    base = per.get("mmap", {}).get("throttle") or {"throttled_periods": 0}
+    base = per.get(REFERENCE, {}).get("throttle") or {"throttled_periods": 0}
     base_n = int(base["throttled_periods"])
     out = []
     for name, v in per.items():
@@ -78,10 +80,10 @@ def rows(quick: bool = False, **kw: Any) -> list[Row]:
                 f"{v['p99_ms']:,.1f} ms, achieved {v['achieved']:,.0f}/s, client CPU "
                 f"{v['cpu']:.2f} cores; bottleneck {'/'.join(v['bottleneck'])}")
         out.append(_row(f"{name} throttled periods at {lim:g} core", n, "n",
-                        "> 0" if name != "mmap" else "(reference)",
-                        n > 0 if name != "mmap" else None, note))
+                        "> 0" if name != REFERENCE else "(reference)",
+                        n > 0 if name != REFERENCE else None, note))
     for name, v in per.items():
-        if name == "mmap" or "mmap" not in per:
+        if name == REFERENCE or REFERENCE not in per:
             continue
         n = int((v["throttle"] or {"throttled_periods": 0})["throttled_periods"])
         if n == 0 and base_n == 0:

@@ -7,6 +7,11 @@
  *
  * Result rows match lootlab.records.RESULT_DTYPE: x, y, z (int32), 4 bytes of padding,
  * then the 16 metadata bytes exactly as on disk.
+ *
+ * Built twice (setup.py): lootlab._kernels, and lootlab._kernels_copycall with
+ * -DLOOTLAB_COPY_CALL -DLOOTLAB_KERNELS_NAME=_kernels_copycall, where the copy of a hit's
+ * bytes is a call to a function of its own, so perf can attribute it (docs/profiling.md,
+ * "The memcpy question"); the default build's loop is unchanged.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -18,6 +23,35 @@ typedef struct {
     int32_t x, y, z, pad;
     uint64_t meta0, meta1;
 } result_row;
+
+/* The module's name: _kernels, or what the build passes (the copy-call variant). */
+#ifndef LOOTLAB_KERNELS_NAME
+#define LOOTLAB_KERNELS_NAME _kernels
+#endif
+#define KERNELS_STR_(n) #n
+#define KERNELS_STR(n) KERNELS_STR_(n)
+#define KERNELS_CAT_(a, b) a##b
+#define KERNELS_CAT(a, b) KERNELS_CAT_(a, b)
+#define MODULE_NAME "lootlab." KERNELS_STR(LOOTLAB_KERNELS_NAME)
+
+/* The copy of one hit into its result row: decoded x, y, z, then the 16 metadata bytes.
+ * Inline stores by default (what the compiler makes of them is the fast path); under
+ * LOOTLAB_COPY_CALL a call to a function perf can see as a frame, so its samples are the
+ * copy's, at the price of one call per hit (measured: docs/profiling.md). */
+#ifdef LOOTLAB_COPY_CALL
+__attribute__((noinline, noclone)) void lootlab_copy_record(result_row *o, const uint64_t *src,
+                                                            int32_t x, int32_t y, int32_t z) {
+    o->x = x; o->y = y; o->z = z; o->pad = 0;
+    memcpy(&o->meta0, src + 1, 16);
+}
+#define COPY_RECORD(o, src, px, py, pz) lootlab_copy_record((o), (src), (px), (py), (pz))
+#else
+#define COPY_RECORD(o, src, px, py, pz) do {                               \
+        (o)->x = (px); (o)->y = (py); (o)->z = (pz); (o)->pad = 0;         \
+        (o)->meta0 = (src)[1];                                             \
+        (o)->meta1 = (src)[2];                                             \
+    } while (0)
+#endif
 
 typedef struct {
     int is_box;
@@ -43,12 +77,8 @@ static Py_ssize_t select_rows(const uint64_t *w, const Py_ssize_t *s, const Py_s
                 hit = dx * dx + dy * dy + dz * dz <= q->r2;
             }
             if (hit) {
-                if (count < cap) {
-                    result_row *o = out + count;
-                    o->x = (int32_t)x; o->y = (int32_t)y; o->z = (int32_t)z; o->pad = 0;
-                    o->meta0 = w[3 * i + 1];
-                    o->meta1 = w[3 * i + 2];
-                }
+                if (count < cap)
+                    COPY_RECORD(out + count, w + 3 * i, (int32_t)x, (int32_t)y, (int32_t)z);
                 count++;
             }
         }
@@ -602,7 +632,7 @@ PyDoc_STRVAR(Lookup_doc,
 
 static PyTypeObject LookupType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "lootlab._kernels.Lookup",
+    .tp_name = MODULE_NAME ".Lookup",
     .tp_basicsize = sizeof(Lookup),
     .tp_dealloc = (destructor)Lookup_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -619,17 +649,17 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "lootlab._kernels",
+    PyModuleDef_HEAD_INIT, MODULE_NAME,
     "C inner loops for LootIndex.near/box/get/get_many and the server's answer encoder\n"
     "(optional; numpy is the fallback).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__kernels(void) {
+PyMODINIT_FUNC KERNELS_CAT(PyInit_, LOOTLAB_KERNELS_NAME)(void) {
     if (PyType_Ready(&LookupType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     RetryError = PyErr_NewExceptionWithDoc(
-        "lootlab._kernels.Retry", "Lookup.get cannot answer on its fast road (argument type "
+        MODULE_NAME ".Retry", "Lookup.get cannot answer on its fast road (argument type "
         "or range, or the refresh deadline): check and refresh, then call find.", NULL, NULL);
     if (RetryError == NULL || PyModule_AddObject(m, "Retry", Py_NewRef(RetryError)) < 0) {
         Py_XDECREF(RetryError);

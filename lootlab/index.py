@@ -10,6 +10,7 @@ holding it returns.  Argument checks live in ``lootlab/queryargs.py``.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import threading
@@ -23,7 +24,11 @@ import numpy as np
 
 from . import fileformat as ff
 from . import lookups as _lookups
-from .errors import InvalidIndexError, QueryError  # noqa: F401 - QueryError: as before
+from .errors import (
+    InvalidIndexError,
+    LootlabError,
+    QueryError,  # noqa: F401 - importable from here as before
+)
 from .queryargs import MAX_R as _MAX_R  # noqa: F401 - importable from here as before
 from .queryargs import check_corner as _check_corner
 from .queryargs import check_k as _check_k
@@ -38,10 +43,39 @@ from .snapshot import results as _results
 # The optional C inner loops (lootlab/_kernels.c); numpy does the same without them.  This
 # module global is the switch: every query reads it (near/box hand it to the snapshot),
 # so ``numpy_only()`` (or a test setting ``lootlab.index._kernels = None``) takes effect.
-try:
-    from . import _kernels
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _kernels = None
+KERNELS_ENV = "LOOTLAB_KERNELS"
+# LOOTLAB_KERNELS value -> the extension module built from lootlab/_kernels.c (setup.py)
+KERNEL_BUILDS = {"default": "_kernels", "copycall": "_kernels_copycall"}
+
+
+class KernelsError(LootlabError, ImportError):
+    """``LOOTLAB_KERNELS`` names no kernel build, or a build that is not compiled here."""
+
+
+def _kernels_name(value: str | None) -> str:
+    """The ``KERNEL_BUILDS`` key ``LOOTLAB_KERNELS`` asks for (unset or empty: default)."""
+    name = (value or "default").strip().lower()
+    if name not in KERNEL_BUILDS:
+        raise KernelsError(f"{KERNELS_ENV}={value!r} is not a kernel build: use one of "
+                           f"{', '.join(KERNEL_BUILDS)} (or leave it unset)")
+    return name
+
+
+def _load_kernels(name: str) -> Any:
+    """The extension module of build ``name``; None for a default build that is not compiled
+    (numpy answers), ``KernelsError`` for an explicitly asked-for one that is not."""
+    try:
+        return importlib.import_module(f".{KERNEL_BUILDS[name]}", __package__)
+    except ImportError as exc:
+        if name == "default":  # pragma: no cover - a build without a C compiler
+            return None
+        raise KernelsError(f"{KERNELS_ENV}={name}: lootlab.{KERNEL_BUILDS[name]} is not built "
+                           f"({exc}); run `python setup.py build_ext --inplace`") from None
+
+
+# ``LOOTLAB_KERNELS=copycall`` loads the build whose copy of each hit is a call perf can see
+# (for measuring the copy's share; docs/profiling.md, "The memcpy question").
+_kernels = _load_kernels(_kernels_name(os.environ.get(KERNELS_ENV)))
 # A stale build of the extension (before issue 16) has no Lookup: numpy answers get then.
 _LOOKUP_BUILT = hasattr(_kernels, "Lookup")
 _Retry: type[Exception] = _kernels.Retry if _LOOKUP_BUILT else LookupError
@@ -292,6 +326,15 @@ class LootIndex:
 def kernels_available() -> bool:
     """Whether the C inner loops are in use (False: numpy throughout)."""
     return _kernels is not None
+
+
+def kernels_in_use() -> str:
+    """Which inner loops queries use now: a ``KERNEL_BUILDS`` key (``"default"``,
+    ``"copycall"``), or ``"numpy"`` (not built, ``LOOTLAB_NO_KERNELS``, ``numpy_only()``)."""
+    if _kernels is None:
+        return "numpy"
+    module = _kernels.__name__.rsplit(".", 1)[-1]
+    return next((k for k, m in KERNEL_BUILDS.items() if m == module), module)
 
 
 @contextmanager

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import lootlab
+import lootlab.index as index_mod
+import lootlab.snapshot as snapshot_mod
 from lootlab.cli import main as cli
 from lootlab.profiling import (
     KERNEL_BUCKETS,
     bucket_shares,
+    copy_share,
     counters,
     kernel_total,
     load_flame,
@@ -23,9 +32,12 @@ from lootlab.profiling import (
     perf_unavailable,
     stack_bucket,
 )
+from lootlab.profiling._run import ProfilerError
+from lootlab.profiling.categorize import COPY_PARTS, copy_parts
 from lootlab.profiling.counters import parse_stat, process_counts
-from lootlab.profiling.perf import DEFAULT_HZ, gated_argv, record
+from lootlab.profiling.perf import DEFAULT_HZ, copy_share_measured, gated_argv, record
 from lootlab.profiling.perfscript import PY_FRAME, kernel_share, parse_script
+from lootlab.records import X_MAX, X_MIN, Y_MAX, Y_MIN
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WHY = perf_unavailable()
@@ -215,3 +227,137 @@ def test_remote_variants_switch_per_op_and_mmap_does_not():
     assert m["voluntary_switches"] < 0.05 and m["syscalls"] < 0.05
     assert p["context_switches"] > 20 * max(m["context_switches"], 0.01)
     assert f["voluntary_switches"] < 0.05 and f["syscalls"] != f["syscalls"]   # NaN: not counted
+
+
+# -- the memcpy question: the copy-call kernel build (issue 15 item 3) -----------------------
+
+COPYCALL = "lootlab_copy_record (lootlab/_kernels_copycall.cpython-311-x86_64-linux-gnu.so)"
+
+
+def test_copy_parts_put_each_sample_where_the_copy_question_needs_it():
+    cc = "lootlab/_kernels_copycall.cpython-311-x86_64-linux-gnu.so"
+    kernel = (PY_FRAME, f"query_cells ({cc})", f"select_rows ({cc})")
+    stacks = {
+        kernel + (COPYCALL,): 5,                                       # the copy itself
+        kernel + (COPYCALL, "asm_exc_page_fault [k]", "exc_page_fault [k]"): 1,  # a fault in it
+        kernel: 7,                                                     # decode and test
+        (PY_FRAME, f"query_cells ({KERNELS})", "asm_exc_page_fault [k]"): 2,   # default build
+        (PY_FRAME, "PyArray_NewCopy (numpy/_core/_multiarray_umath.so)",
+         "__memmove_avx_unaligned_erms (libc.so.6)"): 3,
+        (PY_FRAME, "PyArray_NewCopy (numpy/_core/_multiarray_umath.so)"): 4,
+        (PY_FRAME, "_PyEval_EvalFrameDefault (libpython3.11.so.1.0)"): 6,
+        (PY_FRAME, "__x64_sys_getpid [k]"): 1,
+    }
+    assert copy_parts(stacks) == {"record copy": 6, "C kernel, rest": 9, "other copies": 3,
+                                  "numpy": 4, "Python": 6, "OS kernel": 1, "other": 0}
+    assert set(copy_parts({})) == set(COPY_PARTS)
+    # copy_share counts every copy leaf: the kernel's copy function and libc's memmove
+    assert copy_share(stacks) == pytest.approx((5 + 3) / sum(stacks.values()))
+
+
+def _run_py(code: str, **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k not in ("LOOTLAB_KERNELS",
+                                                             "LOOTLAB_NO_KERNELS")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(full, **env), check=False)
+
+
+def test_lootlab_kernels_selects_the_build_and_names_a_bogus_one(tmp_path):
+    code = "import lootlab.index as i; print(i.kernels_in_use(), i.kernels_available())"
+    assert _run_py(code).stdout.split() == ["default", "True"]
+    assert _run_py(code, LOOTLAB_KERNELS="copycall").stdout.split() == ["copycall", "True"]
+    assert _run_py(code, LOOTLAB_KERNELS="copycall", LOOTLAB_NO_KERNELS="1").stdout.split() \
+        == ["numpy", "False"]
+    bad = _run_py("import lootlab.index", LOOTLAB_KERNELS="bogus")
+    assert bad.returncode != 0
+    assert ("KernelsError: LOOTLAB_KERNELS='bogus' is not a kernel build: use one of default, "
+            "copycall") in bad.stderr
+    # the CLI says it in one line, like any user error
+    lootlab.build_index(lootlab.generate_world(n=500, seed=0), tmp_path / "t.idx")
+    cli_run = subprocess.run(
+        [sys.executable, "-m", "lootlab", "query", str(tmp_path / "t.idx"), "get", "0", "0", "0"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env=dict(os.environ, LOOTLAB_KERNELS="bogus"))
+    assert cli_run.returncode == 1
+    assert cli_run.stderr.strip().splitlines() == [
+        ("lootlab: error: LOOTLAB_KERNELS='bogus' is not a kernel build: use one of default, "
+         "copycall (or leave it unset)")]
+    with pytest.raises(ProfilerError, match="kernels must be one of default, copycall"):
+        perf_flamegraph("mmap", duration=1, kernels="bogus")
+
+
+@needs_perf
+def test_the_copycall_build_shows_the_copy_of_record_bytes_as_a_frame():
+    """Under the copy-call build the copy has samples of its own, inside the C kernel; the
+    default build (same workload, same run) never shows the frame."""
+    res = copy_share_measured("mmap", duration=1.0, blocks=4)
+    cc, default = res.profiles["copycall"], res.profiles["default"]
+    assert cc.options["kernels"] == "copycall" and default.options["kernels"] == "default"
+    assert any(COPYCALL in s for s in cc.stacks)
+    assert not any(f.startswith("lootlab_copy_record") for s in default.stacks for f in s)
+    assert 0 < res.copy < res.c_kernel < 1
+    assert res.parts["C kernel, rest"] > 0 and res.parts["Python"] > 0
+    assert res.default_parts["record copy"] == 0 and res.default_parts["C kernel, rest"] > 0
+    assert sum(res.parts.values()) == pytest.approx(1.0)
+    assert res.records["copycall"] > res.ops["copycall"] > 0      # hits were copied
+    assert res.ops_per_s["default"] > 0 and res.ops_per_s["copycall"] > 0
+    # the call's cost, timed apart on the same queries: both builds ran, the ratio is finite
+    assert res.interleaved["records_per_op"] > 0 and -1 < res.call_overhead < 1
+    assert 0 < res.ns_per_record < 1000
+
+
+# -- both builds give the same answers -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def both_builds(tmp_path_factory):
+    from lootlab import _kernels  # both builds come with setup.py
+    from lootlab import _kernels_copycall as copycall
+    path = tmp_path_factory.mktemp("builds") / "w.idx"
+    lootlab.build_index(lootlab.generate_world(n=20_000, seed=3), path)
+    with lootlab.open_index(path) as a, lootlab.open_index(path) as b:
+        yield path, {"default": (_kernels, a), "copycall": (copycall, b)}
+
+
+@contextmanager
+def _build(module):
+    """Queries in this process run on ``module`` (the index's switch, and its Retry).  The
+    per-thread scratch rows the kernel writes into are poisoned first, so a build that left
+    bytes unwritten cannot pass on what the other build wrote there."""
+    scratch = getattr(snapshot_mod._scratch, "rows", None)
+    if scratch is not None:
+        scratch.view(np.uint8)[:] = 0xA5
+    saved = index_mod._kernels, index_mod._Retry
+    index_mod._kernels, index_mod._Retry = module, module.Retry
+    try:
+        yield
+    finally:
+        index_mod._kernels, index_mod._Retry = saved
+
+
+_off = st.integers(-200, 200)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pick=st.integers(0, 19_999), r=st.integers(0, 300), lo=st.tuples(_off, _off, _off),
+       hi=st.tuples(_off, _off, _off), miss=st.tuples(_off, _off, _off))
+def test_both_builds_answer_near_box_get_alike(both_builds, pick, r, lo, hi, miss):
+    """Queries around a record of the world (so near and box are never empty) and a point
+    near it (mostly a miss), run on each build; the answers must be the same bytes."""
+    _, builds = both_builds
+    answers = {}
+    for name, (module, idx) in builds.items():
+        with _build(module):
+            assert index_mod.kernels_in_use() == name
+            rec = idx.sample(1, seed=pick)[0]
+            p = (int(rec["x"]), int(rec["y"]), int(rec["z"]))
+            q = tuple(np.clip(np.add(p, miss), [X_MIN, Y_MIN, X_MIN], [X_MAX, Y_MAX, X_MAX]))
+            corner_lo = tuple(int(v) - abs(d) for v, d in zip(p, lo))
+            corner_hi = tuple(int(v) + abs(d) for v, d in zip(p, hi))
+            near, box = idx.near(*p, r), idx.box(corner_lo, corner_hi)
+            assert len(near) >= 1 and len(box) >= 1
+            xyz = np.array([p, q], np.int64)
+            answers[name] = (near.tobytes(), box.tobytes(), idx.get(*p),
+                             idx.get(*map(int, q)), [a.tobytes() for a in idx.get_many(xyz)])
+    assert answers["copycall"] == answers["default"]
+    assert answers["default"][2] is not None          # the record's own position is found

@@ -214,22 +214,65 @@ def group_counts(stacks: Mapping[tuple[str, ...], int]) -> dict[str, dict[tuple[
     return dict(out)
 
 
+def _copy_leaf(stack: Sequence[str]) -> bool:
+    """The leaf is a named ``mem*`` copy, the C kernel's copy function, or a bare libc address
+    called straight from numpy's native code (glibc's memcpy variants are local symbols
+    py-spy often cannot name)."""
+    if not stack:
+        return False
+    name, file = split_frame(stack[-1])
+    if _MEMCPY.match(name) or name == COPY_FUNCTION:
+        return True
+    if _LIBC.search(file) and name.startswith("0x") and len(stack) > 1:
+        _, cfile = split_frame(stack[-2])
+        return bool(_NUMPY_FILE.search(cfile)) and not is_python(stack[-2])
+    return False
+
+
 def copy_share(stacks: Mapping[tuple[str, ...], int]) -> float:
-    """Share of samples whose leaf is a memory copy: a named ``mem*`` function, or a bare
-    libc address called straight from numpy's native code (glibc's memcpy variants are local
-    symbols py-spy often cannot name).  An estimate of the story's "memcpy" share."""
+    """Share of samples whose leaf is a memory copy (``_copy_leaf``).  An estimate of the
+    story's "memcpy" share; of the C kernel's own copy only under the copy-call build."""
     total = sum(stacks.values())
-    if not total:
-        return 0.0
-    hits = 0
+    return sum(c for s, c in stacks.items() if _copy_leaf(s)) / total if total else 0.0
+
+
+# The copy of one hit's bytes in lootlab/_kernels.c, a frame of its own only in the build with
+# LOOTLAB_COPY_CALL (lootlab._kernels_copycall); inlined into select_rows otherwise.
+COPY_FUNCTION = "lootlab_copy_record"
+COPY_PARTS = ("record copy", "C kernel, rest", "other copies", "numpy", "Python", "OS kernel",
+              "other")
+_KERNELS_FILE = re.compile(r"(lootlab/_kernels|_kernels(_\w+)?\.cpython)")
+
+
+def copy_part(stack: Sequence[str]) -> str:
+    """The ``COPY_PARTS`` entry of one sample of the mmap read path (root first):
+
+    - ``record copy``: the copy function is on the stack (it calls nothing but a copy, so a
+      page fault or ``memcpy`` under it is the copy too);
+    - ``C kernel, rest``: any other sample inside lootlab's C kernel (finding the cell runs,
+      decoding and testing each key; page faults on the mapping taken there);
+    - ``other copies``: a ``mem*`` leaf outside the kernel (numpy copying result rows);
+    - ``numpy``, ``Python``: the rest of the ``numpy/memcpy`` and ``Python overhead`` buckets;
+    - ``OS kernel``: a kernel leaf outside the C kernel; ``other``: anything else.
+    """
+    names = [split_frame(f) for f in stack]
+    if any(n == COPY_FUNCTION for n, _ in names):
+        return "record copy"
+    if any(_KERNELS_FILE.search(f) for _, f in names):
+        return "C kernel, rest"
+    if not stack:
+        return "other"
+    if is_kernel(stack[-1]):
+        return "OS kernel"
+    if _copy_leaf(stack):
+        return "other copies"
+    bucket = stack_bucket(stack)
+    return {"numpy/memcpy": "numpy", "Python overhead": "Python"}.get(bucket, "other")
+
+
+def copy_parts(stacks: Mapping[tuple[str, ...], int]) -> dict[str, int]:
+    """Samples per ``COPY_PARTS`` entry (every entry present)."""
+    out = dict.fromkeys(COPY_PARTS, 0)
     for stack, count in stacks.items():
-        if not stack:
-            continue
-        name, file = split_frame(stack[-1])
-        if _MEMCPY.match(name):
-            hits += count
-        elif _LIBC.search(file) and name.startswith("0x") and len(stack) > 1:
-            _, cfile = split_frame(stack[-2])
-            if _NUMPY_FILE.search(cfile) and not is_python(stack[-2]):
-                hits += count
-    return hits / total
+        out[copy_part(stack)] += count
+    return out

@@ -85,3 +85,13 @@ def test_plots_draw_several_variants(tmp_path):
     lt.savefig(tmp_path / "lt.png")
     assert all((tmp_path / f).stat().st_size > 1000 for f in
                ("spectrum.png", "timeline.png", "lt.png"))
+
+
+def test_bench_cli_says_a_network_does_not_apply_to_a_local_variant(tmp_path):
+    res = CliRunner().invoke(main, ["bench", "--variant", "mmap", "--rate", "100",
+                                    "--duration", "0.5", "--warmup", "0.1", "--rtt-ms", "5",
+                                    "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert "mmap is local: it crosses no network" in res.output
+    back = loadgen.LoadResult.load(tmp_path / "run")
+    assert back.conditions["rtt_ms"] is None           # recorded as not applied

@@ -67,6 +67,10 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
     if (rtt_ms, jitter_ms, bandwidth_mbit) != (None, None, None):
         network = coerce_network({"rtt_ms": rtt_ms or 0.0, "jitter_ms": jitter_ms or 0.0,
                                   "bandwidth_mbit": bandwidth_mbit})
+        from ..variants import get
+        if not get(variant).remote:
+            click.echo(f"{variant} is local: it crosses no network, so --rtt-ms, --jitter-ms "
+                       f"and --bandwidth-mbit do not apply to it", err=True)
     writable_dir(out)    # before the run, not after it
     sched = make_schedule(schedule, rate=rate, duration=duration, closed=closed,
                           think_time=think_time, factor=factor, seed=seed)

@@ -53,6 +53,7 @@ _ELSEWHERE = {
     "UpdateQueueFull": "lootlab.rebuild", "LoadgenError": "lootlab.loadgen",
     "ScheduleError": "lootlab.loadgen.schedules", "ProfilerError": "lootlab.profiling",
     "ReportError": "lootlab.report",
+    "KernelsError": "lootlab.index",
     "ConditionsError": "lootlab.conditions.errors", "ProxyTimeout": "lootlab.conditions.proxies",
 }
 

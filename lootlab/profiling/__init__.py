@@ -4,6 +4,8 @@ process (``python -m lootlab.workload``) so the profilers see the client path an
 - ``flamegraph(variant, ...) -> FlameProfile`` (py-spy: SVG, speedscope, collapsed stacks, frames)
 - ``perf_flamegraph(variant, ...) -> PerfProfile`` (perf record: native and kernel frames);
   ``perf_unavailable()`` says in one line why perf cannot run here (or None)
+- ``copy_share_measured("mmap", ...) -> CopyShare``: the copy of record bytes' share of the
+  CPU, from perf on the copy-call kernel build (the write-up's "68 % in memcpy" question)
 - ``counters(variant, ...) -> Counters`` (perf stat / getrusage: switches, faults... per op)
 - ``categorize`` / ``bucket_shares([profiles])``: the story's buckets (TLS, gRPC, protobuf, ...)
 - ``diff(a, b)`` / ``diff_svg(a, b)``: what one variant spends that the other does not
@@ -20,9 +22,11 @@ from __future__ import annotations
 from ._run import ProfilerError
 from .categorize import (
     BUCKETS,
+    COPY_PARTS,
     KERNEL_BUCKETS,
     bucket_shares,
     categorize,
+    copy_parts,
     copy_share,
     kernel_total,
     stack_bucket,
@@ -33,13 +37,22 @@ from .diff import FlameDiff, compare, diff, diff_svg
 from .flame import FlameProfile, flamegraph, frames_table, load_flame, parse_collapsed
 from .gcpause import GcEvent, GcRecorder, GcStats, gc_pauses
 from .memory import MemoryProfile, memory
-from .perf import PerfProfile, perf_flamegraph, perf_unavailable
+from .perf import (
+    CopyShare,
+    PerfProfile,
+    call_cost,
+    copy_share_measured,
+    perf_flamegraph,
+    perf_unavailable,
+)
 from .procmem import mapping_of, read_proc
 from .replicas import replicas
 
 __all__ = [
     "BUCKETS",
+    "COPY_PARTS",
     "KERNEL_BUCKETS",
+    "CopyShare",
     "Counters",
     "FlameDiff",
     "FlameProfile",
@@ -50,9 +63,12 @@ __all__ = [
     "PerfProfile",
     "ProfilerError",
     "bucket_shares",
+    "call_cost",
     "categorize",
     "compare",
+    "copy_parts",
     "copy_share",
+    "copy_share_measured",
     "counters",
     "counters_of",
     "counters_table",

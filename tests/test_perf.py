@@ -361,3 +361,12 @@ def test_both_builds_answer_near_box_get_alike(both_builds, pick, r, lo, hi, mis
                              idx.get(*map(int, q)), [a.tobytes() for a in idx.get_many(xyz)])
     assert answers["copycall"] == answers["default"]
     assert answers["default"][2] is not None          # the record's own position is found
+
+
+@needs_perf
+def test_a_perf_profile_reaches_a_remote_variant_through_the_delaying_proxy():
+    """``network=``: at 30 ms RTT a pooled workload spends its time waiting, so the measured
+    loop has few ops (a loopback one does hundreds a second)."""
+    from lootlab import Network
+    prof = perf_flamegraph("grpc-tls-pooled", duration=1.0, network=Network(rtt_ms=30.0))
+    assert 0 < prof.summary["ops"] <= 1.0 / 0.030 * 1.2

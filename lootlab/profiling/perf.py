@@ -30,6 +30,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import svg as _svg
 from ._run import ProfilerError, parse_summary, workload_args
@@ -192,13 +193,14 @@ def perf_flamegraph(variant: str = "mmap", *, duration: float = 5.0, frequency: 
                     call_graph: str = "dwarf", query_rate: float | None = None,
                     index: str | Path | None = None, spin: bool = False, inline: bool = False,
                     kernels: str | None = None, workdir: str | Path | None = None,
-                    progress: Stages | None = None) -> PerfProfile:
+                    network: Any = None, progress: Stages | None = None) -> PerfProfile:
     """Sample ``variant``'s overlay workload with perf for ``duration`` seconds (the
     measured loop only, every thread, kernel included).  ``frequency`` is samples per second;
     ``call_graph`` ``"dwarf"`` (default; see the module doc) or ``"fp"``; ``inline=True``
     adds inlined functions (``perf script`` is then several times slower).  ``kernels``
     picks the C kernel build the workload loads (``"copycall"``: the copy of each hit is a
     frame of its own, ``lootlab_copy_record``; ``None``: as ``LOOTLAB_KERNELS`` says here).
+    ``network`` (a ``lootlab.Network``) puts a remote variant behind the delaying proxy.
     Raises ``ProfilerError`` with ``perf_unavailable()``'s line where perf cannot run."""
     if not (math.isfinite(duration) and duration > 0):
         raise ProfilerError(f"duration must be a positive number of seconds, got {duration!r}")
@@ -209,7 +211,7 @@ def perf_flamegraph(variant: str = "mmap", *, duration: float = 5.0, frequency: 
     env = kernels_env(kernels)
     require_perf()
     argv = gated_argv(variant, duration=duration, rate=query_rate, index=index,
-                      extra=["--spin"] if spin else [])
+                      extra=["--spin"] if spin else [], network=network)
     name = "spin" if spin else variant
     with stage(progress, f"perf: sampling the {name} workload for {duration:g} s (plus its "
                          f"start-up)", duration + STARTUP_S):

@@ -9,7 +9,6 @@ started, because the factory carries the proxy's address (no global state crosse
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Self
+from typing import Any
 
 from ..remote import childproc
 from ..remote.address import is_loopback_ip, split_target
@@ -34,12 +33,15 @@ class ProxyTimeout(ConditionsError):
     """The proxy did not report ready (or answer) in time."""
 
 
-class DelayProxy:
+class DelayProxy(childproc.ChildProcess):
     """``with DelayProxy("127.0.0.1:50051", Network(rtt_ms=5)) as p: ... p.target``.
 
     A child process (``python -m lootlab.conditions.proxy``) listening on ``host`` that
     forwards to ``upstream`` under ``network``; it exits with this process.
     """
+
+    what, error, timed_out = "delay proxy", ConditionsError, ProxyTimeout
+    start_timeout, stop_timeout = _START_TIMEOUT, 5.0
 
     def __init__(self, upstream: str, network: Network | float | dict | None, *,
                  host: str = "127.0.0.1", port: int = 0, seed: int = 0):
@@ -51,9 +53,7 @@ class DelayProxy:
         self.info: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def start(self) -> DelayProxy:
-        if self.proc is not None:
-            return self
+    def command(self) -> list[str]:
         n = self.network
         argv = [sys.executable, "-m", "lootlab.conditions.proxy", "--upstream", self.upstream,
                 "--host", self.host, "--port", str(self.port), "--rtt-ms", repr(n.rtt_ms),
@@ -61,38 +61,10 @@ class DelayProxy:
                 "--parent", str(os.getpid())]
         if n.bandwidth_mbit is not None:
             argv += ["--bandwidth-mbit", repr(n.bandwidth_mbit)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, close_fds=True)
-        try:
-            self.info = childproc.wait_ready(self.proc, _START_TIMEOUT, what="delay proxy",
-                                             error=ConditionsError, timed_out=ProxyTimeout)
-        except BaseException:
-            self.stop()
-            raise
-        childproc.drain_stderr(self.proc, "lootlab-proxy-stderr")
-        return self
+        return argv
 
-    def stop(self, timeout: float = 5.0) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            childproc.stop(proc, timeout)
-
-    close = stop
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):   # at interpreter exit anything may be gone
-            self.stop(timeout=2)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def child_env(self) -> dict[str, str]:
+        return dict(os.environ, PYTHONUNBUFFERED="1")
 
     @property
     def target(self) -> str:

@@ -1,6 +1,7 @@
 """A server in a child process that reports ready with one JSON line on stdout: reading
-that line within a time limit, draining its stderr, stopping it.  Shared by
-``LoopbackServer`` (the Python server) and ``CppServer`` (the C++ one)."""
+that line within a time limit, draining its stderr, stopping it, and ``ChildProcess``, the
+lifecycle built on them.  Shared by ``LoopbackServer`` (the Python server), ``CppServer``
+(the C++ one) and ``DelayProxy`` (the network-conditions proxy)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import selectors
 import subprocess
 import threading
 import time
-from typing import Any
+from typing import Any, Self
+
+from ..errors import LootlabError, LootlabTimeout
 
 
 def wait_ready(proc: subprocess.Popen, timeout: float, *, what: str,
@@ -74,4 +77,81 @@ def stop(proc: subprocess.Popen, timeout: float) -> None:
                 pass
 
 
-__all__ = ["drain_stderr", "stop", "wait_ready"]
+class ChildProcess:
+    """Start, stop, ``with`` and clean-up-when-collected for a child with a ready line.
+
+    A subclass says what to run (``command()``, and ``child_env()`` / ``child_fds()`` when it
+    needs them), names it (``what``, its error classes) and may hook ``after_start`` (runs
+    once the child is ready; a failure there stops the child) and ``before_stop``.  ``info``
+    is the child's ready line, parsed.
+    """
+
+    what = "child process"
+    error: type[Exception] = LootlabError
+    timed_out: type[Exception] = LootlabTimeout
+    start_timeout = 60.0
+    stop_timeout = 10.0
+    proc: subprocess.Popen | None = None
+    info: dict[str, Any] = {}        # replaced per instance by the ready line
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def child_env(self) -> dict[str, str] | None:
+        return None
+
+    def child_fds(self) -> tuple[int, ...]:
+        return ()
+
+    def after_start(self) -> None:
+        """Called once the child is ready."""
+
+    def before_stop(self, timeout: float) -> None:
+        """Called first by every ``stop``."""
+
+    def start(self) -> Self:
+        if self.proc is not None:
+            return self
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=self.child_env(), close_fds=True,
+                                     pass_fds=self.child_fds())
+        try:
+            self.info = wait_ready(self.proc, self.start_timeout, what=self.what,
+                                   error=self.error, timed_out=self.timed_out)
+            drain_stderr(self.proc, f"lootlab-{type(self).__name__}-stderr")
+            self.after_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM (the child's graceful stop), then kill if it lingers."""
+        timeout = self.stop_timeout if timeout is None else timeout
+        self.before_stop(timeout)
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            stop(proc, timeout)
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        try:                      # at interpreter exit anything may be gone
+            self.stop(timeout=2)
+        except Exception:  # noqa: BLE001
+            pass
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+__all__ = ["ChildProcess", "drain_stderr", "stop", "wait_ready"]

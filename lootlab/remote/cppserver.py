@@ -11,18 +11,16 @@ that dies leaves no server behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from ..variants import Endpoint
 from . import childproc
 from .loopback import LoopbackError, LoopbackTimeout, server_stats
 
 ENV_BINARY = "LOOTLAB_CPP_SERVER"
-_START_TIMEOUT = 30.0
 _LIMIT_OPTIONS = {"max_results": "--max-results", "max_radius": "--max-radius",
                   "max_k": "--max-k"}
 
@@ -51,13 +49,16 @@ def find_binary() -> Path:
     return path
 
 
-class CppServer:
+class CppServer(childproc.ChildProcess):
     """``with CppServer(index) as cpp: cli = resolve("grpc-tls-pooled", cpp)()``.
 
     ``index`` defaults to the default index; ``tls=False`` serves plaintext; ``threads``
     is the fixed number of handler threads; ``limits`` overrides ``max_results``,
     ``max_radius`` or ``max_k`` (as ``LoopbackServer``'s ``limits`` does).
     """
+
+    what, error, timed_out = "the C++ server", CppServerError, CppServerTimeout
+    start_timeout = 30.0
 
     def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
                  threads: int = 4, limits: dict[str, Any] | None = None,
@@ -97,44 +98,7 @@ class CppServer:
             args.append("--plaintext")
         return args
 
-    def start(self) -> Self:
-        if self.proc is not None:
-            return self
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     close_fds=True)
-        try:
-            self.info = childproc.wait_ready(self.proc, _START_TIMEOUT, what="the C++ server",
-                                             error=CppServerError, timed_out=CppServerTimeout)
-        except BaseException:
-            self.stop()
-            raise
-        childproc.drain_stderr(self.proc, "lootlab-cpp-stderr")
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (running calls get the server's grace period), then kill if it lingers."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            childproc.stop(proc, timeout)
-
-    close = stop
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop(timeout=2)
-
     # -- what clients need -------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     @property
     def target(self) -> str:
         return self.info["target"]

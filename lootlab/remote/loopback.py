@@ -22,7 +22,6 @@ from ..errors import LootlabError, LootlabTimeout
 from ..variants import Endpoint
 from . import childproc
 
-_START_TIMEOUT = 60.0
 
 
 class LoopbackError(LootlabError):
@@ -33,7 +32,7 @@ class LoopbackTimeout(LoopbackError, LootlabTimeout):
     """The loopback server did not report ready in time."""
 
 
-class LoopbackServer:
+class LoopbackServer(childproc.ChildProcess):
     """``with LoopbackServer() as srv: cli = srv.connect("grpc-tls-pooled")``.
 
     ``index`` defaults to the default index (built on first use); ``tls=False`` serves
@@ -47,6 +46,8 @@ class LoopbackServer:
     front of it: ``target``/``endpoint`` are then the proxy's, ``direct_target``/
     ``direct_endpoint`` the server's own.
     """
+
+    what, error, timed_out = "loopback server", LoopbackError, LoopbackTimeout
 
     def __init__(self, index: str | Path | None = None, *, tls: bool = True, port: int = 0,
                  client_ca: str | Path | None = None, cert: str | Path | None = None,
@@ -91,62 +92,30 @@ class LoopbackServer:
         self.proc: subprocess.Popen | None = None
         self.info: dict[str, Any] = {}
 
-    # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> LoopbackServer:
-        if self.proc is not None:
-            return self
+    # -- lifecycle (childproc.ChildProcess: start, stop, with) --------------------------
+    def command(self) -> list[str]:
         opts = dict(self.options, parent=os.getpid())
+        return [sys.executable, "-m", "lootlab.remote._child", json.dumps(opts)]
+
+    def child_env(self) -> dict[str, str]:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lootlab.remote._child", json.dumps(opts)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            close_fds=True, pass_fds=self.pass_fds)
-        try:
-            self.info = childproc.wait_ready(self.proc, _START_TIMEOUT, what="loopback server",
-                                             error=LoopbackError, timed_out=LoopbackTimeout)
-        except BaseException:
-            self.stop()
-            raise
-        # Drain stderr so a chatty child can never block on a full pipe.
-        childproc.drain_stderr(self.proc, "lootlab-loopback-stderr")
+        return env
+
+    def child_fds(self) -> tuple[int, ...]:
+        return self.pass_fds
+
+    def after_start(self) -> None:
         if self.network is not None:
             from ..conditions.proxies import DelayProxy
-            try:
-                self.proxy = DelayProxy(self.direct_target, self.network).start()
-            except BaseException:
-                self.stop()
-                raise
-        return self
+            self.proxy = DelayProxy(self.direct_target, self.network).start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the child to shut down gracefully (SIGTERM), then kill it if it lingers."""
-        proxy, self.proxy = self.proxy, None
+    def before_stop(self, timeout: float) -> None:
+        proxy, self.proxy = getattr(self, "proxy", None), None
         if proxy is not None:
             proxy.stop(timeout)
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            childproc.stop(proc, timeout)
-
-    close = stop
-
-    def __enter__(self) -> LoopbackServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __del__(self) -> None:
-        try:
-            self.stop(timeout=2)
-        except Exception:
-            pass
 
     # -- what clients need -------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     @property
     def target(self) -> str:
         """Where clients connect: the delaying proxy's address under a network."""

@@ -21,7 +21,7 @@ def clean_temp_files(index_path: str | Path) -> list[Path]:
         return removed
     for tmp in candidates:
         pid_text = tmp.name[len(f".{path.name}.tmp-"):].split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and pid_alive(int(pid_text)):
             continue                      # another live process is writing it right now
         try:
             tmp.unlink()
@@ -31,7 +31,8 @@ def clean_temp_files(index_path: str | Path) -> list[Path]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts as dead: it has exited)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -44,3 +45,6 @@ def _pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+_pid_alive = pid_alive      # the name rebuild.py re-exports, as before the split

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..tempfiles import pid_alive
 from .errors import ConditionsError
 
 #: Less than this many cores is refused: v1 will not take a quota under 1 ms per period.
@@ -155,16 +156,6 @@ def _pids(group: Path) -> list[int]:
         return []
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove(group: Path, parent: Path, attempts: int = 50) -> bool:
     """Move what is left in ``group`` to ``parent`` and remove it; True once it is gone.
     A process that has exited but is not yet reaped keeps a v1 group busy for a moment."""
@@ -198,7 +189,7 @@ def clean_stale(parent: Path | None = None) -> list[str]:
         return removed
     for entry in entries:
         m = _NAME.match(entry.name)
-        if m and entry.is_dir() and not _alive(int(m.group(1))) and _remove(entry, parent):
+        if m and entry.is_dir() and not pid_alive(int(m.group(1))) and _remove(entry, parent):
             removed.append(entry.name)
     return removed
 

@@ -154,3 +154,9 @@ def test_cpu_chart_draws_p99_and_throttled_share_per_limit_from_given_rows():
     assert "cores" in tx.get_xlabel() and "%" in tx.get_ylabel()
     with pytest.raises(ValueError, match="needs at least one row"):
         cpu_chart(rows.iloc[:0])
+
+
+def test_milliseconds_read_as_numbers_people_use():
+    from lootlab.conditions.decision import ms_text
+    assert ms_text(1490.4) == "1,490 ms" and ms_text(-1490.4) == "-1,490 ms"
+    assert ms_text(14.83) == "14.8 ms" and ms_text(0.524, unit=False) == "0.524"

@@ -75,12 +75,12 @@ def fit(row: Mapping[str, Any], budget_ms: float) -> tuple[str, str]:
         return "over", (f"could not keep {_num(row.get('offered_per_s')):,.0f} requests/s "
                         f"(completed {_num(row.get('achieved_per_s')):,.0f}/s)")
     if usable and _kept_up(row) and hi <= budget_ms:
-        return "fits", f"p99 at most {hi:.3g} ms"
+        return "fits", f"p99 at most {ms_text(hi)}"
     if valid and lo > budget_ms:
-        return "over", f"p99 at least {lo:.3g} ms"
+        return "over", f"p99 at least {ms_text(lo)}"
     if not usable:
         return "cannot tell", "INVALID runs (see health)"
-    return "cannot tell", f"p99 band {lo:.3g}-{hi:.3g} ms straddles the budget"
+    return "cannot tell", f"p99 band {ms_text(lo, unit=False)}-{ms_text(hi)} straddles the budget"
 
 
 def step_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> float:
@@ -148,10 +148,17 @@ def decision_table(rtt_rows: pd.DataFrame | None, cpu_rows: pd.DataFrame | None,
                 if math.isnan(change):
                     words.append(f"{b}: not named")
                 else:
-                    words.append(f"{b}: {'-' if change < 0 else '+'}{abs(change):.3g} ms")
+                    words.append(f"{b}: {'-' if change < 0 else '+'}{ms_text(abs(change))}")
             row["buys"] = "; ".join(words) or "no steps to compare"
             out.append(row)
     return pd.DataFrame(out)
+
+
+def ms_text(ms: float, *, unit: bool = True) -> str:
+    """Milliseconds for people: three significant figures below 100, whole numbers with
+    thousands separators above ("1,490 ms", never "1.49e+03")."""
+    text = f"{ms:,.0f}" if abs(ms) >= 100 else f"{ms:.3g}"
+    return f"{text} ms" if unit else text
 
 
 def _first(group: pd.DataFrame, col: str) -> float:

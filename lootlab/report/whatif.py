@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..conditions.decision import ms_text
+
 #: The decision table's columns as a reader sees them (``lootlab.report.format.table``).
 LABELS = {"condition": "condition", "fits": "fits the budget", "over": "over the budget",
           "cannot_tell": "cannot tell (why)", "buys": "p99 change bought by each step"}
@@ -73,7 +75,7 @@ def verdict(table: pd.DataFrame, budget_ms: float) -> str:
             gain = _largest_gain(last)
             if gain:
                 parts.append(f"There the largest step gain named is {gain[0]}: p99 "
-                             f"{-gain[1]:.3g} ms lower than the step before.")
+                             f"{ms_text(-gain[1])} lower than the step before.")
     if len(cpu):
         limited = cpu[cpu["cpu_limit"].notna()]
         if len(limited):

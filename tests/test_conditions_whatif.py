@@ -136,6 +136,8 @@ def test_rtt_chart_draws_each_variant_and_the_reference_lines_from_given_rows():
     assert ys == pytest.approx([50.0, 120.0])        # in ms, the unit these p99s fit
     assert "ms" in ax.get_ylabel() and "(ms)" in ax.get_xlabel()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "5", "20"]
+    lo, hi = ax.get_xlim()            # every point inside, with no empty negative half
+    assert -0.5 < lo < 0 and hi > 20
 
 
 def test_cpu_chart_draws_p99_and_throttled_share_per_limit_from_given_rows():

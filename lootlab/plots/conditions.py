@@ -107,8 +107,11 @@ def rtt_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
     ax.set_yscale("log")
     plain_log(ax.yaxis)
     rtts = sorted(set(rows["rtt_ms"].astype(float)))
-    ax.set_xscale("symlog", linthresh=max(0.5, min([r for r in rtts if r > 0], default=1)))
+    linthresh = max(0.5, min([r for r in rtts if r > 0], default=1))
+    ax.set_xscale("symlog", linthresh=linthresh)
     ax.set_xticks(rtts, [f"{r:g}" for r in rtts])
+    # a little room either side: no empty negative half, no marker cut at the edges
+    ax.set_xlim(min(rtts) - 0.25 * linthresh, max(rtts) * 1.3 if max(rtts) > 0 else linthresh)
     ax.set_xlabel("round-trip time added by the proxy (ms)")
     ax.set_ylabel(f"p99 latency from intended send time ({unit.name}, log)")
     rate = rows["offered_per_s"].iloc[0] if "offered_per_s" in rows else math.nan
@@ -163,6 +166,7 @@ def cpu_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
     legend_outside(tx)
     ax.set_xscale("log", base=2)
     xs = sorted(set(rows["x"]))
+    ax.set_xlim(min(xs) / 1.25, max(xs) * 1.25)      # no marker cut at the edges
     ax.set_xticks(xs, ["none" if x == free and limits.isna().any() else f"{x:g}" for x in xs])
     ax.minorticks_off()
     tx.minorticks_off()

@@ -162,3 +162,34 @@ def test_milliseconds_read_as_numbers_people_use():
     from lootlab.conditions.decision import ms_text
     assert ms_text(1490.4) == "1,490 ms" and ms_text(-1490.4) == "-1,490 ms"
     assert ms_text(14.83) == "14.8 ms" and ms_text(0.524, unit=False) == "0.524"
+
+
+def test_sweeps_give_remote_variants_their_senders_and_a_local_one_a_single_sender(
+        tmp_path, monkeypatch):
+    """mmap's reads hold the GIL: 16 sender threads in one process queue behind each other
+    and its p99 measures the generator (a full run showed every mmap row INVALID so)."""
+    import copy
+    import functools
+
+    import lootlab
+    from lootlab import loadgen
+    from lootlab.variants import Endpoint
+
+    path = tmp_path / "loot.idx"
+    lootlab.build_index(lootlab.generate_world(n=5_000, seed=1), path)
+    real = loadgen.run(functools.partial(lootlab.open_index, path), loadgen.constant(100, 0.5),
+                       warmup=0.1, label="mmap")
+    calls = []
+
+    def fake_run(target, schedule, **kw):
+        calls.append((kw["label"], kw["concurrency"]))
+        return copy.copy(real)
+
+    monkeypatch.setattr(loadgen, "run", fake_run)
+    whatif.rtt_sweep(["grpc-tls-pooled", "mmap"], [0, 5], rate=50, duration=1.0,
+                     concurrency=16, server=Endpoint("127.0.0.1:9", tls=True))
+    assert sorted(set(calls)) == [("grpc-tls-pooled", 16), ("mmap", 1)]
+    calls.clear()
+    whatif.cpu_sweep(["grpc-tls-pooled", "mmap"], [0.5], rate=50, duration=1.0,
+                     concurrency=16, server=Endpoint("127.0.0.1:9", tls=True))
+    assert sorted(set(calls)) == [("grpc-tls-pooled", 16), ("mmap", 1)]

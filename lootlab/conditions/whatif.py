@@ -107,7 +107,10 @@ def _measure(plan: list[tuple[str, Any, dict[str, Any]]], *, rate: float, durati
              on_run: Callable[[str], None] | None, results: list | None,
              run_options: Mapping[str, Any]) -> dict[int, list[Any]]:
     """Run every (label, target, conditions) of ``plan`` ``trials`` times, interleaved
-    (trial 1 of every cell, then trial 2...), so drift on the machine hits every cell alike."""
+    (trial 1 of every cell, then trial 2...), so drift on the machine hits every cell alike.
+    ``concurrency`` senders serve remote variants; a local one (``mmap``) gets one: its
+    reads hold the GIL, so more sender threads in the process only queue behind each other
+    and its p99 would measure the generator, not the read."""
     from .. import loadgen
 
     if trials < 1:
@@ -120,7 +123,8 @@ def _measure(plan: list[tuple[str, Any, dict[str, Any]]], *, rate: float, durati
             if on_run:
                 on_run(f"{label} ({_label(conditions)})")
             res = loadgen.run(target, loadgen.constant(rate, duration, seed=seed + trial),
-                              concurrency=concurrency, warmup=warmup, label=label,
+                              concurrency=concurrency if _remote(label) else 1,
+                              warmup=warmup, label=label,
                               **{k: v for k, v in conditions.items() if v is not None},
                               **run_options)
             out[i].append(res)

@@ -13,9 +13,9 @@ PROFILES = ("quick", "standard", "full")
 
 @click.command("report")
 @click.option("--profile", type=click.Choice(PROFILES), default="standard", show_default=True,
-              help="standard: the main job, >= 3,000 samples per p99, about 10 min in all; "
+              help="standard: the main job, >= 3,000 samples per p99, about 14 min in all; "
                    "quick: a smoke run for tests (too few samples for conclusions); "
-                   "full: the real experiment (about 25 min).")
+                   "full: the real experiment (about 45 min).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True,
               help="Directory for index.html and one HTML per notebook (created if missing).")

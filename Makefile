@@ -1,5 +1,5 @@
 # The two set-up commands of the README:
-#   make report   # the main job: execute the notebooks (standard profile, ~14 min), export
+#   make report   # the main job: execute the notebooks (standard profile, ~17 min), export
 #                 # HTML reports to reports/; PROFILE=quick (a smoke run) or PROFILE=full
 #   make test     # the test suite (what .ci/run runs)
 # Each one installs what it needs: a local venv (.venv) and the Debian packages below.

@@ -13,7 +13,7 @@ PROFILES = ("quick", "standard", "full")
 
 @click.command("report")
 @click.option("--profile", type=click.Choice(PROFILES), default="standard", show_default=True,
-              help="standard: the main job, >= 3,000 samples per p99, about 14 min in all; "
+              help="standard: the main job, >= 3,000 samples per p99, about 15 min in all; "
                    "quick: a smoke run for tests (too few samples for conclusions); "
                    "full: the real experiment (about 45 min).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import LootlabError
-from .loadgen.results import LoadResult, environment
+from .loadgen.results import LoadResult
+from .loadgen.runenv import environment
 
 RUN_FORMAT = "lootlab-run/1"
 PERCENTILES = (50.0, 99.0, 99.9)

@@ -10,17 +10,20 @@ import numpy as np
 from ..remote import callsplit
 from . import hist, limits
 from .health import judge_run
-from .results import METRICS, LoadResult, environment
+from .results import METRICS, LoadResult
+from .runenv import environment
 from .schedules import ClosedLoop, Schedule
 
 
 def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, processes: int,
             concurrency: int, warmup: float, max_busy: float = 0.97,
             server: dict | None = None, conditions: dict | None = None,
-            throttle: dict | None = None) -> LoadResult:
+            throttle: dict | None = None, subtracted: bool = True) -> LoadResult:
     """Merge worker parts (histograms added, counters summed) into one ``LoadResult``.
     ``conditions`` and ``throttle`` are the run's (``limits``): the workers shared one
-    cgroup, so its counters are the run's, not a sum over workers."""
+    cgroup, so its counters are the run's, not a sum over workers.  ``subtracted``: the
+    parts' latency has the generator's own lag taken out (``summary``; not under a CPU
+    limit)."""
     # warm-up histograms stand in only when no worker measured anything ("warm-up only")
     warm_only = all(p.warmup_only or not p.sent for p in parts) and any(p.sent for p in parts)
     use = [p for p in parts if warm_only or not p.warmup_only]
@@ -58,17 +61,20 @@ def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, proce
                        max_busy=max_busy, offered_rate=offered, achieved_rate=achieved,
                        processes=processes, concurrency=concurrency, warmup=warmup,
                        first_error=first_error, server=server or {}, throttle=throttle,
-                       cpu_limit=(conditions or {}).get("cpu_limit"))
+                       cpu_limit=(conditions or {}).get("cpu_limit"), subtracted=subtracted)
+    env = environment()
+    env["scheduling"] = "; ".join(dict.fromkeys(p.scheduling for p in parts if p.scheduling))
     return LoadResult(variant=variant, schedule=schedule.describe(), processes=processes,
                       concurrency=concurrency, warmup=warmup, duration=duration, **merged,
                       intervals=intervals, offered_per_s=offered_per_s,
                       completed_per_s=completed.tolist(), counts=counts, offered_rate=offered,
                       achieved_rate=achieved, cpu_s=cpu_s, wall_s=wall_s, busy=busy,
                       health=health, worker_requests=[p.measured for p in parts],
-                      first_error=first_error, env=environment(),
+                      first_error=first_error, env=env,
                       split=callsplit.merge([getattr(p, "split", {}) for p in parts]),
                       server=server or {},
                       conditions=conditions or limits.conditions(None, None), throttle=throttle,
                       completed_total=counts["sent"],
                       achieved_total_per_s=counts["sent"] / total_span if total_span else 0.0,
-                      window="warm-up only" if warm_only else "measured")
+                      window="warm-up only" if warm_only else "measured",
+                      lag_subtracted=subtracted)

@@ -17,10 +17,12 @@ from typing import Any
 from . import serverload
 
 SEND_LAG_WARN_US = 1_000.0
-# the generator's own lag at percentile p bounds how much it inflated the latency at p:
-# a bound above GENERATOR_LAG_SHARE of the figure is a warning that gives it, above
-# GENERATOR_LAG_INVALID_SHARE (the figure may be overstated 2x: the size of the
-# differences a report calls) the run is INVALID, unless the bound is under the floor
+# The generator's own lag (a sender free to send, and late) is taken out of the latency
+# (``summary``): it is the instrument's resolution, and above GENERATOR_LAG_SHARE of the
+# figure a warning says how coarse.  Under a CPU limit it stays in (the generator is part
+# of the throttled replica) and bounds how much it inflated the latency at p: above
+# GENERATOR_LAG_INVALID_SHARE of the figure (overstated 2x: the size of the differences a
+# report calls) the run is INVALID, unless under the floor.
 GENERATOR_LAG_SHARE = 0.10
 GENERATOR_LAG_INVALID_SHARE = 0.50
 GENERATOR_LAG_FLOOR_US = 100.0
@@ -33,6 +35,13 @@ BLOCKED_SHARE = 0.5
 BOTTLENECKS = ("none", "server", "generator", "machine", "cpu-limit")
 # a CPU-limit cgroup throttled in at least this share of its periods ran at its quota
 THROTTLE_BINDING_SHARE = 0.5
+# A queue, not a variant: a sender busy with answers this share of the offered time is
+# saturated (an open-loop queue at utilization 1 grows without end, and close to it does
+# not settle within a run); and where most requests waited longer to be sent than they
+# took to answer (the median of the system's queue above the median service time, and
+# above QUEUE_FLOOR_US), the figures describe the queue, not the variant.
+SATURATED_UTILIZATION = 0.95
+QUEUE_FLOOR_US = 100.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class Health:
     evidence: tuple[str, ...] = ()
     lag_bounds: tuple[tuple[float, float], ...] = ()
     upper_bound: bool = False
+    saturated: bool = False
+    capacity_per_s: float = math.nan
 
     @property
     def lag_bound_us(self) -> float:
@@ -73,16 +84,20 @@ class Health:
                 "warnings": list(self.warnings), "bottleneck": self.bottleneck,
                 "evidence": list(self.evidence),
                 "lag_bound_us": {f"{p:g}": b for p, b in self.lag_bounds},
-                "upper_bound": self.upper_bound}
+                "upper_bound": self.upper_bound, "saturated": self.saturated,
+                "capacity_per_s": None if math.isnan(self.capacity_per_s)
+                else self.capacity_per_s}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Health":
         """The inverse of ``to_dict`` (results saved before the bounds existed load too)."""
         bounds = tuple((float(p), float(b) if b is not None else math.nan)
                        for p, b in d.get("lag_bound_us", {}).items())
+        capacity = d.get("capacity_per_s")
         return cls(d["valid"], tuple(d["reasons"]), tuple(d["warnings"]),
                    d.get("bottleneck", "none"), tuple(d.get("evidence", ())), bounds,
-                   bool(d.get("upper_bound", False)))
+                   bool(d.get("upper_bound", False)), bool(d.get("saturated", False)),
+                   math.nan if capacity is None else float(capacity))
 
 
 def _us(v: float, like: float | None = None) -> str:
@@ -109,6 +124,31 @@ def limit_explains(throttle: dict[str, Any] | None, window_s: float) -> set[floa
         return set(JUDGED_PERCENTILES)
     stalled = min(1.0, float(throttle["throttled_ms"]) / 1e3 / window_s)
     return {p for p in JUDGED_PERCENTILES if stalled >= 1.0 - p / 100.0}
+
+
+def _grade_resolution(latency_us: dict[float, float], bounds: dict[float, float],
+                      warnings: list[str]) -> None:
+    """A warning where the generator's own error, already taken out of the latency, is a
+    large share of the p99 (the instrument is coarse for this figure): never a reason,
+    since a late generator no longer inflates what is reported."""
+    lat, bound = latency_us.get(99.0, math.nan), bounds.get(99.0, math.nan)
+    if lat > 0 and bound > GENERATOR_LAG_FLOOR_US and bound > GENERATOR_LAG_SHARE * lat:
+        warnings.append(f"the generator's own send error reached {_us(bound, lat)} at p99 "
+                        f"({bound / lat:.0%} of the p99 {_us(lat)}): taken out of the "
+                        f"latency, but the instrument is coarse here (other work held the "
+                        f"cores: run the senders real-time, or on a quieter machine)")
+
+
+def saturation(utilization: float, queue_p50_us: float,
+               service_p50_us: float) -> str:
+    """Why the offered rate is beyond what the variant serves (a queue, not the variant's
+    latency), or "" when it is not."""
+    if utilization >= SATURATED_UTILIZATION:
+        return f"its busiest sender was busy with answers {utilization:.0%} of the time"
+    if queue_p50_us > max(service_p50_us, QUEUE_FLOOR_US):
+        return (f"most requests waited longer to be sent (median {_us(queue_p50_us)}) than "
+                f"they took to answer (median {_us(service_p50_us)})")
+    return ""
 
 
 def _grade_lag(latency_us: dict[float, float], bounds: dict[float, float],
@@ -149,7 +189,10 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
           processes: int = 1, concurrency: int = 1,
           local_server: str = "", warmup_only: bool = False,
           cores: int | None = None, server: dict[str, Any] | None = None,
-          throttle: dict[str, Any] | None = None, window_s: float = 0.0) -> Health:
+          throttle: dict[str, Any] | None = None, window_s: float = 0.0,
+          subtracted: bool = False, utilization: float = 0.0,
+          capacity_per_s: float = math.nan, queue_p50_us: float = 0.0,
+          service_p50_us: float = math.inf) -> Health:
     """The health verdict, with the lag bound per percentile and the bottleneck.
 
     ``blocked`` is each sender's share of the run spent inside calls (same order as
@@ -158,11 +201,18 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
     server on this machine ("" if none), ``server`` its CPU over the run
     (``serverload.finish``: a saturated server is the system's limit, not a bad run),
     ``throttle`` the CPU-limit cgroup's counters over the measured ``window_s`` seconds
-    (``loadgen.limits``): lateness they account for is the limit's, not the generator's."""
+    (``loadgen.limits``): lateness they account for is the limit's, not the generator's.
+    ``subtracted``: the generator's own lag was taken out of the latency (it then grades the
+    instrument's resolution, not the run).  ``utilization`` (the busiest sender's share of
+    the offered time spent on answers), ``capacity_per_s`` (what the senders' service
+    times allow), ``queue_p50_us`` and ``service_p50_us`` say whether the run measured a
+    queue (``saturation``): then it is INVALID as a latency of the variant, and
+    ``saturated`` with the capacity."""
     reasons: list[str] = []
     warnings: list[str] = []
     evidence: list[str] = []
     lag_only, after_lag = False, 0    # INVALID by the lag bound alone (upper_bound)
+    saturated = False
     latency_us = latency_us or {99.0: latency_p99_us}
     bounds = lag_bound_us or {99.0: generator_lag_p99_us}
     blocked = blocked if blocked is not None else [0.0] * len(busy)
@@ -225,7 +275,19 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
             evidence.append(f"{cause} over the measured window; the lag it accounts for at "
                             + ", ".join(f"p{p:g}" for p in sorted(excused)))
             blame["cpu-limit"] = True
-        if _grade_lag(latency_us, bounds, reasons, warnings, excused, cause):
+        queued = saturation(utilization, queue_p50_us, service_p50_us)
+        if queued:
+            saturated = True
+            blame["cpu-limit" if excused else "server"] = True
+            served = (f"about {capacity_per_s:,.0f}/s" if capacity_per_s > 0
+                      else "less")
+            reasons.append(f"saturated at {served}: offered {offered_rate:,.0f}/s, but "
+                           f"{queued}; the latency is a growing queue's, not the "
+                           f"variant's (lower the rate, or add senders if the server has "
+                           f"room)")
+        if subtracted:
+            _grade_resolution(latency_us, bounds, warnings)
+        elif _grade_lag(latency_us, bounds, reasons, warnings, excused, cause):
             lag_only, after_lag = before_lag == 0, len(reasons)
             b99 = bounds.get(99.0, math.nan)
             evidence.append(f"generator's own lag p99 {_us(b99)} with worker CPU up to "
@@ -272,18 +334,20 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
                        if blame[k]), "none")
     return Health(not reasons, tuple(reasons), tuple(warnings), bottleneck, tuple(evidence),
                   tuple((float(p), float(b)) for p, b in sorted(bounds.items())),
-                  upper_bound=lag_only and len(reasons) == after_lag)
+                  upper_bound=lag_only and len(reasons) == after_lag, saturated=saturated,
+                  capacity_per_s=float(capacity_per_s))
 
 
 def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, open_loop: bool,
               scheduled: int, max_busy: float, offered_rate: float, achieved_rate: float,
               processes: int, concurrency: int, warmup: float, first_error: str,
               server: dict[str, Any] | None = None, throttle: dict[str, Any] | None = None,
-              cpu_limit: float | None = None) -> Health:
+              cpu_limit: float | None = None, subtracted: bool = False) -> Health:
     """``judge`` fed from merged worker parts: the per-percentile lag bounds, each sender's
     time inside calls, each worker's CPU and a loopback server's address (and, under a CPU
     limit, the cgroup's counters)."""
     from . import hist
+    from .summary import loads
 
     def pct(metric: str, ps) -> list[float]:
         return [float(v) / 1e3 for v in hist.percentiles(merged[metric], list(ps))]
@@ -308,9 +372,29 @@ def judge_run(parts: list, merged: dict[str, Any], counts: dict[str, int], *, op
                  local_server=next((p.local_server for p in parts if p.local_server), ""),
                  warmup_only=counts["measured"] == 0 and any(p.warmup_only for p in parts),
                  server=server, throttle=throttle if cpu_limit is not None else None,
-                 window_s=max(0.0, wall_s - warmup))
+                 window_s=max(0.0, wall_s - warmup), subtracted=subtracted,
+                 **_limited(loads(parts, merged, open_loop), merged, counts, cpu_s,
+                            cpu_limit if not subtracted else None))
+
+
+def _limited(found: dict[str, float], merged: dict[str, Any], counts: dict[str, int],
+             cpu_s: float, cpu_limit: float | None) -> dict[str, float]:
+    """Under a CPU limit the quota, not the senders' service times, bounds the rate, and
+    its stalls fall between calls (send lag, kept in the latency), not inside them: the
+    capacity is the quota over the CPU a request costs, and the wait that shows a queue
+    is the whole send lag."""
+    if cpu_limit is None or not found:
+        return found
+    from . import hist
+    sent = counts.get("sent", 0)
+    if sent and cpu_s > 0:
+        found["capacity_per_s"] = min(found["capacity_per_s"], cpu_limit * sent / cpu_s)
+    lag = merged.get("send_lag")
+    if lag is not None and lag.get_total_count():
+        found["queue_p50_us"] = float(hist.percentiles(lag, [50])[0]) / 1e3
+    return found
 
 
 __all__ = ["Health", "judge", "judge_run", "limit_explains", "throttle_text", "SEND_LAG_WARN_US", "GENERATOR_LAG_SHARE",
            "GENERATOR_LAG_INVALID_SHARE", "GENERATOR_LAG_FLOOR_US", "BOTTLENECKS",
-           "THROTTLE_BINDING_SHARE"]
+           "THROTTLE_BINDING_SHARE", "SATURATED_UTILIZATION", "QUEUE_FLOOR_US", "saturation"]

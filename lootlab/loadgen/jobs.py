@@ -34,6 +34,8 @@ class Job:
     timeout_ns: int | None
     worker: int = 0
     spin_us: float | None = None
+    priority: str = "auto"            # how its senders are scheduled (``priority``)
+    subtract_own: bool = True         # latency less the generator's own lateness (summary)
 
 
 def plan(schedule: Schedule | ClosedLoop, *, processes: int, concurrency: int,

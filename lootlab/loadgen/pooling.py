@@ -6,9 +6,10 @@ added together hold 3,600 (36 above the p99).  So the figure shown is the pooled
 its order-statistic interval from the pooled histogram, and the trials' own percentiles
 give the spread (min..max) that a difference between variants has to exceed.
 
-The generator's own lag can only have made latencies look longer than the server made
-them (open loop measures from the intended send time), so every interval here is widened
-downwards by the largest lag bound of the trials (``LoadResult.lag_bound_us``).
+Where a trial's latency still holds the generator's own lag (under a CPU limit, or saved
+before the lag was taken out: ``LoadResult.lag_subtracted``), that lag can only have made
+latencies look longer, so the interval is widened downwards by the largest such lag bound
+(``LoadResult.lag_bound_us``); elsewhere the lag was taken out already.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ POOLED = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 def pooled(results: Sequence[LoadResult], confidence: float = 0.95) -> dict[str, Any]:
     """Per percentile of ``POOLED``: ``<key>_us`` (the raw pooled value, shown only where
     ``<key>_enough``: 10 or more pooled samples above it), ``<key>_ci_low_us`` (widened by
-    the lag bound, never below 0; NaN without enough samples), ``<key>_ci_high_us``,
+    the lag bound where it stayed in, never below 0; NaN without enough samples), ``<key>_ci_high_us``,
     ``<key>_lag_bound_us``; and ``n`` (pooled samples) and ``trials``; and the conditions
     the trials shared with their throttle counters summed (``rtt_ms``, ``cpu_limit``,
     ``throttled_periods``, ``throttled_ms``, NaN where unset: ``pooled_conditions``)."""
@@ -39,7 +40,8 @@ def pooled(results: Sequence[LoadResult], confidence: float = 0.95) -> dict[str,
     out: dict[str, Any] = {"n": int(merged.get_total_count()), "trials": len(results),
                            **limits.frame_fields(*pooled_conditions(results))}
     for i, (key, p) in enumerate(POOLED.items()):
-        lag = max((_finite(r.lag_bound_us(p)) for r in results), default=0.0)
+        lag = max((_finite(r.lag_bound_us(p)) for r in results
+                   if not getattr(r, "lag_subtracted", False)), default=0.0)
         lo = float(est["ci_low"][i]) / 1e3
         out[f"{key}_us"] = float(values[i]) / 1e3
         out[f"{key}_enough"] = bool(est["enough"][i])

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +24,20 @@ from hdrh.log import HistogramLogWriter
 from ..errors import LootlabError
 from . import hist, limits, uncertainty
 from .health import (  # noqa: F401 - the thresholds stay importable from here
-    GENERATOR_LAG_FLOOR_US, GENERATOR_LAG_SHARE, SEND_LAG_WARN_US, Health, judge, judge_run)
+    GENERATOR_LAG_FLOOR_US,
+    GENERATOR_LAG_SHARE,
+    SEND_LAG_WARN_US,
+    Health,
+    judge,
+    judge_run,
+)
+from .runenv import _denum, _jsonable, _num
 
 TABLE_PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99, 100.0)
-METRICS = ("latency", "service", "send_lag", "errors", "generator_lag")
+# latency: from the intended send time, less the generator's own provable lateness;
+# observed: the same as timed, that error included; queue: the part of the wait before
+# sending that the system caused (``summary``)
+METRICS = ("latency", "service", "send_lag", "errors", "generator_lag", "observed", "queue")
 FORMAT = "lootlab-loadresult/1"
 
 
@@ -69,6 +77,19 @@ class LoadResult:
     # the network and CPU limit it ran under, and the cgroup's counters (loadgen.limits)
     conditions: dict[str, Any] = field(default_factory=lambda: limits.conditions(None, None))
     throttle: dict[str, Any] | None = None
+    # as timed, the generator's own lateness included, and the system's queue (``summary``);
+    # a result built without them (saved before they existed) has latency as observed
+    observed: HdrHistogram | None = None
+    queue: HdrHistogram | None = None
+    # whether ``latency`` has the generator's own lag taken out (not under a CPU limit,
+    # nor in results saved before it was)
+    lag_subtracted: bool = True
+
+    def __post_init__(self) -> None:
+        if self.observed is None:
+            self.observed = hist.merge([self.latency])
+        if self.queue is None:
+            self.queue = hist.new_histogram()
 
     def __repr__(self) -> str:
         return (f"LoadResult(variant={self.variant!r}, schedule={self.schedule.get('label')!r}, "
@@ -119,9 +140,26 @@ class LoadResult:
         return int(self.counts.get("measured", 0))
 
     def lag_bound_us(self, p: float) -> float:
-        """How much the generator's own delay can have inflated the latency percentile
-        ``p`` (us): its own-lag percentile at the same ``p`` (see ``health``)."""
+        """The generator's own send error at percentile ``p`` (us): the instrument's
+        resolution.  Taken out of ``latency`` (which ``observed`` still holds), except under
+        a CPU limit, where it bounds how much the generator can have inflated it."""
         return self.percentile_us(p, "generator_lag") if self.open_loop else 0.0
+
+    def generator_error_us(self, p: float = 99.0) -> float:
+        """The generator's own send error at percentile ``p`` (us): a sender free to send
+        and still late.  How fine the instrument was in this run."""
+        return self.lag_bound_us(p)
+
+    def tail_causes(self) -> list[str]:
+        """What the kernel saw during the run that explains a tail, in words (TCP timers,
+        CPU starvation: ``loadgen.tails``); empty when nothing notable."""
+        from .tails import explain
+        return explain(self.env.get("tails"), self.requests)
+
+    @property
+    def scheduling(self) -> str:
+        """How the senders were scheduled (``loadgen.priority``): "SCHED_FIFO 1", ..."""
+        return str(self.env.get("scheduling", ""))
 
     def split_us(self) -> dict[str, float]:
         """Mean microseconds per answered request of each part of its latency:
@@ -222,6 +260,13 @@ class LoadResult:
                 "max_us": lat[4], "service_p99_us": self.service_us(99),
                 "send_lag_p99_us": self.send_lag_us(99),
                 "generator_lag_p99_us": self.percentile_us(99, "generator_lag"),
+                "generator_error_p99_us": self.generator_error_us(99),
+                "observed_p99_us": self.percentile_us(99, "observed"),
+                "queue_p99_us": self.percentile_us(99, "queue"),
+                "saturated": bool(self.health.saturated),
+                "capacity_per_s": self.health.capacity_per_s,
+                "scheduling": self.scheduling,
+                "tail_causes": "; ".join(self.tail_causes()),
                 "errors": self.counts["failed"],
                 "timeouts": self.counts["timeouts"], "unsent": self.counts["unsent"],
                 "generator_cpu": self.generator_cpu, "busy_max": max(self.busy, default=0.0),
@@ -243,8 +288,10 @@ class LoadResult:
             lines.append(f"offered {self.offered_rate:,.0f}/s, achieved "
                          f"{self.achieved_rate:,.0f}/s; sent {c['measured']:,} of "
                          f"{c['scheduled']:,} scheduled; send lag p99 "
-                         f"{self.send_lag_us(99):,.1f} us (generator's own "
-                         f"{self.percentile_us(99, 'generator_lag'):,.1f} us)")
+                         f"{self.send_lag_us(99):,.1f} us: the system's queue "
+                         f"{self.percentile_us(99, 'queue'):,.1f} us, the generator's own "
+                         f"error {self.generator_error_us(99):,.1f} us (senders: "
+                         f"{self.scheduling or 'default scheduling'})")
         else:
             lines.append(f"closed loop: {c['measured']:,} requests, "
                          f"{self.achieved_rate:,.0f}/s")
@@ -290,6 +337,7 @@ class LoadResult:
                "achieved_total_per_s": _num(self.achieved_total_per_s),
                "split": self.split, "server": _jsonable(self.server),
                "conditions": self.conditions, "throttle": self.throttle,
+               "lag_subtracted": self.lag_subtracted,
                "summary": _jsonable(self.summary())}
         tmp = directory / ".summary.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
@@ -324,10 +372,11 @@ class LoadResult:
         if doc.get("format") != FORMAT:
             raise LootlabError(f"{path}: not a lootlab load result (format "
                                f"{doc.get('format')!r})")
-        h = {m: hist.decode(doc["histograms"][m]) for m in METRICS}
+        # saved before latency and observed were told apart: observed is what was saved
+        h = {m: hist.decode(doc["histograms"][m]) for m in METRICS if m in doc["histograms"]}
         return cls(variant=doc["variant"], schedule=doc["schedule"],
                    processes=doc["processes"], concurrency=doc["concurrency"],
-                   warmup=doc["warmup"], duration=doc["duration"], **h,
+                   warmup=doc["warmup"], duration=doc["duration"],
                    intervals=[hist.decode(b) for b in doc["intervals"]],
                    offered_per_s=doc["offered_per_s"], completed_per_s=doc["completed_per_s"],
                    counts=doc["counts"], offered_rate=_denum(doc["offered_rate"]),
@@ -341,39 +390,5 @@ class LoadResult:
                    worker_requests=doc.get("worker_requests", []),
                    first_error=doc.get("first_error", ""), env=doc.get("env", {}),
                    conditions={**limits.conditions(None, None), **doc.get("conditions", {})},
-                   throttle=doc.get("throttle"))
-
-
-def _num(x: float):
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
-
-def _denum(x):
-    return math.nan if x is None else x
-
-
-def _jsonable(d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (np.integer,)):
-            v = int(v)
-        elif isinstance(v, (float, np.floating)):
-            v = None if math.isnan(v) else float(v)
-        elif isinstance(v, (np.bool_,)):
-            v = bool(v)
-        out[k] = v
-    return out
-
-
-def environment() -> dict[str, Any]:
-    """Where the run was measured; ``loadgen.run`` adds ``noise`` (the machine sampled before
-    and after, ``lootlab.noise.NoiseCheck.to_dict``) and ``noisy``."""
-    from .. import __version__
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        load = None
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "lootlab": __version__,
-            "machine": platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "loadavg": load}
+                   throttle=doc.get("throttle"),
+                   lag_subtracted=bool(doc.get("lag_subtracted", False)), **h)

@@ -82,7 +82,7 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         workload: np.ndarray | None = None, radius: int = 64, timeout: float | None = None,
         grace: float | None = None, label: str | None = None, progress: bool = False,
         max_busy: float = 0.97, spin_us: float | None = None, clock=None,
-        network: Any = None, cpu_limit: float | None = None):
+        network: Any = None, cpu_limit: float | None = None, priority: str = "auto"):
     """Drive ``schedule`` at a variant (name) or client factory; return a ``LoadResult``.
 
     ``processes`` > 1 spawns workers (each connects on its own; a factory must pickle).
@@ -99,7 +99,8 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     the result's ``server``.  The machine is sampled before and after (``lootlab.noise``,
     ~10 ms in all): the result's ``env["noise"]`` holds both samples and ``env["noisy"]``
     says whether other programs (or a hypervisor) were taking the CPU, which no histogram
-    can show.
+    can show; ``env["tails"]`` what the kernel saw meanwhile (TCP timers, CPU pressure:
+    ``loadgen.tails``), named by ``result.tail_causes()``.
 
     Conditions (``limits``): ``network`` (a ``lootlab.Network``, a dict or an RTT in ms)
     puts a remote variant behind the delaying proxy; ``cpu_limit=CORES`` runs the senders
@@ -107,13 +108,23 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     container, and ``spin_us`` then defaults to 0 (spinning would spend the replica's quota
     on the generator's timing).  The result's ``conditions`` say what was applied and
     ``throttle`` what the cgroup counted over the measured part.
+
+    ``priority`` (``loadgen.priority``): how the senders are scheduled while they run:
+    "auto" (real-time where allowed, else the highest nice level, else as they are),
+    "realtime", "nice" or "normal"; under ``cpu_limit`` always "normal" (a real-time
+    thread escapes the quota being emulated).  The result's ``scheduling`` says what was
+    granted.  Each request's wait before sending is split into the system's queue and the
+    generator's own lateness, which is taken out of ``latency`` (``observed`` keeps it) and
+    kept as ``generator_lag``: the instrument's resolution (``docs/loadgen.md``).
     """
     from .. import noise
-    from . import serverload
+    from . import serverload, tails
     from .combine import combine
     from .limits import check_limit, conditions, cpu_limited
+    from .priority import check_mode
 
     cpu_limit = check_limit(cpu_limit)      # a bad value is refused before any work
+    priority = check_mode(priority)
     if cpu_limit is not None:
         if clock is not None:
             raise LoadgenError("a custom clock cannot run under cpu_limit (the senders run "
@@ -133,7 +144,10 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
                 queries=queries, target=target, timeout=timeout, grace=grace)
     for job in jobs:
         job.spin_us = spin_us
+        job.priority = "normal" if cpu_limit is not None else priority
+        job.subtract_own = cpu_limit is None
     check = noise.start()
+    kernel = tails.start()
     server_before = serverload.start(target)
     throttle = None
     with cpu_limited(cpu_limit, warmup) as (limiter, note):
@@ -143,6 +157,7 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         finally:
             throttle = limiter.finish() if limiter is not None else None
     server = serverload.finish(server_before)
+    kernel = tails.finish(kernel)
     check = noise.finish(check)
     crashes = [p.crash for p in parts if p.crash]
     if crashes:
@@ -152,9 +167,10 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
                      warmup=warmup, max_busy=max_busy, server=server,
                      conditions=conditions(target, cpu_limit, applied=limiter is not None,
                                            note=note),
-                     throttle=throttle)
+                     throttle=throttle, subtracted=cpu_limit is None)
     result.env["noise"] = check.to_dict()
     result.env["noisy"] = check.noisy
+    result.env["tails"] = kernel
     return result
 
 

@@ -68,6 +68,7 @@ def _thread_usage() -> tuple[int, int]:
 def _open_sender(lane: _Lane, near: Callable[..., Any], qs: list, gi: int, gstep: int,
                  hard_stop: int, clock: Any) -> None:
     now_fn, wait = clock.now, clock.wait_until
+    behind = getattr(clock, "behind", None) or (lambda: None)
     dues = lane.intended
     n = len(dues)
     starts = [0] * n
@@ -93,6 +94,8 @@ def _open_sender(lane: _Lane, near: Callable[..., Any], qs: list, gi: int, gstep
                 now = t
             elif now > hard_stop:
                 break
+            else:
+                behind()
             x, y, z, r = qs[gi]
             try:
                 near(x, y, z, r)

@@ -57,8 +57,11 @@ def _row(res: LoadResult, target_us: float | None, trial: int = 0) -> dict[str, 
     row.setdefault("n", res.samples())
     if "p99_ci_low_us" not in row:
         row["p99_ci_low_us"], row["p99_ci_high_us"] = ci_us(res, 99)
-    # the generator's own lag can only have lengthened latencies: widen the interval down
-    lag = row.get("lag_bound_p99_us", math.nan)
+    # under a CPU limit the generator's own lag stays in the latency (it is part of the
+    # throttled replica) and can only have lengthened it: widen the interval down.
+    # Elsewhere it was taken out already (``loadgen.summary``).
+    lag = math.nan if getattr(res, "lag_subtracted", False) else \
+        row.get("lag_bound_p99_us", math.nan)
     if not math.isnan(lag) and not math.isnan(row["p99_ci_low_us"]):
         row["p99_ci_low_us"] = max(0.0, row["p99_ci_low_us"] - lag)
     if target_us is not None:

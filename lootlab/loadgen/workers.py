@@ -23,7 +23,8 @@ import traceback
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .clock import Clock, tight_timer_slack
+from . import priority
+from .clock import Clock, calibrate_wakes, tight_timer_slack
 from .errors import LoadgenError
 from .jobs import Job
 from .progress import _progress_thread
@@ -57,27 +58,60 @@ def local_server(client: Any) -> str:
 
 def run_job(job: Job, start_at: Callable[[], int], clock: Any = None,
             on_sent: Callable[[], None] | None = None) -> Part:
-    """Run one worker's share in this process: connect, wait for t0, send, summarize.
-    ``on_sent`` is called once the last request was answered, before the summary."""
-    clock = clock or Clock(job.threads, job.spin_us)
-    client = job.target()
+    """Run one worker's share in this process: raise the senders' priority, connect, wait
+    for t0, send, put the priority back, summarize.  ``on_sent`` is called once the last
+    request was answered, before the summary.  A custom ``clock`` (virtual time) leaves
+    the scheduling alone."""
+    raised = priority.raise_priority(job.priority if clock is None else "normal")
     try:
-        where = local_server(client)
-        split = getattr(client, "split", None)   # a remote client splits its calls' time
-        t0 = start_at()
-        if split is not None:
-            split.start_measuring(t0 + job.warmup_ns)
-        cpu0, wall0 = time.process_time(), clock.now()
-        lanes = _run_lanes(job, client, t0, clock)
-        cpu_s, wall_s = time.process_time() - cpu0, (clock.now() - wall0) / 1e9
-        if on_sent is not None:
-            on_sent()
+        clock = clock or _real_clock(job, raised)
+        client = job.target()
+        try:
+            where = local_server(client)
+            split = getattr(client, "split", None)   # a remote client splits its calls' time
+            t0 = start_at()
+            if split is not None:
+                split.start_measuring(t0 + job.warmup_ns)
+            cpu0, wall0 = time.process_time(), clock.now()
+            lanes = _run_lanes(job, client, t0, clock)
+            cpu_s, wall_s = time.process_time() - cpu0, (clock.now() - wall0) / 1e9
+            if on_sent is not None:
+                on_sent()
+        finally:
+            _close(client)
     finally:
-        _close(client)
+        priority.restore(raised)
     part = _summarize(job, lanes, t0, cpu_s, wall_s)
     part.local_server = where
     part.split = split.totals() if split is not None else {}
+    part.scheduling = raised.text
+    why = {"late": "always late, over the real-time CPU budget",
+           "slow": "over the CPU budget, and sleeping to each send woke it late"}
+    for cause, n in getattr(clock, "dropped", {}).items():
+        part.scheduling += f"; {n} sender(s) dropped to nice {priority.NICE} ({why[cause]})"
     return part
+
+
+def _real_clock(job: Job, raised: priority.Raised) -> Clock:
+    """The senders' clock for how they were scheduled.  Real-time senders sleep until
+    just before each send only where other work holds the cores and this machine wakes
+    them promptly now (measured: ``clock.calibrate_wakes``); elsewhere (a quiet machine,
+    or idle virtual CPUs that wake late) the whole process drops to the highest normal
+    weight and its senders spin.  What was chosen is added to ``raised.policy``."""
+    if not priority.is_realtime(raised.policy) or job.spin_us == 0:
+        return Clock(job.threads, job.spin_us)
+    wakes = calibrate_wakes()
+    cores = os.cpu_count() or 1
+    if wakes.sleep_to_send(cores):
+        raised.policy += (f", sleeping (other work held the cores; wake-ups "
+                          f"{wakes.error_ns / 1e3:,.0f} us late at p95)")
+        return Clock(job.threads, job.spin_us, realtime=True, demote=priority.demote,
+                     wake_error_ns=wakes.error_ns)
+    priority.demote_process()
+    why = ("quiet: nothing to preempt a spinner" if not wakes.contended(cores) else
+           f"real-time wake-ups were {wakes.error_ns / 1e3:,.0f} us late at p95")
+    raised.policy = f"nice {priority.NICE}, spinning ({why})"
+    return Clock(job.threads, job.spin_us)
 
 
 def _worker_main(job_path: str, worker: int, ready, go, t0_value, out, marks=None) -> None:
@@ -199,13 +233,13 @@ def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = Fals
     release: no request of the schedule goes out unlimited."""
     stop = threading.Event()
     if len(jobs) == 1 and limiter is None:
-        clk = clock or Clock(jobs[0].threads, jobs[0].spin_us)
+        now = clock.now if clock is not None else Clock.now
 
         def start_at() -> int:
             _progress_thread(total_s, progress, stop)
-            return clk.now() + int(start_delay * NS)
+            return now() + int(start_delay * NS)
         try:
-            return [run_job(jobs[0], start_at, clk)]
+            return [run_job(jobs[0], start_at, clock)]
         finally:
             stop.set()
     if clock is not None:

@@ -78,27 +78,34 @@ def plural(n: float, word: str) -> str:
     return f"{n:,g} {word}{'' if n == 1 else 's'}"
 
 
-def health_table(results: Any, *, title: str = "", collapsed: str | None = None) -> Any:
+def health_table(results: Any, *, title: str = "", collapsed: str | None = None,
+                 conditions: bool = False) -> Any:
     """The load generator's health, one row per run (a list of ``LoadResult``, or
     {name: [trials]} as ``story.run_steps`` keeps them): offered and achieved rate, send
-    lag, the generator's own lag and CPU, errors, and a valid / INVALID badge whose
-    details give the reasons, warnings and evidence.  A ``lootlab.report.format.Table``."""
+    lag, the generator's own send error and CPU, errors, and a valid / INVALID badge whose
+    details give the reasons, warnings and evidence.  ``conditions``: also each run's RTT
+    and CPU limit (rows of a sweep over them are otherwise alike).
+    A ``lootlab.report.format.Table``."""
     from .report.format import table
+    from .story import conditions_cells
 
     named = (results.items() if isinstance(results, dict)
              else [(None, [r]) for r in results])
     rows = []
     for name, trials in named:
         for i, res in enumerate(trials if isinstance(trials, list) else [trials], 1):
+            cond = conditions_cells(res) if conditions else {}
             rows.append({"variant": name or res.variant,
                          **({"trial": i} if isinstance(results, dict) else {}),
+                         **{k: cond[k] for k in ("rtt_ms", "cpu_limit") if k in cond},
                          "rate": res.offered_rate, "achieved_rate": res.achieved_rate,
                          "send_lag_p99_us": res.send_lag_us(99),
                          "generator_lag_p99_us": res.percentile_us(99, "generator_lag"),
                          "generator_cpu": res.generator_cpu, "errors": res.counts["failed"],
                          "valid": res.health})
     return table(rows, title=title, collapsed=collapsed,
-                 labels={"rate": "offered", "generator_lag_p99_us": "generator's own lag p99"})
+                 labels={"rate": "offered",
+                         "generator_lag_p99_us": "generator's own send error p99"})
 
 
 def by_rate(results: list[Any], prefix: str = "") -> dict[str, list[Any]]:

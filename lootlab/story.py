@@ -86,24 +86,29 @@ class StoryRun:
 
 def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
     """One trial of one step from a ``LoadResult``: percentiles in ms, the p99's sample
-    count and 95 % interval (widened down by the generator's lag bound), rates, health and
-    which side, if any, was the bottleneck."""
+    count and 95 % interval, rates, health, which side, if any, was the bottleneck, and the
+    instrument's resolution (the generator's own send error p99) and whether the step was
+    saturated (its latency then a queue's, not the variant's)."""
     from .loadgen.sweep import ci_us
 
     lo, hi = ci_us(result, 99)
-    lag = result.lag_bound_us(99)
-    lag = 0.0 if math.isnan(lag) else lag
+    saturated, capacity = saturation(result)
     return {
         "step": variant, "change": STEPS.get(variant, ""), "trial": trial,
         "p50_ms": result.latency_us(50) / 1e3, "p99_ms": result.latency_us(99) / 1e3,
         "p999_ms": result.latency_us(99.9) / 1e3,
         "service_p99_ms": result.service_us(99) / 1e3, "n": int(result.samples()),
-        "p99_ci_low_ms": max(0.0, lo - lag) / 1e3, "p99_ci_high_ms": hi / 1e3,
-        "p99_lag_bound_ms": lag / 1e3, "requests": int(result.requests),
+        "p99_ci_low_ms": max(0.0, lo) / 1e3, "p99_ci_high_ms": hi / 1e3,
+        "generator_error_p99_ms": generator_error_us(result) / 1e3,
+        "requests": int(result.requests),
         "offered_per_s": float(result.offered_rate), "achieved_per_s": float(result.achieved_rate),
         "errors": int(result.counts.get("failed", 0)),
         "valid": bool(result.health.valid), "health": "; ".join(result.health.reasons) or "ok",
         "upper_bound": bool(getattr(result.health, "upper_bound", False)),
+        "saturated": saturated, "capacity_per_s": capacity,
+        "scheduling": scheduling(result),
+        # what the kernel saw during the run that explains a tail (loadgen.tails)
+        "tail_causes": "; ".join(getattr(result, "tail_causes", lambda: [])()),
         "bottleneck": result.health.bottleneck,
         "writeup_p99_ms": WRITEUP["p99_ms_by_step"].get(variant, math.nan),
         # the conditions it ran under (loadgen: result.conditions / result.throttle)
@@ -114,6 +119,35 @@ def step_row(variant: str, result: Any, trial: int = 0) -> dict[str, Any]:
         # where the mean latency went (LoadResult.split_us): split_send_wait_ms, ...
         **{f"split_{part}_ms": us / 1e3 for part, us in result.split_us().items()},
     }
+
+
+def generator_error_us(result: Any) -> float:
+    """The load generator's own send error p99 of a ``LoadResult`` (us): how late it sent
+    when it was free to send, which is the instrument's resolution (NaN when unknown)."""
+    try:
+        value = float(result.percentile_us(99, "generator_lag"))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def saturation(result: Any) -> tuple[bool, float]:
+    """(saturated?, capacity per s) of a ``LoadResult``: a saturated run offered more than
+    the variant sustains, so its latency is a queue's; capacity is what the variant sustains
+    under that condition (NaN unknown).  Results from before saturation was judged: False."""
+    health = getattr(result, "health", None)
+    saturated = bool(getattr(health, "saturated", False))
+    try:
+        capacity = float(getattr(health, "capacity_per_s", math.nan))
+    except (TypeError, ValueError):
+        capacity = math.nan
+    return saturated, capacity
+
+
+def scheduling(result: Any) -> str:
+    """How a ``LoadResult``'s senders were scheduled ("SCHED_FIFO 1"), "" when not said."""
+    env = getattr(result, "env", None) or {}
+    return str(env.get("scheduling") or "") if isinstance(env, Mapping) else ""
 
 
 def conditions_cells(result: Any) -> dict[str, float]:
@@ -135,7 +169,8 @@ def summarize_steps(trials: pd.DataFrame,
     distinct health reason and bottleneck.  With ``results`` (step -> its trials'
     ``LoadResult``s) p50/p99/p99.9, ``n`` and the p99 interval are those of the trials pooled
     into one histogram (``loadgen.pooling``); without, the median trial's and the widest
-    per-trial interval."""
+    per-trial interval.  ``generator_error_p99_ms`` is the largest trial's, ``saturated``
+    True when any trial was, ``capacity_per_s`` the smallest known."""
     from .loadgen.pooling import pooled
     from .loadgen.sweep import summarize_trials
 
@@ -144,8 +179,9 @@ def summarize_steps(trials: pd.DataFrame,
         trials, ["step"],
         ["p50_ms", "p99_ms", "p999_ms", "service_p99_ms", "achieved_per_s",
          *[c for c in ("server_cores", "server_cpu_per_request_us") if c in trials], *splits],
-        lows=["p99_ci_low_ms"],
-        highs=[c for c in ("p99_ci_high_ms", "p99_lag_bound_ms") if c in trials],
+        lows=["p99_ci_low_ms", *[c for c in ("capacity_per_s",) if c in trials]],
+        highs=[c for c in ("p99_ci_high_ms", "p99_lag_bound_ms", "generator_error_p99_ms")
+               if c in trials],
         sums=["requests", "errors", *[c for c in ("throttled_periods", "throttled_ms")
                                       if c in trials]],
         firsts=["change", "offered_per_s", "writeup_p99_ms",
@@ -157,6 +193,13 @@ def summarize_steps(trials: pd.DataFrame,
         ok = trials["valid"].astype(bool) | trials["upper_bound"].astype(bool)
         steps["upper_bound"] = steps["step"].map(ok.groupby(trials["step"]).all()) \
             & ~steps["valid"].astype(bool)
+    if "saturated" in trials:    # a queue's latency in any trial: the step was saturated
+        steps["saturated"] = steps["step"].map(
+            trials["saturated"].fillna(False).astype(bool).groupby(trials["step"]).any())
+    for col in ("scheduling", "tail_causes"):
+        if col in trials:
+            steps[col] = steps["step"].map(trials.groupby("step", sort=False)[col].agg(
+                lambda t: "; ".join(dict.fromkeys(v for v in t if v))))
     if "bottleneck" in trials:
         sides = trials.groupby("step", sort=False)["bottleneck"].agg(
             lambda b: "; ".join(dict.fromkeys(v for v in b if v != "none")) or "none")
@@ -172,6 +215,9 @@ def summarize_steps(trials: pd.DataFrame,
             steps.loc[i, "n"] = pool["n"]
             steps.loc[i, "pooled"] = True
     steps["p99_change_ms"] = steps["p99_ms"].diff()
+    if "saturated" in steps:      # a queue's p99 is no step's: no change is drawn from it
+        sat = steps["saturated"].astype(bool)
+        steps.loc[sat | sat.shift(1, fill_value=False), "p99_change_ms"] = math.nan
     return steps
 
 

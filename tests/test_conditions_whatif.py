@@ -193,3 +193,106 @@ def test_sweeps_give_remote_variants_their_senders_and_a_local_one_a_single_send
     whatif.cpu_sweep(["grpc-tls-pooled", "mmap"], [0.5], rate=50, duration=1.0,
                      concurrency=16, server=Endpoint("127.0.0.1:9", tls=True))
     assert sorted(set(calls)) == [("grpc-tls-pooled", 16), ("mmap", 1)]
+
+
+# --- saturated points: a queue's latency, never the variant's p99 ----------------------------
+
+def _saturated(variant, *, rtt=0.0, capacity=83.4, achieved=70.0):
+    """A row whose runs offered more than the variant sustains: its p99 is a queue's."""
+    return row(variant, 900.0, 850.0, 950.0, rtt=rtt, valid=False, achieved=achieved,
+               saturated=True, capacity_per_s=capacity,
+               health="saturated: offered 100/s, sustains 83/s")
+
+
+def test_a_saturated_row_gets_no_p99_verdict_but_the_rate_it_saturated_at():
+    assert whatif.fit(_saturated("x"), 1000.0) == ("saturated",
+                                                   "saturated at 83/s: offered 100/s")
+    # capacity unknown: the rate it achieved stands in
+    assert whatif.fit(_saturated("x", capacity=math.nan, achieved=61.2), 1000.0)[1] == (
+        "saturated at 61/s: offered 100/s")
+    rows = pd.DataFrame([_saturated("grpc-tls-fresh"), row("grpc-tls-resumed", 30.0),
+                         row("grpc-tls-pooled", 10.0), row("mmap", 0.5)])
+    t = whatif.decision_table(rows, None, budget_ms=50.0).iloc[0]
+    assert t["saturated"] == "grpc-tls-fresh (saturated at 83/s: offered 100/s)"
+    assert "grpc-tls-fresh" not in t["fits"] + t["over"] + t["cannot_tell"]
+    assert t["fit_count"] == 3 and t["variants"] == 4
+    assert math.isnan(t["change_grpc-tls-resumed_ms"])       # nothing is bought from a queue
+    assert t["buys"].startswith("grpc-tls-resumed: not named (saturated); grpc-tls-pooled: -20")
+    assert math.isnan(whatif.step_change(row("a", 900.0, 890.0, 910.0),
+                                         {**_saturated("b"), "valid": True}))
+
+
+def test_the_what_if_words_say_saturated_not_a_p99():
+    from lootlab.report import whatif as words
+
+    rows = pd.DataFrame([row("grpc-tls-fresh", 10.0, rtt=0.0), row("mmap", 0.5, rtt=0.0),
+                         _saturated("grpc-tls-fresh", rtt=20.0), row("mmap", 0.5, rtt=20.0)])
+    table = whatif.decision_table(rows, None, budget_ms=50.0)
+    text = words.verdict(table, 50.0)
+    assert "grpc-tls-fresh from RTT 20 ms (saturated there)" in text
+    assert "RTT 20 ms: grpc-tls-fresh (saturated at 83/s: offered 100/s)" in text
+    summary = words.summary_rows(table)
+    assert summary[1]["saturated"] == "grpc-tls-fresh (saturated at 83/s: offered 100/s)"
+    assert summary[0]["saturated"] == "none"
+    assert "saturated" in words.LABELS
+
+
+def test_a_saturated_point_is_drawn_at_the_top_edge_without_a_p99_marker():
+    from lootlab.plots.conditions import rtt_chart
+
+    rows = pd.DataFrame([row("grpc-tls-fresh", 4.0, rtt=0.0), row("mmap", 0.3, rtt=0.0),
+                         _saturated("grpc-tls-fresh", rtt=20.0), row("mmap", 0.3, rtt=20.0)])
+    fig = rtt_chart(rows, budget_ms=50.0)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["grpc-tls-fresh saturated at 83/s"]
+    assert ax.get_ylim()[1] < 900.0          # the queue's 900 ms does not stretch the axis
+    fresh = next(line for line in ax.lines if line.get_label() == "grpc-tls-fresh")
+    assert math.isnan(fresh.get_ydata()[1])  # no p99 point, no line to it
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(n.startswith("triangle at the top: saturated") for n in names)
+
+
+def _real_result(tmp_path):
+    import functools
+
+    import lootlab
+    from lootlab import loadgen
+
+    path = tmp_path / "loot.idx"
+    lootlab.build_index(lootlab.generate_world(n=5_000, seed=1), path)
+    return loadgen.run(functools.partial(lootlab.open_index, path), loadgen.constant(100, 0.5),
+                       warmup=0.1, label="mmap")
+
+
+def test_pooled_row_carries_saturation_capacity_and_the_instruments_error(tmp_path):
+    """Any trial saturated makes the row saturated; the capacity is the smallest a trial
+    measured and the generator's error the largest, whatever health the results carry."""
+    import copy
+    from types import SimpleNamespace
+
+    real = _real_result(tmp_path)
+
+    def trial(saturated, capacity, error_us, scheduling):
+        res = copy.copy(real)
+        res.health = SimpleNamespace(valid=not saturated, upper_bound=False,
+                                     reasons=("saturated: ...",) if saturated else (),
+                                     bottleneck="none", saturated=saturated,
+                                     capacity_per_s=capacity)
+        res.percentile_us = lambda p, metric="latency", _e=error_us: (
+            _e if metric == "generator_lag" else real.percentile_us(p, metric))
+        res.env = {**(real.env or {}), "scheduling": scheduling}
+        return res
+
+    pooled = whatif.pooled_row([trial(False, 120.0, 23.0, "SCHED_FIFO 1"),
+                                trial(True, 83.0, 41.0, "SCHED_FIFO 1"),
+                                trial(False, math.nan, 17.0, "nice -20")])
+    assert pooled["saturated"] is True and pooled["valid"] is False
+    assert pooled["capacity_per_s"] == 83.0
+    assert pooled["generator_error_p99_ms"] == pytest.approx(0.041)
+    assert pooled["scheduling"] == "SCHED_FIFO 1; nice -20"
+    assert whatif.fit(pooled, 50.0)[0] == "saturated"
+    # results from before saturation was judged: never saturated, capacity unknown
+    plain = whatif.pooled_row([real])
+    assert plain["saturated"] is bool(getattr(real.health, "saturated", False))
+    assert plain["generator_error_p99_ms"] == pytest.approx(
+        real.percentile_us(99, "generator_lag") / 1e3)

@@ -210,10 +210,16 @@ def test_health_table_gives_each_run_a_badge_with_reasons_warnings_and_evidence(
                  ("it was descheduled",))
     t = health_table({"mmap": [_Result("mmap", Health(True)), _Result("mmap", bad)]})
     assert list(t.frame.columns) == ["variant", "trial", "offered (req/s)", "achieved (req/s)",
-                                     "send lag p99 (ms)", "generator's own lag p99 (ms)",
+                                     "send lag p99 (ms)", "generator's own send error p99 (ms)",
                                      "generator CPU (cores)", "errors", "run"]
     assert list(t.frame["trial"]) == ["1", "2"] and t.frame["send lag p99 (ms)"][0] == "38.9"
     assert "1 reason, 2 notes" in t.html and "<li>it was descheduled</li>" in t.html
+    # a sweep over conditions: each run's RTT and CPU limit beside its health
+    limited = _Result("mmap", Health(True))
+    limited.conditions = {"rtt_ms": 5.0, "cpu_limit": 0.5}
+    t = health_table([limited], conditions=True)
+    assert list(t.frame.columns)[:3] == ["variant", "RTT (ms)", "CPU limit"]
+    assert list(t.frame.iloc[0])[1:3] == ["5.00", "0.500"]
 
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))

@@ -418,11 +418,12 @@ def test_sentences_cut_only_between_sentences(parts):
     assert sentences("  \n ".join(parts)) == parts
 
 
-def _published(title, verdict, *, figure=None, conditions=None):
+def _published(title, verdict, *, figure=None, conditions=None, instrument=None):
     from lootlab.report.summary import SUMMARY_MIME, summary_bundle
 
     return summary_bundle(title, [{"step": "s", "p99 ms": 1.0}], verdict=verdict,
-                          figure=figure, conditions=conditions)[SUMMARY_MIME]
+                          figure=figure, conditions=conditions,
+                          instrument=instrument)[SUMMARY_MIME]
 
 
 def _index_page(tmp_path, summaries):
@@ -495,6 +496,26 @@ def test_the_index_states_the_conditions_of_every_run_next_to_its_numbers(tmp_pa
                   "cpu_limit_note": "cgroup not writable"}) == (
         "loopback, CPU limit 1 cores asked, not applied: cgroup not writable")
     assert label(None) == label({}) == "loopback, no CPU limit"
+
+
+def test_the_index_states_how_fine_the_instrument_was_beside_each_notebooks_numbers(tmp_path):
+    """Each summary carries its runs' resolution line; the page says it once per section
+    (the lead's with the answer), and a summary published before it says nothing."""
+    rows = [{"generator_error_p99_us": 23.0, "scheduling": "SCHED_FIFO 1"},
+            {"generator_lag_p99_us": 4_600.0}]
+    story = _published("Story", "Fast.", figure=_figure(), instrument=rows)
+    other = _published("Other", "Slow.", instrument=[{"generator_error_p99_ms": 0.015}])
+    old = _published("Old", "Old verdict.")
+    page = _index_page(tmp_path, [("01-story", story), ("02-other", other), ("03-old", old)])
+    lead = ("Instrument: the load generator&#39;s own send error p99 was 4.6 ms in these runs "
+            "(the worst of 2): latency differences smaller than that are not resolved. "
+            "Senders scheduled SCHED_FIFO 1.")
+    answer = page[page.index("<section class='answer'>"):page.index("<h2>Notebooks</h2>")]
+    assert lead in answer and page.count(lead) == 1
+    evidence = page[page.index("<h2>Summary</h2>"):]
+    assert evidence.index("<h3>Other</h3>") < evidence.index("was 15 µs in this run") \
+        < evidence.index("<h3>Old</h3>")
+    assert page.count("Instrument:") == 2
 
 
 # --- the browser checks themselves, on pages made to fail them --------------------------------

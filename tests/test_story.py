@@ -14,7 +14,8 @@ import pytest
 import lootlab
 from lootlab import loadgen, story
 from lootlab.errors import LootlabError
-from lootlab.report.story import rebuild_rows, rebuild_verdict, summary_rows, verdict
+from lootlab.report.rebuild import rebuild_rows, rebuild_verdict
+from lootlab.report.story import summary_rows, verdict
 
 RATE, DURATION, WARMUP = 200, 3.0, 0.5
 
@@ -100,6 +101,7 @@ def _steps(result, p99s, *, valid=None) -> pd.DataFrame:
     trials["errors"] = 0                            # health depends on the box; set it here
     trials["n"] = 3000                              # enough samples behind every p99
     trials["bottleneck"], trials["p99_lag_bound_ms"] = "none", 0.0   # ditto
+    trials["generator_error_p99_ms"] = 0.0          # ditto: the instrument's error
     trials["upper_bound"] = False                   # an INVALID row here is a late generator
     return story.summarize_steps(trials)
 
@@ -109,10 +111,14 @@ def test_step_row_has_the_columns_the_report_reads(small_result):
     assert row["requests"] == 200 and row["writeup_p99_ms"] == 34.0
     assert row["trial"] == 2 and row["n"] == small_result.samples() > 0
     lo, hi = small_result.latency_ci_us(99)
-    lag = small_result.lag_bound_us(99)     # the generator's lag widens the interval down
-    assert row["p99_lag_bound_ms"] == lag / 1e3
-    assert (row["p99_ci_low_ms"], row["p99_ci_high_ms"]) == (max(0.0, lo - lag) / 1e3,
+    # the latency is corrected for the generator's own lateness: the interval is the
+    # histogram's own, and the generator's error p99 travels beside it as the resolution
+    assert (row["p99_ci_low_ms"], row["p99_ci_high_ms"]) == (max(0.0, lo) / 1e3,
                                                              hi / 1e3) or lo != lo
+    assert row["generator_error_p99_ms"] == pytest.approx(
+        small_result.percentile_us(99, "generator_lag") / 1e3)
+    assert "p99_lag_bound_ms" not in row
+    assert row["saturated"] is bool(getattr(small_result.health, "saturated", False))
     assert row["bottleneck"] == small_result.health.bottleneck
     assert row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"]
     assert row["health"] == "ok" or not row["valid"]
@@ -177,10 +183,14 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
     assert "(it completed 150/s: the CPU limit throttled the client side)" in verdict(steps)
     assert summary_rows(steps)[0]["run"] == "valid; throttled by its CPU limit"
     steps.loc[0, "bottleneck"] = "server"
-    # a generator lag bound over a tenth of the p99 is said beside the figure
+    # an instrument error over a tenth of the p99 is said beside the figure
+    steps["generator_error_p99_ms"] = [0.0, 0.0, 0.0, 0.0, 0.2]
+    assert summary_rows(steps)[-1]["run"] == "valid; instrument error 0.20 ms"
+    assert summary_rows(steps)[1]["run"] == "valid"
+    # rows from before the correction: the lag bound, as they said it
+    steps = steps.drop(columns="generator_error_p99_ms")
     steps["p99_lag_bound_ms"] = [0.0, 0.0, 0.0, 0.0, 0.2]
     assert summary_rows(steps)[-1]["run"] == "valid; generator lag up to 0.20 ms"
-    assert summary_rows(steps)[1]["run"] == "valid"
     assert verdict(steps.iloc[:0]) == "No step was measured."
 
 
@@ -264,3 +274,140 @@ def test_run_steps_replays_every_step_under_the_conditions_asked(small_result, m
         plain.steps.assign(rtt_ms=0.0))
     with pytest.raises(LootlabError, match="cpu_limit must be a positive"):
         story.run_steps(200, 1.0, variants={"a": object}, cpu_limit=0)
+
+
+# --- the corrected latency: valid runs are figures, saturated ones queues ---------------------
+
+class _Fake:
+    """A ``LoadResult``'s face as ``step_row`` reads it: p99 ``p99_ms`` with a 5 % interval,
+    the generator's own send error p99 ``error_us`` (also what the old lag bound returned),
+    and health, saturation and scheduling as the load generator reports them."""
+
+    def __init__(self, p99_ms, error_us=20.0, *, valid=True, saturated=False,
+                 capacity=float("nan"), achieved=200.0, scheduling="SCHED_FIFO 1"):
+        self.p99_us, self.error_us = p99_ms * 1e3, error_us
+        self.requests, self.offered_rate, self.achieved_rate = 3000, 200.0, achieved
+        self.counts, self.server, self.conditions, self.throttle = {"failed": 0}, {}, {}, None
+        self.env = {"scheduling": scheduling}
+        from types import SimpleNamespace
+        self.health = SimpleNamespace(
+            valid=valid, reasons=() if valid else ("saturated: offered 200/s",),
+            bottleneck="none", upper_bound=False, saturated=saturated, capacity_per_s=capacity)
+
+    def latency_us(self, p):
+        return self.p99_us * (p / 99.0) ** 4
+
+    def service_us(self, p):
+        return self.latency_us(p) / 2
+
+    def latency_ci_us(self, p):
+        return 0.95 * self.latency_us(p), 1.05 * self.latency_us(p)
+
+    def lag_bound_us(self, p):
+        return self.error_us
+
+    def percentile_us(self, p, metric="latency"):
+        return self.error_us if metric == "generator_lag" else self.latency_us(p)
+
+    def samples(self):
+        return 3000
+
+    def split_us(self):
+        return {}
+
+
+def _fake_steps(results):
+    trials = pd.DataFrame([story.step_row(name, res) for name, res in
+                           zip(story.STEPS, results)])
+    return story.summarize_steps(trials)
+
+
+def test_when_every_step_is_valid_the_headline_states_a_ratio():
+    """The latency is already corrected for the generator's own lateness, so a valid run's
+    interval is not widened down by it: a fresh step whose generator error is as large as
+    its p99 still stands apart from mmap, and the ratio is named, not "at most"."""
+    steps = _fake_steps([_Fake(40.0, error_us=39_000.0), _Fake(30.0), _Fake(12.0),
+                         _Fake(8.0), _Fake(0.5)])
+    assert list(steps["p99_ci_low_ms"]) == pytest.approx([38.0, 28.5, 11.4, 7.6, 0.475])
+    text = verdict(steps)
+    assert text.startswith("At 200 requests/s, p99 went from 40.0 ms (grpc-tls-fresh) to "
+                           "0.50 ms (mmap), 80.0x lower.")
+    assert "at most" not in text
+    assert list(steps["generator_error_p99_ms"]) == [39.0, 0.02, 0.02, 0.02, 0.02]
+
+
+def test_a_saturated_step_is_named_with_its_rate_never_its_p99():
+    steps = _fake_steps([_Fake(40.0), _Fake(30.0), _Fake(12.0), _Fake(8.0),
+                         _Fake(900.0, valid=False, saturated=True, capacity=83.4,
+                               achieved=70.0)])
+    assert bool(steps["saturated"].iloc[-1]) and steps["capacity_per_s"].iloc[-1] == 83.4
+    assert pd.isna(steps["p99_change_ms"].iloc[-1])
+    text = verdict(steps)
+    assert text.startswith("No ratio between grpc-tls-fresh and mmap is named: mmap "
+                           "(saturated at 83/s: offered 200/s) was saturated")
+    assert "900" not in text and "could not keep" not in text
+    rows = summary_rows(steps)
+    assert rows[-1]["p99 (ms)"] == "saturated at 83/s" and rows[-1]["run"] == "INVALID (saturated)"
+    assert rows[0]["p99 (ms)"] == 40.0            # the queue does not choose the unit
+    from lootlab.plots.story import headline_chart, step_chart
+
+    ax = headline_chart(steps).axes[0]
+    assert len(ax.patches) == 4                   # no bar for the queue
+    assert "saturated at 83/s: a queue, no p99" in [t.get_text() for t in ax.texts]
+    assert ax.get_xlim()[1] < 900.0
+    texts = [t.get_text() for t in step_chart(steps).axes[0].texts]
+    assert "saturated\nat 83/s:\na queue,\nno p99" in texts and "900" not in texts
+    # a saturated step between the ends: the ratio stands, the queue is named apart
+    steps = _fake_steps([_Fake(40.0), _Fake(900.0, valid=False, saturated=True,
+                                            capacity=float("nan"), achieved=150.0),
+                         _Fake(12.0), _Fake(8.0), _Fake(0.5)])
+    text = verdict(steps)
+    assert text.startswith("At 200 requests/s, p99 went from 40.0 ms (grpc-tls-fresh) to "
+                           "0.50 ms (mmap), 80.0x lower.")
+    assert ("Saturated: grpc-tls-resumed (saturated at 150/s: offered 200/s). The offered "
+            "rate was above what that step sustained") in text
+    assert "largest single gain was grpc-tls-pooled" not in text   # not from a queue
+
+
+def test_the_story_page_states_the_instruments_resolution_once():
+    """The page's summary says how fine the load generator was: the largest send error p99
+    of the runs behind it, and how its senders were scheduled."""
+    import html
+
+    from lootlab.report.instrument import resolution_line
+    from lootlab.report.summary import SUMMARY_MIME, summary_bundle
+
+    results = {"grpc-tls-fresh": [_Fake(40.0, 23.0), _Fake(41.0, 12.0)],
+               "mmap": [_Fake(0.5, 9.0, scheduling="nice -20")]}
+    line = ("Instrument: the load generator's own send error p99 was 23 µs in these runs "
+            "(the worst of 3): latency differences smaller than that are not resolved. "
+            "Senders scheduled SCHED_FIFO 1 in 2 runs; nice -20 in 1.")
+    assert resolution_line(results) == line
+    steps = _fake_steps([_Fake(40.0, 23.0), _Fake(0.5, 1_400.0)])
+    assert "send error p99 was 1.4 ms" in resolution_line(steps)
+    bundle = summary_bundle("The story's steps", summary_rows(steps), verdict=verdict(steps),
+                            instrument=results)
+    assert html.unescape(bundle["text/html"]).count(line) == 1
+    assert bundle[SUMMARY_MIME]["instrument"] == line
+    assert resolution_line([]).endswith("was not recorded in these runs.")
+    # the policy is what runs are told apart by, not each run's measured wake-ups
+    one = _Fake(1.0, 30.0, scheduling="SCHED_FIFO 1, sleeping (wake-ups 28 us late at p95)")
+    assert resolution_line([one]).endswith(
+        "was 30 µs in this run: latency differences smaller than that are not resolved. "
+        "Senders scheduled SCHED_FIFO 1, sleeping.")
+
+
+def test_a_tail_is_named_with_what_the_kernel_saw_during_its_runs():
+    """A step whose p99 is a tail (3x its p50 or more) and whose runs saw CPU starvation
+    or TCP timers gets a sentence naming them in the verdict; a step without a tail, or
+    without a cause, gets none."""
+    from lootlab.report.instrument import tail_note
+
+    row = {"step": "grpc-tls-fresh", "p50_ms": 10.0, "p99_ms": 450.0,
+           "tail_causes": "CPU starvation: runnable threads waited for a core 35% of the run"}
+    note = tail_note(row)
+    assert note.startswith("grpc-tls-fresh's tail (p99 450 ms against a p50 of 10 ms)")
+    assert "CPU starvation" in note
+    assert tail_note({**row, "p99_ms": 20.0}) == ""          # no tail
+    assert tail_note({**row, "tail_causes": ""}) == ""       # no cause seen
+    assert tail_note(row, saturated=True) == ""              # a queue, named elsewhere

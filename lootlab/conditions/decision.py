@@ -56,8 +56,49 @@ def _kept_up(row: Mapping[str, Any]) -> bool:
     return math.isnan(offered) or math.isnan(achieved) or achieved >= 0.97 * offered
 
 
+def saturated(row: Mapping[str, Any]) -> bool:
+    """True for a row whose runs offered more than the variant sustains: its latency is a
+    queue's, not the variant's, so no verdict or change rests on its p99."""
+    value = row.get("saturated", False)
+    try:
+        return bool(value) and not (isinstance(value, float) and math.isnan(value))
+    except (TypeError, ValueError):      # pandas' NA: not known, so not saturated
+        return False
+
+
+def saturation_rate(row: Mapping[str, Any]) -> float:
+    """What a saturated row's variant sustained (requests/s): its measured capacity, else
+    (capacity unknown) the rate it achieved."""
+    capacity = _num(row.get("capacity_per_s"))
+    return capacity if math.isfinite(capacity) and capacity > 0 else _num(
+        row.get("achieved_per_s"))
+
+
+def rate_text(per_s: float) -> str:
+    """A rate for people, to two significant figures ("1,200", "83", "8.3"): a capacity is
+    known no better than that."""
+    if not math.isfinite(per_s):
+        return "?"
+    if per_s == 0:
+        return "0"
+    digits = 1 - math.floor(math.log10(abs(per_s)))
+    rounded = round(per_s, digits)
+    return f"{rounded:,.{max(0, digits)}f}"
+
+
+def saturated_at(row: Mapping[str, Any]) -> str:
+    """"saturated at 83/s": where a saturated row's p99 would stand (a chart, a cell)."""
+    return f"saturated at {rate_text(saturation_rate(row))}/s"
+
+
+def saturated_text(row: Mapping[str, Any]) -> str:
+    """"saturated at 83/s: offered 100/s": what a saturated row says instead of a p99."""
+    return f"{saturated_at(row)}: offered {rate_text(_num(row.get('offered_per_s')))}/s"
+
+
 def fit(row: Mapping[str, Any], budget_ms: float) -> tuple[str, str]:
-    """("fits" | "over" | "cannot tell", why) for one variant under one condition.
+    """("fits" | "over" | "cannot tell" | "saturated", why) for one variant under one
+    condition.
 
     The rule: a variant **fits** when the upper end of its p99 band (the 95 % interval of
     the pooled p99, widened to the highest trial) is at or under ``budget_ms``, its runs
@@ -65,7 +106,11 @@ def fit(row: Mapping[str, Any], budget_ms: float) -> tuple[str, str]:
     which then is an upper bound: still a fit) and kept the offered rate; it is **over**
     when the low end of the band is above the budget in valid runs, or it could not keep
     the offered rate (its latency is then a growing queue); otherwise **cannot tell** (the
-    band straddles the budget, too few samples above the p99, or INVALID runs)."""
+    band straddles the budget, too few samples above the p99, or INVALID runs).  A
+    **saturated** row (the offered rate above what the variant sustains) gets no p99
+    verdict at all: its latency is a queue's; why says at what rate it saturated."""
+    if saturated(row):
+        return "saturated", saturated_text(row)
     lo, hi = p99_band(row)
     valid = bool(row.get("valid", False))
     usable = valid or bool(row.get("upper_bound", False))
@@ -85,8 +130,10 @@ def fit(row: Mapping[str, Any], budget_ms: float) -> tuple[str, str]:
 
 def step_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> float:
     """The p99 change (ms, negative: faster) from one step to the next, or NaN when it is
-    not named: either run INVALID, too few samples, or the two p99 bands overlap (the same
-    rule as the story's verdict)."""
+    not named: either side saturated (a queue's p99), either run INVALID, too few samples,
+    or the two p99 bands overlap (the same rule as the story's verdict)."""
+    if saturated(before) or saturated(after):
+        return math.nan
     if not (bool(before.get("valid")) and bool(after.get("valid"))):
         return math.nan
     if not (_enough(before) and _enough(after)):
@@ -120,8 +167,9 @@ def decision_table(rtt_rows: pd.DataFrame | None, cpu_rows: pd.DataFrame | None,
     story buys there (``step_change``: the p99 change from the step before, NaN unless the
     two bands do not overlap).  Columns: ``condition``, ``kind``, ``rtt_ms``, ``cpu_limit``,
     ``budget_ms``, ``fits``, ``over``, ``cannot_tell`` (comma-joined names, "cannot tell"
-    with reasons), ``fit_count``, ``variants``, ``change_<step>_ms`` per step after the
-    first, and ``buys`` (those changes in words)."""
+    with reasons), ``saturated`` (names with "saturated at N/s: offered X/s"),
+    ``fit_count``, ``variants``, ``change_<step>_ms`` per step after the first, and
+    ``buys`` (those changes in words)."""
     if not (budget_ms > 0):
         raise LootlabError(f"budget_ms must be a positive number of ms, not {budget_ms!r}")
     order = _steps()
@@ -138,6 +186,8 @@ def decision_table(rtt_rows: pd.DataFrame | None, cpu_rows: pd.DataFrame | None,
                 "over": ", ".join(n for n, (s, _) in verdicts.items() if s == "over") or "none",
                 "cannot_tell": "; ".join(f"{n} ({why})" for n, (s, why) in verdicts.items()
                                          if s == "cannot tell") or "none",
+                "saturated": "; ".join(f"{n} ({why})" for n, (s, why) in verdicts.items()
+                                       if s == "saturated") or "none",
                 "fit_count": sum(s == "fits" for s, _ in verdicts.values()),
                 "variants": len(verdicts)}
             steps = [s for s in order if s in by]
@@ -145,7 +195,9 @@ def decision_table(rtt_rows: pd.DataFrame | None, cpu_rows: pd.DataFrame | None,
             for a, b in itertools.pairwise(steps):
                 change = step_change(by[a], by[b])
                 row[f"change_{b}_ms"] = change
-                if math.isnan(change):
+                if saturated(by[a]) or saturated(by[b]):
+                    words.append(f"{b}: not named (saturated)")
+                elif math.isnan(change):
                     words.append(f"{b}: not named")
                 else:
                     words.append(f"{b}: {'-' if change < 0 else '+'}{ms_text(abs(change))}")
@@ -165,4 +217,5 @@ def _first(group: pd.DataFrame, col: str) -> float:
     return float(group[col].iloc[0]) if col in group and len(group) else math.nan
 
 
-__all__ = ["decision_table", "fit", "p99_band", "step_change"]
+__all__ = ["decision_table", "fit", "p99_band", "rate_text", "saturated", "saturated_at",
+           "saturated_text", "saturation_rate", "step_change"]

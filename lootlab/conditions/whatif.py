@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import LootlabError
-from .decision import decision_table, fit, p99_band, step_change
+from .decision import decision_table, fit, p99_band, saturated_text, step_change
 
 
 def _steps() -> list[str]:
@@ -44,10 +44,14 @@ def _num(x: Any) -> float:
 
 def pooled_row(results: Sequence[Any]) -> dict[str, Any]:
     """One (variant, condition) from its trials' ``LoadResult``s: p50/p99 of the trials
-    pooled into one histogram with each one's 95 % interval (widened down by the
-    generator's lag bound), the lowest and highest trial's p99, rates, health, and the
-    conditions and throttling counters the results carry (``result.conditions`` /
-    ``result.throttle``; NaN where a result has none)."""
+    pooled into one histogram with each one's 95 % interval, the lowest and highest trial's
+    p99, rates, health, and the conditions and throttling counters the results carry
+    (``result.conditions`` / ``result.throttle``; NaN where a result has none).
+
+    ``saturated`` (any trial offered more than the variant sustains: the row's latency is a
+    queue's), ``capacity_per_s`` (the smallest capacity a trial measured, NaN unknown),
+    ``generator_error_p99_ms`` (the largest trial's own send error p99: the instrument's
+    resolution) and ``scheduling`` (how the senders were scheduled) travel with it."""
     from ..loadgen.pooling import pooled
 
     if not results:
@@ -82,6 +86,7 @@ def pooled_row(results: Sequence[Any]) -> dict[str, Any]:
         row[f"{key}_ci_low_ms"] = pool[f"{key}_ci_low_us"] / 1e3
         row[f"{key}_ci_high_ms"] = pool[f"{key}_ci_high_us"] / 1e3
         row[f"{key}_enough"] = bool(pool[f"{key}_enough"])
+    row.update(_instrument(results))
     throttles = [getattr(r, "throttle", None) for r in results]
     if all(t for t in throttles):
         for key in ("periods", "throttled_periods", "throttled_ms"):
@@ -92,6 +97,19 @@ def pooled_row(results: Sequence[Any]) -> dict[str, Any]:
         row.update(periods=math.nan, throttled_periods=math.nan, throttled_ms=math.nan,
                    throttled_share=math.nan)
     return row
+
+
+def _instrument(results: Sequence[Any]) -> dict[str, Any]:
+    """Saturation and the generator's resolution over a row's trials (see ``pooled_row``)."""
+    from ..story import generator_error_us, saturation, scheduling
+
+    sat = [saturation(r) for r in results]
+    capacities = [c for _, c in sat if math.isfinite(c)]
+    errors = [e for e in map(generator_error_us, results) if math.isfinite(e)]
+    return {"saturated": any(s for s, _ in sat),
+            "capacity_per_s": min(capacities) if capacities else math.nan,
+            "generator_error_p99_ms": max(errors) / 1e3 if errors else math.nan,
+            "scheduling": "; ".join(dict.fromkeys(t for t in map(scheduling, results) if t))}
 
 
 def _remote(variant: str) -> bool:
@@ -267,4 +285,4 @@ def cpu_sweep(variants: Iterable[str] | None = None,
 
 
 __all__ = ["PAINT_BUDGET_MS", "TARGET_CUT_MS", "cpu_limit_unavailable", "cpu_sweep", "decision_table", "fit",
-           "p99_band", "pooled_row", "rtt_sweep", "step_change"]
+           "p99_band", "pooled_row", "rtt_sweep", "saturated_text", "step_change"]

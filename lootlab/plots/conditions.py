@@ -6,6 +6,9 @@ Rendering only: the rows of ``lootlab.conditions.whatif.rtt_sweep`` / ``cpu_swee
 matplotlib ``Figure`` out, built without pyplot.  Variants keep their colours
 (``colors``), latency is in the unit that fits (``units``).  A point whose runs were
 INVALID is drawn hollow, and one measured once (a local variant crosses no network) dashed.
+A saturated point (the offered rate above what the variant sustains there) has no p99: its
+latency is a queue's, so it is drawn as a hollow triangle at the top edge, labelled with the
+rate it saturated at, and its queue never stretches the latency axis.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
+
+from ..conditions.decision import saturated_at
 
 from .axes import fit_titles, legend_outside, plain_log
 from .colors import variant_colors
@@ -23,6 +29,18 @@ from .units import TimeUnit, pick_unit
 
 #: The write-up's paint budget: players complained past it.
 PAINT_BUDGET_MS = 120.0
+
+
+def _saturated(g: pd.DataFrame) -> np.ndarray:
+    """Which rows were saturated (their p99 a queue's; rows without the column: none)."""
+    if "saturated" not in g:
+        return np.zeros(len(g), bool)
+    return g["saturated"].fillna(False).to_numpy(bool)
+
+
+def _measured(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose p99 is the variant's: what the latency axis is fitted to."""
+    return rows[~_saturated(rows)]
 
 
 def _band(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,12 +67,16 @@ def _references(ax, unit: TimeUnit, budget_ms: float | None,
 
 
 def _series(ax, rows: pd.DataFrame, x: str, unit: TimeUnit) -> None:
-    """One line per variant: p99 with its band as error bars; INVALID points hollow."""
+    """One line per variant: p99 with its band as error bars; INVALID points hollow; a
+    saturated point leaves a gap in its line and is marked at the top edge instead."""
     colors = variant_colors([str(v) for v in rows["variant"]])
+    stacked: dict[float, int] = {}
     for name, g in rows.groupby("variant", sort=False):
         g = g.sort_values(x)
         xs = g[x].to_numpy(float)
         p99, lo, hi = _band(g)
+        sat = _saturated(g)
+        p99, lo, hi = (np.where(sat, np.nan, a) for a in (p99, lo, hi))
         v, vlo, vhi = (unit.scale(a, "ms") for a in (p99, lo, hi))
         color = colors[str(name)]
         once = bool(g["measured_once"].any()) if "measured_once" in g else False
@@ -68,6 +90,21 @@ def _series(ax, rows: pd.DataFrame, x: str, unit: TimeUnit) -> None:
         ax.scatter(xs[valid], v[valid], color=color, s=22, zorder=3)
         ax.scatter(xs[~valid], v[~valid], facecolor="white", edgecolor=color, s=30,
                    zorder=3, lw=1.4)
+        for (_, r), at in zip(g[sat].iterrows(), xs[sat]):
+            k = stacked.get(float(at), 0)
+            stacked[float(at)] = k + 1
+            words = f"{name} {saturated_at(r)}"
+            _saturated_mark(ax, float(at), color, words, k)
+
+
+def _saturated_mark(ax, x: float, color: str, text: str, k: int) -> None:
+    """A hollow triangle at the top edge above ``x`` and its words under it (the ``k``-th
+    at that x stacked below the ones before), in place of a queue's p99."""
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    ax.scatter([x], [1.0], transform=top, marker="^", facecolor="white", edgecolor=color,
+               s=46, lw=1.4, zorder=4, clip_on=False)
+    ax.annotate(text, (x, 1.0), xycoords=top, xytext=(-7, -3 - 10 * k),
+                textcoords="offset points", ha="right", va="top", fontsize=7, color=color)
 
 
 def _legend_extra(ax, rows: pd.DataFrame) -> None:
@@ -76,6 +113,10 @@ def _legend_extra(ax, rows: pd.DataFrame) -> None:
         handles.append(Line2D([], [], marker="o", ls="none", markerfacecolor="white",
                               markeredgecolor="#444"))
         labels.append("hollow: INVALID run (see health)")
+    if _saturated(rows).any():
+        handles.append(Line2D([], [], marker="^", ls="none", markerfacecolor="white",
+                              markeredgecolor="#444"))
+        labels.append("triangle at the top: saturated (a queue, no p99)")
     handles.append(Line2D([], [], color="#444", marker="|", ls="none", markersize=9))
     labels.append("bars: 95 % interval and trial spread")
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
@@ -99,9 +140,10 @@ def rtt_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
     _need(rows, ("variant", "rtt_ms", "p99_ms"), "rtt_chart")
     fig = Figure(figsize=(10, 4.8), layout="constrained")
     ax = fig.subplots()
-    _, lo, hi = _band(rows)
+    measured = _measured(rows)
+    _, lo, hi = _band(measured)
     refs = [r for r in (budget_ms, paint_budget_ms) if r]
-    unit = pick_unit(rows["p99_ms"], lo, hi, refs, source="ms", log=True)
+    unit = pick_unit(measured["p99_ms"], lo, hi, refs, source="ms", log=True)
     _series(ax, rows, "rtt_ms", unit)
     _references(ax, unit, budget_ms, paint_budget_ms)
     ax.set_yscale("log")
@@ -137,9 +179,10 @@ def cpu_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
     rows["x"] = limits.fillna(free)
     fig = Figure(figsize=(10, 6.4), layout="constrained")
     ax, tx = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
-    _, lo, hi = _band(rows)
+    measured = _measured(rows)
+    _, lo, hi = _band(measured)
     refs = [r for r in (budget_ms, paint_budget_ms) if r]
-    unit = pick_unit(rows["p99_ms"], lo, hi, refs, source="ms", log=True)
+    unit = pick_unit(measured["p99_ms"], lo, hi, refs, source="ms", log=True)
     _series(ax, rows, "x", unit)
     _references(ax, unit, budget_ms, paint_budget_ms)
     ax.set_yscale("log")

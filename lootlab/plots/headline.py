@@ -5,7 +5,9 @@ re-exports it as ``headline_chart``.
 Each bar is a step's p99 in its variant's colour (``colors``); the error bar spans the
 band ``lootlab.report.story.band`` uses (the lowest of trial low and interval low to the
 highest of trial high and interval high); an INVALID step is hatched and says so; a p99
-resting on fewer than 10 samples above it is drawn hollow, with a note under the chart.
+resting on fewer than 10 samples above it is drawn hollow, with a note under the chart.  A
+saturated step (the rate above what it sustains) has no bar: its latency is a queue's, so
+its row says "saturated at N/s" and its queue never stretches the axis.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.transforms import blended_transform_factory
+
+from ..conditions.decision import saturated_at
 
 from .axes import category_labels, fit_titles, plain_log
 from .colors import variant_colors
@@ -49,6 +54,13 @@ def few_samples(steps: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(n, nan=np.inf) * 0.01 < MIN_ABOVE
 
 
+def saturated(steps: pd.DataFrame) -> np.ndarray:
+    """Steps whose runs were saturated (rows without the column: none)."""
+    if "saturated" not in steps:
+        return np.zeros(len(steps), bool)
+    return steps["saturated"].fillna(False).to_numpy(bool)
+
+
 def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     """The story at a glance (about 7 x 3 in): one horizontal bar per step, first on top,
     its p99 on a log axis in the unit that fits, the band as an error bar, the value
@@ -59,8 +71,9 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
         if col not in steps:
             raise ValueError(f"headline_chart: the steps frame has no {col!r} column")
     names = [str(s) for s in steps["step"]]
-    p99 = steps["p99_ms"].to_numpy(float)
-    lo, hi = p99_band(steps)
+    queued = saturated(steps)
+    p99 = np.where(queued, np.nan, steps["p99_ms"].to_numpy(float))
+    lo, hi = (np.where(queued, np.nan, a) for a in p99_band(steps))
     unit = pick_unit(p99, lo, hi, source="ms", log=True)
     valid = steps["valid"].to_numpy(bool) if "valid" in steps else np.ones(len(steps), bool)
     thin = few_samples(steps)
@@ -71,6 +84,8 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     v, vlo, vhi = (unit.scale(a, "ms") for a in (p99, lo, hi))
     for i, name in enumerate(names):
         color = colors[name]
+        if queued[i]:
+            continue
         face = "white" if thin[i] else color if valid[i] else to_rgba(color, 0.3)
         ax.barh(y[i], v[i], 0.62, color=face, edgecolor=color, lw=1.6,
                 hatch=None if valid[i] else "///")
@@ -78,6 +93,8 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     ok = np.isfinite(err).all(axis=0)
     ax.errorbar(v[ok], y[ok], xerr=err[:, ok], fmt="none", ecolor="#222", capsize=3, lw=1)
     for i in range(len(steps)):
+        if queued[i]:
+            continue
         text = plain_number(v[i]) + ("" if valid[i] else "  INVALID run")
         ax.annotate(text, (np.nanmax([vhi[i], v[i]]), y[i]), xytext=(5, 0),
                     textcoords="offset points", va="center", fontsize=8,
@@ -90,6 +107,10 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     if len(finite):   # room on the right for the values
         ax.set_xlim(finite.min() / 2, finite.max() * 10 ** (0.2 * max(1.0, np.log10(
             finite.max() / finite.min())) + 0.25))
+    edge = blended_transform_factory(ax.transAxes, ax.transData)
+    for i in np.flatnonzero(queued):
+        ax.text(0.01, y[i], f"{saturated_at(steps.iloc[i])}: a queue, no p99", transform=edge,
+                va="center", fontsize=8, color="#b00020", fontweight="bold")
     ax.set_yticks(y, category_labels(names, 2.0))   # a long name wraps at its hyphens
     ax.invert_yaxis()
     for label, name in zip(ax.get_yticklabels(), names):
@@ -114,4 +135,4 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     return fig
 
 
-__all__ = ["few_samples", "headline_chart", "p99_band"]
+__all__ = ["few_samples", "headline_chart", "p99_band", "saturated"]

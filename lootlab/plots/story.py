@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.transforms import blended_transform_factory
 
+from ..conditions.decision import saturated_at
 from .axes import category_labels, fit_titles, integer_ticks, plain_log
 from .colors import variant_colors
-from .headline import headline_chart
+from .headline import headline_chart, saturated
 from .units import pick_unit, plain_number
 
 
@@ -27,6 +29,12 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     spanning min..max of the trials), with the write-up's p99 figures as hollow markers
     where a step has one.  Bottom: the p99 change each step made (a waterfall: green bars
     are gains).  One row each, so every step's name has the full width."""
+    queued = saturated(steps)
+    said = {i: saturated_at(steps.iloc[i]).replace(" at", "\nat") + ":\na queue,\nno p99"
+            for i in np.flatnonzero(queued)}
+    if queued.any():        # a queue's latency is no step's: no bar, no change drawn from it
+        steps = steps.copy()
+        steps.loc[queued, [c for c in steps if c.startswith(("p50_ms", "p99_ms"))]] = np.nan
     fig = Figure(figsize=(10, 7.2), layout="constrained")
     ax, wf = fig.subplots(2, 1, height_ratios=[3, 2])
     x = np.arange(len(steps))
@@ -53,8 +61,13 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     valid = steps["valid"].to_numpy(dtype=bool)
     p99_err = spread_err(steps, "p99_ms")
     tops = steps["p99_ms"].to_numpy(float) + (0 if p99_err is None else p99_err[1])
+    for i, text in said.items():
+        ax.text(i, 0.03, text, transform=blended_transform_factory(ax.transData, ax.transAxes),
+                ha="center", va="bottom", fontsize=7, color="#b00020", fontweight="bold")
     for i, p99 in enumerate(steps["p99_ms"]):      # the value (above its error bar), and
         # INVALID in the same text, so the two never print over each other
+        if queued[i]:
+            continue
         ax.annotate(plain_number(p99 * scale) + ("" if valid[i] else "\nINVALID run"),
                     (i + w / 2, tops[i] * scale), xytext=(0, 3), textcoords="offset points",
                     ha="center", va="bottom", fontsize=8,
@@ -96,6 +109,8 @@ def _waterfall(wf, p99: np.ndarray, x: np.ndarray, names: list[str], unit: str) 
     wf.step(np.append(x, x[-1] + 1) - 0.5 if len(x) else x,
             np.append(p99, p99[-1]) if len(p99) else p99, where="post", color="#444", lw=0.8)
     for i in range(1, len(p99)):
+        if np.isnan(change[i]):       # a saturated step on either side: no change named
+            continue
         sign = "+" if change[i] > 0 else "-" if change[i] < 0 else ""
         wf.annotate(sign + plain_number(abs(change[i])), (i, bottoms[i] + heights[i]),
                     ha="center", va="bottom", fontsize=8)

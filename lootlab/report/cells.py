@@ -48,7 +48,8 @@ KNOWN: dict[str, tuple[str, str]] = {
 # Words inside a snake_case name, as a reader says them.
 WORDS = {"p999": "p99.9", "ci": "95 % CI", "per": "per", "kop": "1,000 ops", "op": "op",
          "pss": "PSS", "rss": "RSS", "gen0": "gen 0", "gen1": "gen 1", "gen2": "gen 2",
-         "cpu": "CPU", "dpss": "Δ PSS", "drssanon": "Δ RssAnon", "drssfile": "Δ RssFile",
+         "cpu": "CPU", "rtt": "RTT",
+         "dpss": "Δ PSS", "drssanon": "Δ RssAnon", "drssfile": "Δ RssFile",
          "minflt": "minor faults", "majflt": "major faults", "lo": "lowest trial",
          "hi": "highest trial", "map": "mapping"}
 _TIME = re.compile(r"^(?P<base>.+?)_(?P<unit>us|ms|s)(?P<rest>(_[a-z]+)*)$")

@@ -58,6 +58,7 @@ def _summary_view(summary: dict, *, title: str = "", name: str = "",
     columns = [str(c) for c in summary.get("columns") or []]
     return {"title": summary.get("title") or title, "verdict": summary.get("verdict") or "",
             "conditions": conditions_of(summary),
+            "instrument": str(summary.get("instrument") or ""),
             "name": name, "href": href, "figure": _figure_view(summary), "columns": columns,
             "rows": [[_cell(row.get(c)) for c in summary.get("columns") or []]
                      for row in summary.get("rows", [])]}
@@ -99,9 +100,10 @@ def lead(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     s = summaries[i]
     said = sentences(s["verdict"])
     answer = {"title": s["title"], "name": s["name"], "href": s["href"], "figure": s["figure"],
-              "verdict": " ".join(said[:LEAD_SENTENCES]), "conditions": s.get("conditions", "")}
+              "verdict": " ".join(said[:LEAD_SENTENCES]), "conditions": s.get("conditions", ""),
+              "instrument": s.get("instrument", "")}
     summaries[i] = {**s, "figure": None, "verdict": "", "more": said[LEAD_SENTENCES:],
-                    "lead": True}
+                    "lead": True, "instrument": ""}     # said once, with the answer
     return answer
 
 

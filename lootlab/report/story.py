@@ -2,8 +2,8 @@
 show, said in plain prose and laid out as rows for ``publish_summary``.
 
 Pure functions of the data the experiments return (the steps DataFrame of
-``story.run_steps``, the ``RebuildRun`` list of ``story.rebuild_under_load``): nothing here
-measures, and nothing in ``lootlab.story`` writes prose.
+``story.run_steps``, a sweep's rows at one rate): nothing here measures, and nothing in
+``lootlab.story`` writes prose.  The rebuild runs' words are ``lootlab.report.rebuild``'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..conditions.decision import saturated, saturated_at, saturated_text
 from .format import number, round_sig, time_unit
+from .instrument import tail_note
 
 
 def _fmt_ms(ms: float) -> str:
@@ -80,6 +82,8 @@ def _trials(s: pd.Series) -> int:
 
 def _not_valid(s: pd.Series) -> str:
     """"name (k of R trials INVALID: what to do)" for a step with an invalid run."""
+    if saturated(s):
+        return f"{_queue(s)[:-1]}: lower the rate)"
     k, r = int(s.get("invalid_trials", 1)), _trials(s)
     what = ("lower the rate" if s["achieved_per_s"] < 0.97 * s["offered_per_s"]
             else "rerun on a quieter machine")
@@ -92,7 +96,18 @@ def bounded(s: Any) -> bool:
     return not s["valid"] and bool(s.get("upper_bound", False))
 
 
+def _queue(s: Any) -> str:
+    """"mmap (saturated at 83/s: offered 100/s)": a saturated step, named without a p99."""
+    return f"{s['step']} ({saturated_text(s)})"
+
+
 def _headline(first: pd.Series, last: pd.Series, rate: float) -> str:
+    queues = [s for s in (first, last) if saturated(s)]
+    if queues:
+        were, its = ("was", "its") if len(queues) == 1 else ("were", "their")
+        return (f"No ratio between {first['step']} and {last['step']} is named: "
+                f"{' and '.join(_queue(s) for s in queues)} {were} saturated, so {its} "
+                f"latency is a queue's, not the variant's; lower the rate to measure it.")
     bad = [s for s in (first, last) if not s["valid"]]
     # a faster last step whose figure is only an upper bound still bounds the ratio
     as_bound = bad == [last] and bounded(last) and last["p99_ms"] < first["p99_ms"]
@@ -158,7 +173,9 @@ def verdict(steps: pd.DataFrame) -> str:
 
     A ratio or a gain is named only between steps whose runs were all valid and whose
     bands (min..max of trials, widened by each trial's 95 % interval) do not overlap;
-    otherwise the sentence says which runs were not valid and what to do."""
+    otherwise the sentence says which runs were not valid and what to do.  A saturated step
+    (the rate above what it sustains) is named with the rate it saturated at, never with
+    its p99."""
     if steps.empty:
         return "No step was measured."
     steps = steps.reset_index(drop=True)
@@ -167,7 +184,7 @@ def verdict(steps: pd.DataFrame) -> str:
     parts = [_headline(first, last, first["offered_per_s"])]
     pairs = [(steps.iloc[i - 1], steps.iloc[i]) for i in range(1, len(steps))]
     called = [(a, b) for a, b in pairs if a["valid"] and b["valid"] and separated(a, b)
-              and not (few_samples(a) or few_samples(b))]
+              and not (few_samples(a) or few_samples(b) or saturated(a) or saturated(b))]
     gains = [(a["p99_ms"] - b["p99_ms"], b) for a, b in called if b["p99_ms"] < a["p99_ms"]]
     if gains:
         gain, best = max(gains, key=lambda g: g[0])
@@ -181,14 +198,22 @@ def verdict(steps: pd.DataFrame) -> str:
         parts.append(f"p99 got worse at: {', '.join(worse)}.")
     if "mmap" in by.index and "grpc-tls-packed" in by.index:
         remote, local = by.loc["grpc-tls-packed"], by.loc["mmap"]
-        if (remote["valid"] and local["valid"] and local["p50_ms"] < remote["p50_ms"]
+        if (remote["valid"] and local["valid"] and not (saturated(remote) or saturated(local))
+                and local["p50_ms"] < remote["p50_ms"]
                 and separated(remote, local, "p50_ms")):
             parts.append(f"Even the best remote client pays "
                          f"{_fmt_ms(remote['p50_ms'] - local['p50_ms'])} more at the median "
                          f"than reading the mapped file.")
-    behind = steps[steps["achieved_per_s"] < 0.97 * steps["offered_per_s"]]
+    queued = steps.apply(saturated, axis=1).astype(bool)
+    inner = [s for _, s in steps.iloc[1:-1][queued.iloc[1:-1]].iterrows()]  # the ends: above
+    if inner:
+        parts.append(f"Saturated: {', '.join(_queue(s) for s in inner)}. The offered rate "
+                     f"was above what {'that step' if len(inner) == 1 else 'those steps'} "
+                     f"sustained, so the latency measured is a queue's, not the variant's, "
+                     f"and no figure or gain is drawn from it; lower the rate to measure it.")
+    behind = steps[(steps["achieved_per_s"] < 0.97 * steps["offered_per_s"]) & ~queued]
     parts.extend(_behind(s) for _, s in behind.iterrows())
-    invalid = steps[~steps["valid"].astype(bool)]
+    invalid = steps[~steps["valid"].astype(bool) & ~queued]
     lagged = [s for _, s in invalid.iterrows() if bounded(s)]
     late = [s for _, s in invalid.iterrows() if not bounded(s)]
     if late:
@@ -205,6 +230,7 @@ def verdict(steps: pd.DataFrame) -> str:
     if int(steps.get("trials", pd.Series([1])).max()) <= 1:
         parts.append("Each step ran once: a single trial has no spread between trials, so "
                      "run more trials before trusting a small difference.")
+    parts.extend(t for t in (tail_note(s, saturated(s)) for _, s in steps.iterrows()) if t)
     split = largest_parts(steps)
     if split:
         parts.append(split)
@@ -241,9 +267,12 @@ def largest_parts(steps: pd.DataFrame) -> str:
 
 
 def run_cell(s: Any) -> str:
-    """"valid", or "INVALID (k of R trials)" for a row with invalid trials; a valid row
-    whose generator lag bound is over a tenth of its p99 says so, and a saturated side is
-    named ("valid; server saturated")."""
+    """"valid", or "INVALID (k of R trials)" for a row with invalid trials ("INVALID
+    (saturated)" for a saturated one); a valid row whose instrument error (the generator's
+    own send error p99; the lag bound in runs from before it) is over a tenth of its p99
+    says so, and a saturated side is named ("valid; server saturated")."""
+    if saturated(s):
+        return "INVALID (saturated)"
     if not s["valid"]:
         r = int(s.get("trials", 1))
         return ("INVALID (see health)" if r <= 1
@@ -251,8 +280,11 @@ def run_cell(s: Any) -> str:
     words = {"machine": "machine busy", "cpu-limit": "throttled by its CPU limit"}
     notes = [words.get(b, f"{b} saturated")
              for b in str(s.get("bottleneck", "none")).split("; ") if b in _SIDES]
-    lag, p99 = _num(s.get("p99_lag_bound_ms")), _num(s.get("p99_ms"))
-    if lag > 0.1 * p99:
+    error, lag, p99 = (_num(s.get(c)) for c in ("generator_error_p99_ms",
+                                                   "p99_lag_bound_ms", "p99_ms"))
+    if error > 0.1 * p99:
+        notes.append(f"instrument error {_fmt_ms(error)}")
+    elif math.isnan(error) and lag > 0.1 * p99:     # a run from before the correction
         notes.append(f"generator lag up to {_fmt_ms(lag)}")
     return "; ".join(["valid", *notes])
 
@@ -260,9 +292,11 @@ def run_cell(s: Any) -> str:
 def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
     """The step chart's numbers as rows for ``lootlab.report.publish_summary``: the pooled
     (or median) figure [lowest–highest trial] in the unit that fits the column, the samples
-    behind it, valid or how many INVALID, and a saturated side or a large generator lag
-    bound where there was one."""
-    units = {col: _unit(steps[col]) if col in steps else ("ms", 1.0)
+    behind it, valid or how many INVALID, and a saturated side or a coarse instrument where
+    there was one.  A saturated step shows "saturated at N/s" instead of its percentiles
+    (a queue's, not the variant's), and its queue does not choose the unit."""
+    kept = steps[~steps.apply(saturated, axis=1).astype(bool)] if len(steps) else steps
+    units = {col: _unit(kept[col]) if col in kept else ("ms", 1.0)
              for col in ("p50_ms", "p99_ms")}
     rows = []
     for _, s in steps.iterrows():
@@ -271,9 +305,10 @@ def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
         cells = {}
         for name, col, p in (("p50", "p50_ms", 50.0), ("p99", "p99_ms", 99.0)):
             unit, k = units[col]
-            cells[f"{name} ({unit})"] = spread_cell(
-                s[col] * k, _num(s.get(f"{col}_lo", s[col])) * k,
-                _num(s.get(f"{col}_hi", s[col])) * k, r, n=None if math.isnan(n) else n, p=p)
+            cells[f"{name} ({unit})"] = saturated_at(s) if saturated(s) \
+                else spread_cell(s[col] * k, _num(s.get(f"{col}_lo", s[col])) * k,
+                                 _num(s.get(f"{col}_hi", s[col])) * k, r,
+                                 n=None if math.isnan(n) else n, p=p)
         rows.append({"step": s["step"], **cells, "trials": r,
                      "samples": int(s["n"]) if not math.isnan(n) else int(s["requests"]),
                      "achieved (req/s)": round_sig(s["achieved_per_s"]),
@@ -287,46 +322,6 @@ def _cores(x: Any) -> Any:
     """A server's CPU in cores to two places, or None (a local step has no server)."""
     v = _num(x)
     return None if math.isnan(v) else round(v, 2)
-
-
-def rebuild_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
-    """Each rebuild-under-load run as a report row: the figures a reader compares, named as
-    the step table names them (in the time unit that fits each column); the health reasons
-    stay in the notebook (a table cell is no place for a paragraph), the row says whether
-    the run was valid."""
-    summaries = [r.summary() for r in runs]
-    units = {c: _unit([s[c] for s in summaries]) for c in ("p50_ms", "p99_ms", "max_ms")}
-
-    def ms(s: dict[str, Any], col: str) -> tuple[str, Any]:
-        unit, k = units[col]
-        return f"{col[:-3]} ({unit})", round_sig(float(s[col]) * k)
-    rows = []
-    for s in summaries:
-        rows.append({"source": s["source"], "rate (req/s)": round_sig(s["rate"]),
-                     "achieved (req/s)": round_sig(s["achieved_per_s"]),
-                     "requests": s["requests"], "errors": s["errors"],
-                     **dict(ms(s, c) for c in ("p50_ms", "p99_ms", "max_ms")),
-                     "swaps": s["swaps"], "generations seen": s["generations_seen"],
-                     "run": "valid" if s.get("valid", True) else "INVALID (see health)"})
-    return rows
-
-
-def rebuild_verdict(runs: Iterable[Any]) -> str:
-    """What the rebuild runs show: zero reader errors across the swaps (the claim), or how
-    many errors there were; a run whose load generator fell behind is named, since its
-    latencies then describe the generator as much as the readers."""
-    summaries = [r.summary() for r in runs]
-    errors = sum(s["errors"] for s in summaries)
-    if errors == 0:
-        text = f"zero reader errors across {sum(s['swaps'] for s in summaries)} swaps"
-    else:
-        text = f"{errors} reader errors: see the timeline"
-    invalid = [s["source"] for s in summaries if not s.get("valid", True)]
-    if invalid:
-        text += (f"; the load generator could not keep the schedule for the "
-                 f"{', '.join(invalid)} run{'s' if len(invalid) > 1 else ''} (see health): "
-                 f"rerun on a quieter machine before reading its latencies")
-    return text
 
 
 def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None

@@ -54,15 +54,18 @@ def figure_uri(figure: dict[str, Any]) -> str:
 
 
 def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
-                   figure: Any = None, conditions: Any = None) -> dict:
+                   figure: Any = None, conditions: Any = None, instrument: Any = None) -> dict:
     """The display bundle: ``text/html`` for readers, ``SUMMARY_MIME`` for the index page.
 
     ``figure`` (a matplotlib Figure) is shown above the table and travels in the payload, so
     the index can lead with it; ``conditions`` (see ``lootlab.report.conditions.label``)
-    is said under the title and beside the numbers on the index page."""
+    is said under the title and beside the numbers on the index page; ``instrument`` (the
+    runs or rows behind the numbers, or a line of words) says how fine the load generator
+    was in them (``lootlab.report.instrument.resolution_line``), on both pages too."""
     from .conditions import label
 
     said = label(conditions)
+    fine = instrument_words(instrument)
     rows = [{str(k): _jsonable(v) for k, v in row.items()} for row in rows]
     columns: list[str] = []
     for row in rows:
@@ -75,16 +78,27 @@ def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
     # the readers' table goes through the one formatting module (units, badges, no index)
     formatted = Markup(people_table(rows).html) if rows else None
     table = render("summary.html.j2", title=title, columns=columns, verdict=verdict,
-                   conditions=said,
+                   conditions=said, instrument=fine,
                    rows=[[_fmt(row.get(c)) for c in columns] for row in rows],
                    figure=picture and {**picture, "uri": figure_uri(picture)},
                    formatted=formatted)
     payload = {"title": title, "columns": columns, "rows": rows, "verdict": verdict,
-               "conditions": said}
+               "conditions": said, "instrument": fine}
     if picture is not None:
         payload["figure"] = picture
     return {"text/html": table, SUMMARY_MIME: json.loads(json.dumps(payload, default=str)),
             "text/plain": f"{title}: {len(rows)} row(s)"}
+
+
+def instrument_words(instrument: Any) -> str:
+    """The instrument line for ``instrument``: text as it is, "" for None (a page that
+    draws no latency), else the resolution of the runs or rows given."""
+    if instrument is None:
+        return ""
+    if isinstance(instrument, str):
+        return instrument.strip()
+    from .instrument import resolution_line
+    return resolution_line(instrument)
 
 
 def _fmt(value: Any) -> str:
@@ -96,15 +110,16 @@ def _fmt(value: Any) -> str:
 
 
 def publish_summary(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
-                    figure: Any = None, conditions: Any = None) -> None:
+                    figure: Any = None, conditions: Any = None, instrument: Any = None) -> None:
     """Show the headline table (and ``figure``, a matplotlib Figure, above it) in the
     notebook and mark them for the report's index page.  ``conditions``: what the numbers
     were measured under (a ``LoadResult.conditions`` mapping, or words); None is "loopback,
-    no CPU limit"."""
+    no CPU limit".  ``instrument``: the ``LoadResult``s (or rows) behind the numbers, so the
+    page says how fine the load generator was in them (once, under the conditions)."""
     from IPython.display import display
 
     display(summary_bundle(title, rows, verdict=verdict, figure=figure,
-                           conditions=conditions), raw=True)
+                           conditions=conditions, instrument=instrument), raw=True)
 
 
 def read_summary(notebook: Any) -> dict | None:

@@ -17,12 +17,23 @@ from ..conditions.decision import ms_text
 
 #: The decision table's columns as a reader sees them (``lootlab.report.format.table``).
 LABELS = {"condition": "condition", "fits": "fits the budget", "over": "over the budget",
-          "cannot_tell": "cannot tell (why)", "buys": "p99 change bought by each step"}
+          "cannot_tell": "cannot tell (why)",
+          "saturated": "saturated (a queue, not the variant: no p99)",
+          "buys": "p99 change bought by each step"}
 
 
 def _names(cell: Any) -> list[str]:
     text = str(cell or "")
     return [] if text in ("", "none") else [n.strip() for n in text.split(",")]
+
+
+def _noted(cell: Any) -> list[str]:
+    """The names in a "name (why); name (why)" cell ("cannot tell", "saturated")."""
+    return [n.split(" (")[0] for n in str(cell or "none").split("; ") if n not in ("", "none")]
+
+
+def _saturated(t: pd.Series) -> str:
+    return str(t.get("saturated", "none") or "none")
 
 
 def summary_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -34,9 +45,8 @@ def summary_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
                      "budget (ms)": float(t["budget_ms"]),
                      "fit": f"{int(t['fit_count'])} of {int(t['variants'])}",
                      "fits the budget": t["fits"], "over the budget": t["over"],
-                     "cannot tell": ", ".join(n.split(" (")[0] for n in
-                                              str(t["cannot_tell"]).split("; ")
-                                              if n != "none") or "none"})
+                     "cannot tell": ", ".join(_noted(t["cannot_tell"])) or "none",
+                     "saturated": _saturated(t)})
     return rows
 
 
@@ -65,7 +75,10 @@ def verdict(table: pd.DataFrame, budget_ms: float) -> str:
             over = set(_names(t["over"]))
             for name in sorted(fitted & over):
                 stops.append(f"{name} from {t['condition']}")
-            fitted -= over
+            queued = set(_noted(_saturated(t)))
+            for name in sorted(fitted & queued):
+                stops.append(f"{name} from {t['condition']} (saturated there)")
+            fitted -= over | queued
         if stops:
             parts.append("Measured over the budget as the round trip grows: "
                          + ", ".join(stops) + ".")
@@ -82,6 +95,11 @@ def verdict(table: pd.DataFrame, budget_ms: float) -> str:
             tight = limited.sort_values("cpu_limit").iloc[0]
             parts.append(f"Under the tightest CPU limit ({tight['condition']}) "
                          f"{_fit_words(tight)}.")
+    queues = [f"{t['condition']}: {q}" for _, t in table.iterrows()
+              for q in _saturated(t).split("; ") if q != "none"]
+    if queues:
+        parts.append("Saturated (the offered rate above what the variant sustains there, so "
+                     "its latency is a queue's and no p99 is shown): " + "; ".join(queues) + ".")
     unsure = int(sum(len([n for n in str(c).split("; ") if n != "none"])
                      for c in table["cannot_tell"]))
     if unsure:

@@ -1,0 +1,54 @@
+"""The rebuild-under-load notebook's words and report rows (notebook 05): pure functions of
+the ``RebuildRun`` list ``lootlab.story.rebuild_under_load`` returns; nothing here measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .format import round_sig, time_unit
+
+
+def rebuild_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
+    """Each rebuild-under-load run as a report row: the figures a reader compares, named as
+    the step table names them (in the time unit that fits each column); the health reasons
+    stay in the notebook (a table cell is no place for a paragraph), the row says whether
+    the run was valid."""
+    summaries = [r.summary() for r in runs]
+    units = {c: time_unit([s[c] for s in summaries], "ms")
+             for c in ("p50_ms", "p99_ms", "max_ms")}
+
+    def ms(s: dict[str, Any], col: str) -> tuple[str, Any]:
+        unit, k = units[col]
+        return f"{col[:-3]} ({unit})", round_sig(float(s[col]) * k)
+    rows = []
+    for s in summaries:
+        rows.append({"source": s["source"], "rate (req/s)": round_sig(s["rate"]),
+                     "achieved (req/s)": round_sig(s["achieved_per_s"]),
+                     "requests": s["requests"], "errors": s["errors"],
+                     **dict(ms(s, c) for c in ("p50_ms", "p99_ms", "max_ms")),
+                     "swaps": s["swaps"], "generations seen": s["generations_seen"],
+                     "run": "valid" if s.get("valid", True) else "INVALID (see health)"})
+    return rows
+
+
+def rebuild_verdict(runs: Iterable[Any]) -> str:
+    """What the rebuild runs show: zero reader errors across the swaps (the claim), or how
+    many errors there were; a run whose load generator fell behind is named, since its
+    latencies then describe the generator as much as the readers."""
+    summaries = [r.summary() for r in runs]
+    errors = sum(s["errors"] for s in summaries)
+    if errors == 0:
+        text = f"zero reader errors across {sum(s['swaps'] for s in summaries)} swaps"
+    else:
+        text = f"{errors} reader errors: see the timeline"
+    invalid = [s["source"] for s in summaries if not s.get("valid", True)]
+    if invalid:
+        text += (f"; the load generator could not keep the schedule for the "
+                 f"{', '.join(invalid)} run{'s' if len(invalid) > 1 else ''} (see health): "
+                 f"rerun on a quieter machine before reading its latencies")
+    return text
+
+
+__all__ = ["rebuild_rows", "rebuild_verdict"]

@@ -183,3 +183,209 @@ def test_saturation_names_the_rates_and_nan_when_none():
     assert sat.loc["lootlab"].tolist() == [200.0, 500.0]
     none = saturation(table[table["rate"] == 200.0], 1_000).set_index("tool")
     assert none.isna().all().all()
+
+
+def test_resolution_rows_without_wrk2_is_an_empty_frame_with_a_note(monkeypatch):
+    from lootlab.benchmarks import anchor, resolution
+
+    monkeypatch.setattr(anchor, "wrk2_path", lambda: None)
+    monkeypatch.setattr(anchor, "http_endpoint", None)     # nothing may be started
+    monkeypatch.setattr(resolution, "null_server", None)
+    out = resolution.resolution_rows()
+    assert out.empty and list(out.columns) == resolution.RESOLUTION_COLUMNS
+    assert out.attrs["note"].startswith("wrk2 is not on PATH")
+    assert out.attrs["rates"] == [1_000.0, 10_000.0]
+    assert out.attrs["duration_s"] < anchor.CALIBRATION_S
+    assert out.attrs["target"] == "null"
+
+
+def test_resolution_rows_pair_the_tools_rate_by_rate(monkeypatch):
+    import contextlib
+    from types import SimpleNamespace
+
+    from lootlab.benchmarks import anchor, resolution
+
+    calls = []
+
+    def fake_wrk2(url, rate, duration, *, connections, script):
+        calls.append(("wrk2", rate))
+        assert "/near?" in open(script).read()          # the same queries, as a wrk script
+        return anchor.Wrk2Result(rate, rate, int(rate * duration),
+                                 {50.0: 1_000.0, 90.0: 2_000.0, 99.0: 4_000.0,
+                                  99.9: 8_000.0})
+
+    def fake_lootlab(url, rate, duration, *, connections, workload):
+        calls.append(("lootlab", rate))
+        lat = {50.0: 900.0, 90.0: 1_500.0, 99.0: 6_000.0, 99.9: 9_000.0}
+        return SimpleNamespace(
+            counts={"measured": 10, "failed": 1, "timeouts": 0, "unsent": 2},
+            achieved_rate=rate / 2 if rate > 500 else rate,
+            health=SimpleNamespace(valid=rate <= 500),
+            latency_us=lat.__getitem__,
+            percentile_us=lambda p, metric="latency": 70.0 if metric == "generator_lag"
+            else lat[p])
+
+    fake_null = SimpleNamespace(url="http://127.0.0.1:9", cpu_s=lambda: 1.0)
+    monkeypatch.setattr(anchor, "wrk2_path", lambda: "/usr/local/bin/wrk2")
+    monkeypatch.setattr(anchor, "http_endpoint",
+                        lambda index=None: contextlib.nullcontext("http://127.0.0.1:9"))
+    monkeypatch.setattr(resolution, "null_server", lambda: contextlib.nullcontext(fake_null))
+    monkeypatch.setattr(anchor, "settle_endpoint", lambda url, queries=None: 0.0)
+    monkeypatch.setattr(anchor, "run_wrk2", fake_wrk2)
+    monkeypatch.setattr(anchor, "run_lootlab", fake_lootlab)
+    out = resolution.resolution_rows((100, 1_000), 2.0)        # the null server by default
+
+    assert calls == [("wrk2", 100), ("lootlab", 100), ("lootlab", 1_000), ("wrk2", 1_000)]
+    assert list(out.columns) == resolution.RESOLUTION_COLUMNS
+    assert out["rate"].tolist() == [100.0, 1_000.0]
+    assert out["first"].tolist() == ["wrk2", "lootlab"]
+    row = out.iloc[0]
+    assert (row["wrk2_p50_us"], row["wrk2_p99_us"]) == (1_000.0, 4_000.0)
+    assert (row["lootlab_p50_us"], row["lootlab_p99_us"]) == (900.0, 6_000.0)
+    assert row["lootlab_generator_lag_p99_us"] == 70.0
+    assert row["lootlab_observed_p99_us"] == 6_000.0
+    assert row["p99_lootlab_over_wrk2"] == 1.5
+    assert (row["wrk2_errors"], row["lootlab_errors"]) == (0, 3)
+    assert row["note"] == ""
+    assert out["lootlab_verdict"].tolist() == ["valid", "INVALID"]
+    assert out["saturated"].tolist() == [False, True]      # lootlab got half of 1,000/s
+    # on the null server a tool short of the rate measured its own backlog: not reported
+    short = out.iloc[1]
+    assert np.isnan(short["lootlab_p50_us"]) and np.isnan(short["lootlab_p99_us"])
+    assert np.isnan(short["p99_lootlab_over_wrk2"]) and short["wrk2_p99_us"] == 4_000.0
+    assert "lootlab's Python HTTP client is the limit" in short["note"]
+    assert "500/s" in short["note"]
+    assert out.attrs["note"] == "" and out.attrs["connections"] == 8
+    assert out.attrs["target"] == "null" and out.attrs["server_cpu_s"] == 0.0
+    assert len(out.attrs["loadavg_before"].split()) == 3
+
+    # against `lootlab serve` the same shortfall is the endpoint's queue, reported as such
+    served = resolution.resolution_rows((1_000,), 2.0, queries=WORKLOAD, target="serve")
+    assert served["lootlab_p99_us"].tolist() == [6_000.0]
+    assert served["note"].iloc[0].startswith("the endpoint saturated")
+    with pytest.raises(LootlabError, match="calibration"):
+        resolution.resolution_rows((100,), anchor.CALIBRATION_S + 1, queries=WORKLOAD)
+    with pytest.raises(LootlabError, match="target"):
+        resolution.resolution_rows((100,), 1.0, target="nginx")
+
+
+@pytest.mark.skipif(wrk2_path() is None,
+                    reason="wrk2 is not on PATH (build it from github.com/giltene/wrk2)")
+def test_resolution_rows_against_a_real_endpoint(tmp_path):
+    from lootlab.benchmarks.resolution import RESOLUTION_COLUMNS, resolution_rows
+
+    from _remote import small_index
+
+    out = resolution_rows((100, 200), 1.0, connections=2, index=small_index(tmp_path),
+                          target="serve")
+    assert list(out.columns) == RESOLUTION_COLUMNS and len(out) == 2
+    assert out.attrs["note"] == "" and out.attrs["target"] == "serve"
+    for tool in ("wrk2", "lootlab"):
+        assert (out[f"{tool}_p50_us"] > 0).all() and \
+            (out[f"{tool}_p50_us"] <= out[f"{tool}_p99_us"]).all()
+    assert (out["lootlab_generator_lag_p99_us"] >= 0).all()
+
+
+# The null HTTP server: an answer that costs next to nothing, so a generator driving it
+# measures its own error.
+
+_REQUEST = b"GET /near?x=1&y=2&z=3&r=4 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def _start_null() -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-m", "lootlab.benchmarks.nullhttp", "--port",
+                             "0"], stdout=subprocess.PIPE, text=True)
+    return proc, int(proc.stdout.readline())   # printed once it listens
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie (reparented to an init that may not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_null_server_answers_every_pipelined_request():
+    import socket
+
+    from lootlab.benchmarks.nullhttp import RESPONSE
+
+    n = 200
+    proc, port = _start_null()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            blob = _REQUEST * n
+            cut = len(_REQUEST) * 7 + 5            # one request split across two sends
+            sock.sendall(blob[:cut])
+            sock.sendall(blob[cut:])
+            got = b""
+            while len(got) < n * len(RESPONSE):    # the socket timeout is the deadline
+                chunk = sock.recv(65536)
+                assert chunk, f"closed after {got.count(b'HTTP/1.1 200')} answers"
+                got += chunk
+            assert got == RESPONSE * n
+        with HttpNearClient(f"http://127.0.0.1:{port}") as cli:
+            assert cli.near(1, 2, 3, 4) == 0       # a count the client can read
+        proc.terminate()                           # SIGTERM: a clean, prompt exit
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_null_server_exits_when_its_parent_is_killed():
+    import os
+    import signal
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-m", "lootlab.benchmarks.nullhttp",
+                                  "--port", "0"], stdout=subprocess.PIPE, text=True)
+        port = int(child.stdout.readline())
+        print(child.pid, port, flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    child_pid = None
+    try:
+        child_pid, _port = (int(v) for v in parent.stdout.readline().split())
+        assert not _gone(child_pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while not _gone(child_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(child_pid), f"the null server {child_pid} outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+        if child_pid is not None and not _gone(child_pid):
+            os.kill(child_pid, signal.SIGKILL)
+
+
+def test_wrk2_floor_without_wrk2_is_an_empty_frame_with_a_note(monkeypatch):
+    from lootlab.benchmarks import anchor, resolution
+
+    monkeypatch.setattr(anchor, "wrk2_path", lambda: None)
+    monkeypatch.setattr(resolution, "null_server", None)       # nothing may be started
+    out = resolution.wrk2_floor()
+    assert out.empty and list(out.columns) == resolution.FLOOR_COLUMNS
+    assert out.attrs["note"].startswith("wrk2 is not on PATH")
+    assert out.attrs["rates"] == [1_000.0, 10_000.0] and out.attrs["connections"] == 8
+    assert out.attrs["duration_s"] < anchor.CALIBRATION_S
+
+
+@pytest.mark.skipif(wrk2_path() is None,
+                    reason="wrk2 is not on PATH (build it from github.com/giltene/wrk2)")
+def test_wrk2_floor_against_the_null_server():
+    from lootlab.benchmarks.resolution import FLOOR_COLUMNS, wrk2_floor
+
+    out = wrk2_floor((200,), 1.0, connections=2)
+    assert list(out.columns) == FLOOR_COLUMNS and len(out) == 1
+    row = out.iloc[0]
+    assert out.attrs["note"] == "" and row["errors"] == 0 and row["requests"] > 0
+    assert 0 < row["p50_us"] <= row["p99_us"] <= row["p99.9_us"]
+    assert 0 <= row["server_cpu_s"] < 1.0
+    assert len(out.attrs["loadavg_after"].split()) == 3

@@ -7,6 +7,9 @@ rate, duration, connections and overlay queries; the order alternates between ra
 drift falls on both).  Prints both percentile sets side by side and both saturation
 points.  wrk2 is not in Debian: build it from github.com/giltene/wrk2 and put it on PATH as
 ``wrk2``; without it the benchmark says so and exits 0.
+
+``lootlab.benchmarks.resolution`` holds the instruments' own comparison: wrk2 alone
+against a null HTTP server, and both tools side by side against it.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import click
+import numpy as np
 import pandas as pd
 
 from ..cli._util import handle_errors
@@ -35,6 +40,9 @@ WRK2 = "wrk2"
 # wrk2 resets its histograms at its "calibration", 10 s + 5 ms per connection after the
 # start: a run longer than that reports only what came after it.
 CALIBRATION_S = 10.0
+
+WRK2_MISSING = ("wrk2 is not on PATH: build it from https://github.com/giltene/wrk2 (make; "
+                "needs libssl-dev, zlib1g-dev) and install it as `wrk2`")
 
 _UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
 _PCT = re.compile(r"^\s*([0-9.]+)%\s+([0-9.]+)(us|ms|s|m|h)\s*$")
@@ -100,8 +108,7 @@ def run_wrk2(url: str, rate: float, duration: float, *, connections: int = 8,
     """``wrk2 -tT -cC -dDs -R RATE --latency [-s SCRIPT] URL``, parsed."""
     exe = binary or wrk2_path()
     if exe is None:
-        raise LootlabError("wrk2 is not on PATH: build it from https://github.com/giltene/wrk2 "
-                           "(make; needs libssl-dev, zlib1g-dev) and install it as `wrk2`")
+        raise LootlabError(WRK2_MISSING)
     cmd = [exe, f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "-R", f"{rate:g}",
            "--latency"]
     if script is not None:
@@ -151,28 +158,76 @@ def run_lootlab(url: str, rate: float, duration: float, *, connections: int = 8,
                        warmup=0.5, workload=workload, label="lootlab-http")
 
 
+def _measure(tool: str, url: str, rate: float, duration: float, *, connections: int,
+             queries: np.ndarray | None = None,
+             script: str | Path | None = None) -> dict:
+    """One tool's run at one rate as a row: achieved rate, counts, p50..p99.9 in us, and
+    (lootlab only, NaN for wrk2) the generator's own lag p99, which bounds how much of its
+    latency the generator itself added."""
+    if tool == "wrk2":
+        w = run_wrk2(url, rate, duration, connections=connections, script=script)
+        row = {"achieved_rate": w.achieved_rate, "requests": w.requests,
+               "errors": w.errors, "verdict": "", "generator_lag_p99_us": math.nan,
+               "observed_p99_us": w.latency_us(99),
+               "bottleneck": "", "reasons": ""}
+        row.update({f"p{p:g}_us": w.latency_us(p) for p in PERCENTILES})
+    else:
+        res = run_lootlab(url, rate, duration, connections=connections, workload=queries)
+        c = res.counts
+        row = {"achieved_rate": res.achieved_rate, "requests": c["measured"],
+               "errors": c["failed"] + c["timeouts"] + c["unsent"],
+               "verdict": "valid" if res.health.valid else "INVALID",
+               "generator_lag_p99_us": res.percentile_us(99, "generator_lag"),
+               "observed_p99_us": res.percentile_us(99, "observed"),
+               "bottleneck": getattr(res.health, "bottleneck", ""),
+               "reasons": "; ".join(getattr(res.health, "reasons", ()))}
+        row.update({f"p{p:g}_us": res.latency_us(p) for p in PERCENTILES})
+    return {"rate": float(rate), "tool": tool, **row}
+
+
 def compare(url: str, rates: list[float], duration: float, *, connections: int = 8,
-            queries=None, script: str | Path | None = None) -> pd.DataFrame:
-    """One row per (rate, tool): requested and achieved rate, p50..p99.9 in us."""
+            queries=None, script: str | Path | None = None,
+            settle: bool = False) -> pd.DataFrame:
+    """One row per (rate, tool): requested and achieved rate, p50..p99.9 in us.
+
+    ``settle`` waits, before each run, for the endpoint to answer promptly again, so a
+    run above saturation does not leave its queue to the next one."""
     rows = []
     for i, rate in enumerate(rates):
         tools = ["wrk2", "lootlab"] if i % 2 == 0 else ["lootlab", "wrk2"]
         for tool in tools:
-            if tool == "wrk2":
-                w = run_wrk2(url, rate, duration, connections=connections, script=script)
-                row = {"achieved_rate": w.achieved_rate, "requests": w.requests,
-                       "errors": w.errors, "verdict": ""}
-                row.update({f"p{p:g}_us": w.latency_us(p) for p in PERCENTILES})
-            else:
-                res = run_lootlab(url, rate, duration, connections=connections,
-                                  workload=queries)
-                c = res.counts
-                row = {"achieved_rate": res.achieved_rate, "requests": c["measured"],
-                       "errors": c["failed"] + c["timeouts"] + c["unsent"],
-                       "verdict": "valid" if res.health.valid else "INVALID"}
-                row.update({f"p{p:g}_us": res.latency_us(p) for p in PERCENTILES})
-            rows.append({"rate": float(rate), "tool": tool, **row})
+            if settle:
+                settle_endpoint(url, queries)
+            rows.append(_measure(tool, url, rate, duration, connections=connections,
+                                 queries=queries, script=script))
     return pd.DataFrame(rows)
+
+
+def settle_endpoint(url: str, queries: np.ndarray | None = None, *, prompt_ms: float = 50.0,
+                    budget_s: float = 20.0) -> float:
+    """Wait (at most ``budget_s``) until two answers in a row take under ``prompt_ms``:
+    after an overload the server may still be draining requests whose senders have gone,
+    and those would land in the next tool's figures.  Returns the seconds waited."""
+    from ..remote.httpclient import HttpNearClient
+
+    x, y, z, r = (int(v) for v in queries[0]) if queries is not None and len(queries) \
+        else (0, 0, 0, 16)
+    cli = HttpNearClient(url, timeout=budget_s)
+    t0 = time.monotonic()
+    prompt = 0
+    try:
+        while prompt < 2 and time.monotonic() - t0 < budget_s:
+            t = time.monotonic()
+            try:
+                cli.near(x, y, z, r)
+                prompt = prompt + 1 if (time.monotonic() - t) * 1e3 < prompt_ms else 0
+            except LootlabError:
+                prompt = 0
+            if prompt < 2:
+                time.sleep(0.05)
+    finally:
+        cli.close()
+    return time.monotonic() - t0
 
 
 def saturation(table: pd.DataFrame, p99_target_us: float, *,

@@ -28,8 +28,8 @@ from ._util import echo_table, writable_dir
 @click.option("--factor", type=click.FloatRange(min=0, min_open=True), default=10.0,
               show_default=True, help="Spike: burst rate as a multiple of --rate.")
 @click.option("--spin-us", type=click.FloatRange(min=0), default=None,
-              help="Spin (not sleep) this long before each send [default: 200]; more is "
-                   "tighter on a busy machine but burns CPU a local server needs.")
+              help="Spin (not sleep) this long before each send [default: learned from "
+                   "the sender's own oversleeps, at most 1 ms]; 0 never spins.")
 @click.option("--cpu-limit", type=float, default=None, metavar="CORES",
               help="Run the client side (generator + client, spawned) in a cgroup with this "
                    "CPU quota, like a container's limit; prints its throttling.")

@@ -8,14 +8,15 @@ client factory); each step of a run lives in a module of its own:
   known up front;
 * ``workers``: jobs run inline (one process) or in spawned processes (spawn start method,
   so gRPC channels are created inside each worker); the parent notices dead workers;
-* ``senders`` + ``clock``: a sender that is on time sleeps until ~200 us before the due
-  time and spins the rest (sleep alone overshoots by ~60 us); a sender that is late sends
-  at once, without sleeping, and never skips a request.  Threads inside a process
+* ``senders`` + ``clock`` + ``priority``: a sender that is on time sleeps until a learned
+  margin before the due time and spins the rest (sleep alone overshoots); senders run
+  real-time where other work holds the cores; a sender that is late sends at once,
+  without sleeping, and never skips a request.  Threads inside a process
   (``concurrency``) only help when the client releases the GIL while it waits, as gRPC
   does; an mmap client holds the GIL, so use processes for it;
-* ``summary``: latency is ``end - intended``, so a request held back by a slow predecessor
-  is charged for the wait (no coordinated omission, and no ``record_corrected_value`` on
-  top); service time ``end - start`` and send lag ``start - intended`` are kept apart;
+* ``summary``: latency is ``end - intended`` less the generator's own lateness, so a
+  request held back by a slow predecessor is charged for the wait (no coordinated
+  omission, and no ``record_corrected_value`` on top); service time ``end - start`` and send lag ``start - intended`` are kept apart;
   timestamps go into plain lists during the run and histograms are built afterwards in
   bulk (``hist.record_many``), so the hot loop does no histogram work;
 * ``results``: the parts are merged (histograms added, never percentiles averaged) and
@@ -93,8 +94,8 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     ``timeout`` counts slower answers as timeouts (kept out of the latency histogram, in
     the errors one).  ``grace`` is how long past the schedule a late generator may go on
     sending before the rest count as unsent (default max(1 s, 25 %)).  ``spin_us``: how
-    long before each due time a sender stops sleeping and spins (default 200 us; more
-    gives tighter send times on a busy machine, at the cost of CPU a local server needs).
+    long before each due time a sender stops sleeping and spins (default: learned from its
+    own oversleeps, at most 1 ms: ``clock.Clock``).
     A remote variant's server is asked for its CPU time before and after (``serverload``):
     the result's ``server``.  The machine is sampled before and after (``lootlab.noise``,
     ~10 ms in all): the result's ``env["noise"]`` holds both samples and ``env["noisy"]``

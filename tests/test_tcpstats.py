@@ -209,6 +209,8 @@ def test_a_runs_tails_name_cpu_starvation_and_tcp_timers():
     assert any(w.startswith("CPU starvation: runnable threads waited for a core 40%")
                for w in words)
     assert tails.explain({"tcp": {}, "cpu_pressure": 0.01}) == []
+    resets = {"TcpOutRsts": 5, "TcpExtTCPAbortOnData": 5}   # torn down with RST: no delay
+    assert tails.explain({"tcp": resets, "cpu_pressure": 0.0}) == []
     assert tails.explain(None) == []
 
 

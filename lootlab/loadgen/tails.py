@@ -54,10 +54,11 @@ def finish(before: dict[str, Any]) -> dict[str, Any]:
 
 
 def explain(tails: dict[str, Any] | None, requests: int | None = None) -> list[str]:
-    """Plain words for what the kernel saw during a run (empty when nothing notable)."""
+    """Plain words for what the kernel saw during a run that can delay requests (empty
+    when nothing notable): TCP timers and drops, CPU starvation; not resets on close."""
     if not tails:
         return []
-    out = tcpstats.explain(tails.get("tcp") or {}, requests)
+    out = tcpstats.explain(tails.get("tcp") or {}, requests, delays_only=True)
     pressure = tails.get("cpu_pressure")
     if pressure is not None and pressure >= PRESSURE_NAMED_SHARE:
         out.append(f"CPU starvation: runnable threads waited for a core {pressure:.0%} of "

@@ -106,10 +106,13 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
-def explain(d: Mapping[str, int], requests: int | None = None) -> list[str]:
+def explain(d: Mapping[str, int], requests: int | None = None, *,
+            delays_only: bool = False) -> list[str]:
     """Plain-English causes in a counter delta ``d`` (from ``delta``), worst first; ``[]``
     when nothing notable happened.  ``requests`` (the run's request count) lets a
-    sentence say how many requests it could have touched."""
+    sentence say how many requests it could have touched.  ``delays_only``: only what
+    can delay a request (not resets on close or skipped TIME_WAIT): the causes a tail
+    is named with."""
     g = lambda name: max(int(d.get(name, 0) or 0), 0)  # noqa: E731
     per = (lambda n: f" ({n / requests:.2%} of {requests:,} requests)") if requests else \
         (lambda n: "")
@@ -153,6 +156,8 @@ def explain(d: Mapping[str, int], requests: int | None = None) -> list[str]:
     if fails:
         out.append(f"{_plural(fails, 'connection attempt')} failed (refused or reset "
                    f"during the handshake)")
+    if delays_only:
+        return out
     twov = g("TcpExtTCPTimeWaitOverflow")
     if twov:
         out.append(f"{_plural(twov, 'closing connection')} skipped TIME_WAIT (too many "

@@ -597,3 +597,14 @@ def test_a_long_cell_prints_whole_lines_while_it_runs(tmp_path, monkeypatch):
     assert all(m.startswith("[1/1] 01-long.ipynb: cell 4 of 4 running for ") and
                m.endswith(": time.sleep(6)") for m in lines), lines
     assert all("\r" not in m and "\n" not in m for m in messages)
+
+
+def test_the_resolution_line_leaves_out_saturated_runs():
+    """A saturated run's own error adds up a backlog's pauses and its figures are not
+    shown: the page's resolution is that of the runs it does show."""
+    from lootlab.report.instrument import resolution_line
+
+    rows = [{"generator_error_p99_us": 20.0, "scheduling": "SCHED_FIFO 1, sleeping"},
+            {"generator_error_p99_us": 100_000.0, "saturated": True}]
+    line = resolution_line(rows)
+    assert "was 20 µs in this run" in line, line

@@ -102,7 +102,7 @@ class Clock:
             duty.late = 0
             saving = duty.rt and duty.saving
         clock = time.perf_counter_ns
-        margin = 0 if saving else int(self.margin_ns) + _GUARD_NS
+        margin = 0 if saving or not self.cap_ns else int(self.margin_ns) + _GUARD_NS
         now = clock()
         wake = due - margin
         if wake - now > _SLEEP_MIN_NS:

@@ -42,7 +42,7 @@ from .loadgen.runenv import environment
 
 RUN_FORMAT = "lootlab-run/1"
 PERCENTILES = (50.0, 99.0, 99.9)
-MIN_TAIL = 10           # samples above a percentile needed to show it (issue 12)
+MIN_TAIL = 10           # samples above a percentile needed to show it
 COLUMNS = ("figure", "variant", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "ratio", "verdict",
            "n_a", "n_b", "trials_a", "trials_b")
 RERUN = "rerun on a quieter machine, or lower the rate"

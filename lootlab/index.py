@@ -76,7 +76,7 @@ def _load_kernels(name: str) -> Any:
 # ``LOOTLAB_KERNELS=copycall`` loads the build whose copy of each hit is a call perf can see
 # (for measuring the copy's share; docs/profiling.md, "The memcpy question").
 _kernels = _load_kernels(_kernels_name(os.environ.get(KERNELS_ENV)))
-# A stale build of the extension (before issue 16) has no Lookup: numpy answers get then.
+# A stale build of the extension (from before point lookups) has no Lookup: numpy answers get then.
 _LOOKUP_BUILT = hasattr(_kernels, "Lookup")
 _Retry: type[Exception] = _kernels.Retry if _LOOKUP_BUILT else LookupError
 if os.environ.get("LOOTLAB_NO_KERNELS"):

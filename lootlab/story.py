@@ -280,7 +280,7 @@ def story_server(kind: str = "auto", **options: Any) -> tuple[Any, str]:
     """A started loopback server for the remote steps, and words saying which it is.
 
     ``cpp``: the C++ gRPC server (``make cpp-server``; a competent server, so the remote
-    side is not made to look slower than it need be, issue 17); ``python``: the lab's own
+    side is not made to look slower than it need be); ``python``: the lab's own
     grpcio server; ``auto`` (default): C++ when it is built, else Python.  ``options``
     (``tls``, ``index``...) go to the server."""
     if kind not in SERVER_KINDS:

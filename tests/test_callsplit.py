@@ -1,4 +1,4 @@
-"""Where a remote call's time goes (issue 17, part 3): the client's split of every call into
+"""Where a remote call's time goes: the client's split of every call into
 client serialize, transport + TLS, server queue, server compute and client deserialize, and
 how a load run carries it into ``LoadResult.split`` / ``split_us()``."""
 

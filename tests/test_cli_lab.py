@@ -1,5 +1,5 @@
-"""``lootlab lab`` works as root and never lets a saved notebook dirty the repository
-(issue 10, item 15).  Jupyter itself is replaced by a recorder: no server is started."""
+"""``lootlab lab`` works as root and never lets a saved notebook dirty the repository.
+Jupyter itself is replaced by a recorder: no server is started."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a person reads from the CLI reads well (issue 10, item 16): an empty answer points
+"""What a person reads from the CLI reads well: an empty answer points
 to loot, a failed rebuild is said once and never as "generation None"."""
 
 from __future__ import annotations

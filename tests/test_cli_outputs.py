@@ -1,6 +1,6 @@
 """Every output of the ``lootlab`` command follows one rule: missing parent directories are
 created; an output that cannot be written is one line ``lootlab: error: ...`` and exit 1,
-and long runs find that out before they start (issue 10, items 11, 12 and 13).
+and long runs find that out before they start.
 
 Real read-only and full filesystems (a read-only bind mount, a tiny tmpfs: root only) and
 a path under a regular file (ENOTDIR, anyone)."""

@@ -1,4 +1,4 @@
-"""CPU limits like a container's (issue 14 part 2): a cgroup quota really limits a process and
+"""CPU limits like a container's: a cgroup quota really limits a process and
 counts its throttling, a CPU-limited load run records the conditions and the counters and
 blames the limit for the lag it caused, no cgroup is left behind (even after SIGKILL), and a
 machine without writable cgroups says so instead of running unlimited in silence."""
@@ -145,7 +145,7 @@ def test_conditions_round_trip_and_pool_when_unset_and_set(tmp_path):
     assert frame[["rtt_ms", "cpu_limit", "throttled_periods", "throttled_ms"]].isna().all().all()
     where = res.save(tmp_path / "a")
     doc = json.loads((where / "summary.json").read_text())
-    doc.pop("conditions"), doc.pop("throttle")          # as saved before issue 14
+    doc.pop("conditions"), doc.pop("throttle")          # as saved before conditions existed
     (where / "summary.json").write_text(json.dumps(doc))
     old = LoadResult.load(where)
     assert old.conditions == res.conditions and old.throttle is None

@@ -150,7 +150,7 @@ def test_cli_query_reports_a_bad_file_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-# -- header fields a query uses: every one range-checked at open (issue 10, items 1-4) -------
+# -- header fields a query uses: every one range-checked at open -------
 
 def _set(fmt: str, offset: int, *values):
     """An edit that stores ``values`` at ``offset`` and recomputes the header CRC."""
@@ -296,7 +296,7 @@ def test_c_kernel_reads_each_record_at_most_once_with_overlapping_runs(tmp_path)
         assert len(keys) == n
 
 
-# -- the hash table: a miss costs at most the recorded longest probe (item 4) ---------------
+# -- the hash table: a miss costs at most the recorded longest probe ---------------
 
 def _fill_hash_table(d: bytearray) -> None:
     """No empty slot left: every slot names record 0 (body only; header CRC still valid)."""
@@ -376,7 +376,7 @@ def test_max_probe_is_the_longest_probe_sequence_of_the_built_table(tmp_path):
         assert idx.header.max_probe == longest
 
 
-# -- non-regular files at the path never block (item 5) ----------------------------------
+# -- non-regular files at the path never block ----------------------------------
 
 FIFO_SCRIPT = """
 import json, os, sys, time
@@ -431,7 +431,7 @@ def test_cli_query_of_a_fifo_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-# -- the public surface (item 6) ------------------------------------------------------------
+# -- the public surface ------------------------------------------------------------
 
 def test_verify_method_is_callable_and_catches_body_corruption(tmp_path):
     with lootlab.open_index(GOLDEN) as idx:

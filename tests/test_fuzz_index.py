@@ -1,5 +1,5 @@
 """Fuzzing the index file: corrupt copies of small indexes, opened and queried in child
-processes with a timeout, on the C and the numpy paths (issue 10, item 8).
+processes with a timeout, on the C and the numpy paths.
 
 Allowed outcomes: a lootlab error, the original answers, or (body corruption without
 ``verify``, or a crafted header with its CRC recomputed) different answers; never a

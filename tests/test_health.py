@@ -231,7 +231,7 @@ def test_a_loopback_server_is_recognised_from_the_client(target, expect):
 
 # --------------------------------------------------------------------------- the server's CPU
 def test_a_server_at_its_cpu_limit_is_the_bottleneck_and_the_run_stays_valid():
-    """A saturated server is the system's limit (issue 17): named, not an INVALID run; the
+    """A saturated server is the system's limit: named, not an INVALID run; the
     threshold is per process, since each Python server process is GIL-bound at ~1 core."""
     busy = _judge(server={"cores": 0.93, "processes": 1})
     assert busy.valid and busy.bottleneck == "server"

@@ -1,4 +1,4 @@
-"""A standard grpc-js client decodes every answer of the loot service (issue 17).
+"""A standard grpc-js client decodes every answer of the loot service.
 
 ``tests/interop_js/client.js`` knows the service only through the public loot.proto
 (@grpc/proto-loader, pinned in package-lock.json), so these tests hold whatever encoder the

@@ -1,5 +1,5 @@
 """The parent of spawned load workers notices a dead or failed worker at every stage
-(start, run, report) and says why, instead of waiting forever (issue 10, item 10).
+(start, run, report) and says why, instead of waiting forever.
 
 Each case runs a real script in a subprocess with a timeout, because the failure being
 guarded against is a hang."""

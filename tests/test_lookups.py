@@ -1,4 +1,4 @@
-"""Point lookups (issue 16): the C ``get``/``get_many`` (``lootlab._kernels.Lookup``) and the
+"""Point lookups: the C ``get``/``get_many`` (``lootlab._kernels.Lookup``) and the
 numpy path against a dict oracle, on keys that collide in the hash; hostile files and
 buffers in child processes (a bad read would be a signal); get's fast road keeps the swap
 contract; the index benchmark's table on a small run."""

@@ -1,4 +1,4 @@
-"""Network conditions (issue 14 part 1): the delaying TCP proxy delays by the asked RTT,
+"""Network conditions: the delaying TCP proxy delays by the asked RTT,
 spreads it as documented, keeps byte order, meters bandwidth, charges the TCP handshake,
 never outlives its parent, and is wired into resolve / connect / LoopbackServer / serve.
 

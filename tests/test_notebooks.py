@@ -130,7 +130,7 @@ def test_each_notebook_publishes_a_summary_and_the_story_verdict_comes_from_data
 
 
 def test_the_report_keeps_its_results_as_one_run_that_compares(quick_report):
-    """Every report writes a run directory (issue 12, item 7): ``out/run/run.json`` lists the
+    """Every report writes a run directory: ``out/run/run.json`` lists the
     results the notebooks kept, named by notebook, and ``lootlab compare`` reads it."""
     from lootlab.compare import compare_runs, load_run
 
@@ -159,7 +159,7 @@ def test_readers_saw_every_swap_without_an_error(quick_report):
 
 def test_the_what_if_notebook_decides_per_condition_and_the_index_says_under_what(
         quick_report):
-    """Notebook 06 (issue 14): one summary row per RTT (and CPU limit, where cgroups can be
+    """Notebook 06: one summary row per RTT (and CPU limit, where cgroups can be
     written), a verdict drawn from the decision table, the quick profile's thin tails never
     called a fit; the index states every notebook's conditions beside its numbers."""
     runs = {r.name: r for r in quick_report.runs}

@@ -229,7 +229,7 @@ def test_remote_variants_switch_per_op_and_mmap_does_not():
     assert f["voluntary_switches"] < 0.05 and f["syscalls"] != f["syscalls"]   # NaN: not counted
 
 
-# -- the memcpy question: the copy-call kernel build (issue 15 item 3) -----------------------
+# -- the memcpy question: the copy-call kernel build -----------------------
 
 COPYCALL = "lootlab_copy_record (lootlab/_kernels_copycall.cpython-311-x86_64-linux-gnu.so)"
 

@@ -1,5 +1,4 @@
-"""The README's Python example runs as a saved script, and its tour's queries find loot
-(issue 10, items 10 and 16)."""
+"""The README's Python example runs as a saved script, and its tour's queries find loot."""
 
 from __future__ import annotations
 

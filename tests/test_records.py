@@ -70,7 +70,7 @@ def test_results_round_trip_to_records(rows):
                                             "rarity", "flags", "tick"]
 
 
-# ------------------------------------------------------------- what a person reads (issue 10)
+# ------------------------------------------------------------- what a person reads
 def _results(n: int):
     from lootlab.records import Records
     rows = np.zeros(n, RESULT_DTYPE)

@@ -50,7 +50,7 @@ def test_a_check_is_called_only_when_the_trials_ranges_do_not_overlap():
 
 
 def test_server_benchmark_runs_both_servers_and_renders(tmp_path, monkeypatch):
-    """The before/after benchmark of issue 17 (tiny sizes; no speed is asserted)."""
+    """The server's before/after benchmark (tiny sizes; no speed is asserted)."""
     from lootlab.benchmarks import server as server_bench
 
     monkeypatch.setenv("LOOTLAB_DATA", str(tmp_path))

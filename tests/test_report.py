@@ -468,7 +468,7 @@ def test_without_a_figure_the_first_notebook_verdict_leads_and_no_answer_without
 
 
 def test_the_index_states_the_conditions_of_every_run_next_to_its_numbers(tmp_path):
-    """Issue 14: each notebook's row and summary say what its numbers were measured under
+    """Each notebook's row and summary say what its numbers were measured under
     (RTT, CPU limit); a summary naming none ran on loopback with no CPU limit, and a limit
     asked but not applied says so."""
     from lootlab.report.conditions import label
@@ -477,7 +477,7 @@ def test_the_index_states_the_conditions_of_every_run_next_to_its_numbers(tmp_pa
         "rtt_ms": 5.0, "jitter_ms": 1.0, "bandwidth_mbit": None, "cpu_limit": 0.5,
         "cpu_limit_applied": True, "cpu_limit_note": ""})
     old = _published("Old", "Old verdict.")
-    old.pop("conditions")                                  # published before issue 14
+    old.pop("conditions")                                  # published before conditions existed
     page = _index_page(tmp_path, [("01-story", story), ("02-old", old),
                                   ("06-whatif", _published("What if", "Depends.",
                                                            conditions="RTT 0-20 ms"))])

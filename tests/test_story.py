@@ -195,7 +195,7 @@ def test_an_invalid_row_is_named_as_the_generators_limit(small_result):
 
 
 def test_story_server_prefers_the_cpp_server_and_says_which(tmp_path, monkeypatch):
-    """The remote steps talk to the competent C++ server when it is built (issue 17), to the
+    """The remote steps talk to the competent C++ server when it is built, to the
     lab's Python server otherwise, and the words say which; a wrong kind is named."""
     from lootlab.remote.cppserver import CppServer
     from lootlab.remote.loopback import LoopbackServer

@@ -60,3 +60,18 @@ def test_no_import_cycle_at_module_level():
         if m not in state:
             visit(m)
     assert cycles == []
+
+
+def test_no_code_or_test_cites_an_issue_number() -> None:
+    """A reader of the code cannot look an issue up: comments and docstrings say the reason
+    in words.  Every source file of the package and of the tests is checked."""
+    import re
+
+    cite = re.compile(r"\bissue\s*#?\d+", re.IGNORECASE)
+    roots = [PACKAGE, Path(__file__).parent]
+    found = {f"{p.relative_to(PACKAGE.parent)}:{i}": line.strip()
+             for root in roots for p in sorted(root.rglob("*.py"))
+             if p.name not in GENERATED and "node_modules" not in p.parts
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if cite.search(line)}
+    assert found == {}, f"issue numbers cited (say the reason in words): {found}"

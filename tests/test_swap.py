@@ -180,7 +180,7 @@ def test_truncating_a_mapped_file_kills_its_reader_with_sigbus(tmp_path):
     assert reader.returncode == -signal.SIGBUS
 
 
-# -- lineage: a file built afresh is never refused as "older" (issue 10, item 7) -----------
+# -- lineage: a file built afresh is never refused as "older" -----------
 
 def test_a_deleted_and_rebuilt_index_is_swapped_in_by_a_live_reader_thread(tmp_path):
     """Deleting the index and building it again with default settings restarts the

@@ -1,4 +1,4 @@
-"""Repeated trials (issue 12, item 2) and verdicts only from valid runs (item 5).
+"""Repeated trials and verdicts only from valid runs.
 
 Interleaving is checked on toy clients that log which variant answered; the summaries,
 verdicts and sustainable-rate notes on hand-made per-trial rows, so every number is known.

@@ -13,7 +13,7 @@ b. the delivered RTT against the asked one at 1, 5, 20 ms: raw TCP ping-pong wit
    by ~0.4-0.9 ms: that part is the endpoints', which netem would show too);
 c. at ``rtt_ms=5``: each variant's p50 in round trips, (p50 at 5 ms - p50 direct) / 5 ms
    (targets: ``grpc-tls-fresh`` >= 3, ``grpc-tls-pooled`` about 1, ``mmap`` unchanged);
-d. CPU limits: rows from ``cpu_limit_rows()`` (filled by the cgroup side of issue 14).
+d. CPU limits: rows from ``cpu_limit_rows()`` (filled by the cgroup side of the conditions).
 """
 
 from __future__ import annotations

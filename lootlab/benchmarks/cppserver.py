@@ -1,4 +1,4 @@
-"""Benchmark: the C++ loot server next to the Python one, and against issue 17's targets.
+"""Benchmark: the C++ loot server next to the Python one, and against the server's targets.
 
 ``python -m lootlab.benchmarks.cppserver [--queries 300] [--radius 64] [--rounds 3]``
 
@@ -157,7 +157,7 @@ def render(out: dict[str, Any]) -> str:
                  f"{py['compute_p50_us'] / max(cpp['compute_p50_us'], 1):>12.1f}x"
                  f"{py['packed_p50_us'] / cpp['packed_p50_us']:>11.1f}x")
     bare = dec["FromString"]
-    lines += ["", "checks (issue 17 targets; the box is shared, so read with the load):"]
+    lines += ["", "checks (the server's targets; the box is shared, so read with the load):"]
     for name, m in (("c++", cpp), ("python", py)):
         cpu, e2e = m["cpu_us_per_request"], m["pooled_p50_us"]
         checks = [

@@ -19,7 +19,7 @@ On the default index, for ``near`` overlay queries (around sampled loot, so in t
 The server configurations run in turn, ``--rounds`` times over (alternated, so a change
 in the machine's load hits every one alike); each figure is the median over the rounds.
 
-Targets from issue 17, checked (never asserted: this box is shared and noisy): fast
+The server's targets, checked (never asserted: this box is shared and noisy): fast
 encode >= 20x faster than the python loop; server CPU per request < 10 % of the client's
 decode; pooled ``near`` p50 within 3x of the bare ``FromString`` of the same answers.
 """
@@ -248,7 +248,7 @@ def render(out: dict[str, Any]) -> str:
         naive = servers[(kind, "python")]["pooled_p50_us"]
         checks.append((f"python-encoder server vs fast, pooled p50 ({kind}; no target)",
                        True, f"{naive / servers[(kind, 'fast')]['pooled_p50_us']:.1f}x"))
-    lines += ["", "checks (issue 17 targets; the box is shared, so read with the load):"]
+    lines += ["", "checks (the server's targets; the box is shared, so read with the load):"]
     lines += [f"  [{'ok' if ok else 'NO'}] {claim}: {figures}" for claim, ok, figures in checks]
     return "\n".join(lines)
 

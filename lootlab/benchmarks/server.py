@@ -1,5 +1,5 @@
 """Benchmark: the story's remote steps under load against the naive server, the fast one
-and the C++ one, side by side (issue 17's "before and after").
+and the C++ one, side by side (the "before and after" of a competent server).
 
 ``python -m lootlab.benchmarks.server [--rate 100] [--duration 8] [--trials 3]``
 

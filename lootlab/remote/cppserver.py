@@ -4,7 +4,7 @@
 ``target`` / ``ca`` / ``pid`` / ``endpoint`` / ``stats()``, so
 ``lootlab.variants.resolve("grpc-tls-pooled", cpp)`` and ``story.run_steps(..., server=cpp)``
 work unchanged, and the lab can show what the remote cost is with a server that is not
-the bottleneck (issue 17).  It serves the same index file and proto with the same answer
+the bottleneck.  It serves the same index file and proto with the same answer
 bytes (docs/cpp-server.md).  The child exits when its stdin pipe closes, so a parent
 that dies leaves no server behind.
 """

@@ -4,7 +4,7 @@
 A notebook passes its conditions to ``publish_summary(conditions=)`` (a
 ``LoadResult.conditions``-shaped mapping, or words of its own when its rows span several);
 the index page states them beside that notebook's numbers, and says "loopback, no CPU
-limit" for a summary that names none (every notebook before issue 14 ran so).
+limit" for a summary that names none (every notebook from before conditions were recorded ran so).
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from lootlab.conditions import ConditionsError, Network
 from lootlab.conditions.delays import OneWay, due_time, rtt_cdf, rtt_quantile
 from lootlab.conditions.echo import EchoServer, dial, ping_pong
 from lootlab.conditions.proxies import DelayProxy, ProxiedEcho, through
-from lootlab.errors import LootlabError
 from lootlab.remote.loopback import LoopbackServer
 from lootlab.variants import Endpoint, resolve
 
@@ -57,9 +56,15 @@ def median_ms(samples: list[float]) -> float:
                                  {"rtt_ms": math.inf}, {"rtt_ms": "x"}, {"rtt_ms": True},
                                  {"bandwidth_mbit": 0}, {"bandwidth_mbit": -3}])
 def test_a_bad_network_is_a_named_lootlab_error(bad):
-    with pytest.raises(ConditionsError, match=next(iter(bad))) as err:
+    """One line that names the field and the value it got (``ConditionsError`` is a
+    ``LootlabError``, which the CLI prints as such)."""
+    key, value = next(iter(bad.items()))
+    with pytest.raises(ConditionsError, match=key) as err:
         Network(**bad)
-    assert isinstance(err.value, LootlabError)
+    text = str(err.value)
+    assert text.startswith(f"network {key} must be") and "\n" not in text
+    shown = repr(value) if isinstance(value, (str, bool)) else f"{float(value)!r}"
+    assert text.endswith(f"got {shown}"), text
 
 
 def test_network_coerce_label_and_pickle():

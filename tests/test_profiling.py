@@ -193,22 +193,34 @@ def test_pss_shows_shared_index_pages(small_index, data_env):
     assert t.loc[2, "rss_total_MiB"] > 1.8 * t.loc[1, "rss_total_MiB"]  # RSS counts it twice
 
 
-def test_plots_return_figures():
-    from matplotlib.figure import Figure
+def _texts(fig) -> set[str]:
+    """Every tick label and text drawn on a figure's axes."""
+    return {t.get_text() for ax in fig.axes
+            for t in ax.get_xticklabels() + ax.get_yticklabels() + ax.texts}
 
+
+def test_plots_draw_what_they_are_given():
+    """Each profile chart draws its inputs: the variants' names, and the values as the bars'
+    lengths or the lines' points (a chart of the wrong column, or of nothing, fails)."""
     from lootlab.plots.profile import bucket_bars, gc_pause_chart, memory_bars, pss_vs_replicas
     from lootlab.profiling import GcEvent, GcStats
     shares = bucket_shares([FlameProfile("a", {LOOP + (NP,): 3, LOOP: 1}),
                             FlameProfile("b", {LOOP + (CYGRPC,): 2})])
-    assert isinstance(bucket_bars(shares), Figure)
+    assert {"a", "b"} <= _texts(bucket_bars(shares))
     table = pd.DataFrame({"variant": ["a", "b"], "allocs_per_op": [1.0, 5.0],
                           "peak_heap_MiB": [30, 40], "RssAnon_MiB": [50, 60]})
-    assert isinstance(memory_bars(table), Figure)
+    mem = memory_bars(table)
+    assert {"a", "b"} <= _texts(mem)
+    assert [p.get_width() for p in mem.axes[0].patches] == [1.0, 5.0]     # allocs per op
+    assert {50.0, 60.0, 30.0, 40.0} <= {p.get_width() for p in mem.axes[1].patches}
     tot = pd.DataFrame({"variant": ["mmap"] * 2, "k": [1, 2], "pss_total_MiB": [80, 150],
                         "rss_total_MiB": [110, 220], "index_pss_total_MiB": [9, 9]})
-    assert isinstance(pss_vs_replicas(tot), Figure)
+    lines = {ln.get_label(): list(ln.get_ydata()) for ax in pss_vs_replicas(tot).axes
+             for ln in ax.get_lines()}
+    assert [80, 150] in lines.values() and [110, 220] in lines.values()
     ev = [GcEvent(0, 0, 1000, 1, 0), GcEvent(2, 5, 90_000, 10, 0)]
-    assert isinstance(gc_pause_chart([GcStats("a", 100, ev), GcStats("b", 100, [])]), Figure)
+    gc = gc_pause_chart([GcStats("a", 100, ev), GcStats("b", 100, [])])
+    assert {"a", "b"} <= _texts(gc)
 
 
 def test_unknown_variant_is_named_before_any_profiler_runs():

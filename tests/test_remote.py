@@ -77,15 +77,20 @@ def _raw_stub(server):
     ("Knn", pb.KnnRequest(at=pb.Point(x=0, y=0, z=0), k=10**6), "k must be"),
     ("Box", pb.BoxRequest(lo=pb.Point(x=5, y=0, z=0), hi=pb.Point(x=4, y=0, z=0)), "lo .* <= hi"),
 ])
-def test_invalid_requests_get_invalid_argument(server, method, request_, pattern):
+def test_invalid_requests_get_invalid_argument(server, index_path, method, request_, pattern):
     channel, stub = _raw_stub(server)
     with channel:
         with pytest.raises(grpc.RpcError) as info:
             getattr(stub, method)(request_, timeout=10)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert __import__("re").search(pattern, info.value.details())
-        # the server is still there
-        assert stub.Get(pb.GetRequest(at=pb.Point(x=0, y=0, z=0)), timeout=10) is not None
+        # the server is still there, and still finds what the index holds
+        with lootlab.open_index(index_path) as idx:
+            near = idx.knn(0, 0, 0, 1)[0]                  # a position that has loot
+            x, y, z = int(near["x"]), int(near["y"]), int(near["z"])
+            want = len(idx.near(x, y, z, 64))
+        ans = stub.Near(pb.NearRequest(at=pb.Point(x=x, y=y, z=z), radius=64), timeout=10)
+        assert want >= 1 and len(ans.records) + len(ans.packed) // 24 == want
 
 
 def test_invalid_queries_raise_query_error_from_every_remote_variant(server):

@@ -114,6 +114,14 @@ def _finite(values: Iterable[Any]) -> list[float]:
     return out
 
 
+def as_float(x: Any) -> float:
+    """A cell's value as a float, NaN where it is none (None, text, a missing key)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def number(x: Any, sig: int = 3) -> str:
     """``x`` to ``sig`` significant figures, never an exponent: 0.1234 -> "0.123", 40.0 ->
     "40.0"; from 1,000 up the whole number (1767000.4 -> "1,767,000"), and integers as they

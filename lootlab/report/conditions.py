@@ -13,25 +13,20 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .cells import as_float
+
 #: What a run without added conditions is called.
 PLAIN = "loopback, no CPU limit"
 
 
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _positive(x: Any) -> bool:
-    v = _num(x)
+    v = as_float(x)
     return not math.isnan(v) and v > 0
 
 
 def network_words(conditions: Mapping[str, Any]) -> str:
     """"loopback" or "RTT 5 ms ± 1 ms, 100 Mbit/s" (``Network.label``'s words)."""
-    rtt, jitter = _num(conditions.get("rtt_ms")), _num(conditions.get("jitter_ms"))
+    rtt, jitter = as_float(conditions.get("rtt_ms")), as_float(conditions.get("jitter_ms"))
     band = conditions.get("bandwidth_mbit")
     if not (_positive(rtt) or _positive(jitter) or _positive(band)):
         return "loopback"
@@ -39,7 +34,7 @@ def network_words(conditions: Mapping[str, Any]) -> str:
     if _positive(jitter):
         words += f" ± {jitter:g} ms"
     if _positive(band):
-        words += f", {_num(band):g} Mbit/s"
+        words += f", {as_float(band):g} Mbit/s"
     return words
 
 
@@ -49,7 +44,7 @@ def cpu_words(conditions: Mapping[str, Any]) -> str:
     limit = conditions.get("cpu_limit")
     if not _positive(limit):
         return "no CPU limit"
-    words = f"CPU limit {_num(limit):g} cores"
+    words = f"CPU limit {as_float(limit):g} cores"
     if conditions.get("cpu_limit_applied") is False:
         note = str(conditions.get("cpu_limit_note") or "").strip()
         words += " asked, not applied" + (f": {note}" if note else "")

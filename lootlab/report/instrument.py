@@ -15,18 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from .cells import number
+from .cells import as_float, number
 
 #: Where a row keeps the generator's own send error p99, and the factor into us.
 ERROR_COLUMNS = {"generator_error_p99_us": 1.0, "generator_lag_p99_us": 1.0,
                  "generator_error_p99_ms": 1e3}
-
-
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _is_result(item: Any) -> bool:
@@ -35,7 +28,7 @@ def _is_result(item: Any) -> bool:
 
 def _row_error_us(row: Mapping[str, Any]) -> float:
     for col, k in ERROR_COLUMNS.items():
-        value = _num(row.get(col))
+        value = as_float(row.get(col))
         if math.isfinite(value):
             return value * k
     return math.nan
@@ -136,7 +129,7 @@ def tail_note(s: Mapping[str, Any], saturated: bool = False) -> str:
     during its runs that explains one (TCP timers, CPU starvation: ``loadgen.tails``), the
     sentence that names it beside the figure."""
     causes = str(s.get("tail_causes") or "")
-    p50, p99 = _num(s.get("p50_ms")), _num(s.get("p99_ms"))
+    p50, p99 = as_float(s.get("p50_ms")), as_float(s.get("p99_ms"))
     if not causes or saturated or not p99 > TAIL_RATIO * p50:
         return ""
     return (f"{s['step']}'s tail (p99 {ms_text(p99)} against a p50 of {ms_text(p50)}) came "

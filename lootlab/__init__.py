@@ -33,11 +33,11 @@ _LAZY = {
     "InvalidIndexError": "lootlab.errors",
     "InvalidRecordsError": "lootlab.errors",
     "QueryError": "lootlab.errors",
-    "connect": "lootlab.clients",
+    "connect": "lootlab.targets",
     "LootClient": "lootlab.clients",
     "VARIANTS": "lootlab.variants",
     "Variant": "lootlab.variants",
-    "Endpoint": "lootlab.variants",
+    "Endpoint": "lootlab.remote.endpoint",
     "Network": "lootlab.conditions.network",
     "RemoteError": "lootlab.remote.errors",
     "Rebuilder": "lootlab.rebuild",
@@ -46,23 +46,37 @@ _LAZY = {
     "open_source": "lootlab.sources",
 }
 _SUBMODULES = {"loadgen", "profiling", "plots", "report", "remote", "workload", "variants",
-               "errors", "build", "index", "records", "world", "conditions"}
+               "targets", "errors", "build", "index", "records", "world", "conditions"}
 
 __all__ = list(_LAZY)
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .build import BuildOptionError, BuildReport, PublishError, build_index
-    from .clients import LootClient, connect
+    from .clients import LootClient
     from .conditions.network import Network
-    from .errors import (InvalidIndexError, InvalidRecordsError, LootlabError, LootlabTimeout,
-                         QueryError)
+    from .errors import (
+        InvalidIndexError,
+        InvalidRecordsError,
+        LootlabError,
+        LootlabTimeout,
+        QueryError,
+    )
     from .index import LootIndex, open_index
     from .rebuild import Rebuilder
-    from .records import (FIELDS, RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, pack_key,
-                          unpack_key)
+    from .records import (
+        FIELDS,
+        RECORD_DTYPE,
+        RESULT_DTYPE,
+        LootRecord,
+        Records,
+        pack_key,
+        unpack_key,
+    )
+    from .remote.endpoint import Endpoint
     from .remote.errors import RemoteError
     from .sources import LocalSource, S3Source, open_source
-    from .variants import VARIANTS, Endpoint, Variant
+    from .targets import connect
+    from .variants import VARIANTS, Variant
     from .world import generate_world
 
 

@@ -1,6 +1,6 @@
-"""One client interface, ``LootClient``, and the named variants of the story.
+"""One client interface, ``LootClient``, and the clients of the story's named variants.
 
-``connect(name, **options)`` returns a client whose ``get/near/box/knn`` give the same
+``lootlab.connect(name, **options)`` (``lootlab.targets``) returns a client whose ``get/near/box/knn`` give the same
 answers as ``LootIndex`` (same dtype, rows and order), whatever travels underneath:
 
 - ``grpc-tls-fresh``: a new channel and a full TLS handshake for every request;
@@ -32,15 +32,15 @@ from .records import RECORD_DTYPE, RESULT_DTYPE, LootRecord, Records, to_results
 from .remote import servertiming
 from .remote.address import is_loopback_ip, split_target
 from .remote.callsplit import CallSplit
-from .remote.rpcerrors import translate
 from .remote.errors import DeadlineExceeded, RemoteError, ServerBusy, ServerUnavailable, TLSError
-from .variants import VARIANTS, Endpoint, HasEndpoint, Variant, resolve
+from .remote.rpcerrors import translate
+from .variants import Variant
 
 DEFAULT_TIMEOUT = 10.0
 _METHOD = "/lootlab.v1.LootService/"
 _MAX_MESSAGE = 64 * 1024 * 1024
 
-__all__ = ["connect", "VARIANTS", "LootClient", "MmapClient", "GrpcClient", "server_stats",
+__all__ = ["LootClient", "MmapClient", "GrpcClient", "open_grpc", "open_mmap", "server_stats",
            "RemoteError", "ServerUnavailable", "TLSError", "DeadlineExceeded", "ServerBusy"]
 
 
@@ -310,7 +310,7 @@ class GrpcClient(LootClient):
         return f"<GrpcClient {self.name} target={self.target}>"
 
 
-# -- connect --------------------------------------------------------------------------------
+# -- the registry's openers ----------------------------------------------------------------
 def open_mmap(variant: Variant, **options: Any) -> MmapClient:
     """The registry's opener for local index variants."""
     return MmapClient(**options)
@@ -320,38 +320,6 @@ def open_grpc(variant: Variant, **options: Any) -> GrpcClient:
     """The registry's opener for gRPC variants: the transport facts come from the Variant."""
     return GrpcClient(variant.name, tls=variant.tls, per_call=variant.channel_per_call,
                       resume=variant.resumption, packed=variant.packed, **options)
-
-
-def connect(name: str | Variant, *, where: Endpoint | HasEndpoint | None = None,
-            network: Any = None, **options: Any) -> LootClient:
-    """A connected client of the named variant; the same answers as ``LootIndex``.
-
-    ``name``: a variant name (``lootlab.VARIANTS`` lists them) or a ``Variant``.
-
-    Where a remote variant connects, first match wins:
-      ``where=``   a ``LoopbackServer`` or an ``Endpoint(target, tls, ca, ...)``;
-      ``target=``  ``"host:port"`` (with ``ca=`` for TLS variants; without it the CA that
-                   ``lootlab serve`` made on this machine, if any);
-      neither      the embedded default: a loopback server on the default index that
-                   lootlab starts on first use and stops at exit.
-
-    ``network=`` a ``lootlab.Network`` (or a dict of its fields, or an RTT in ms): a remote
-    variant then reaches that server through a delaying TCP proxy (added round-trip time,
-    jitter, bandwidth; see docs/remote.md "Network conditions"); a local one ignores it.
-
-    Options (each variant takes only its own; a wrong one is named):
-      remote:      ``target``, ``timeout`` (seconds per call, default 10)
-      TLS:         ``ca``, ``client_cert``, ``client_key`` (mutual TLS), ``server_name``
-      pooled:      ``max_streams`` (calls in flight on the one channel)
-      local:       ``index`` (path; default: the default index), ``refresh_interval``,
-                   ``verify``
-
-    Raises ``UnknownVariantError`` for an unknown name, ``LootlabError`` for an option the
-    variant does not take, ``ResolveError`` for a server that does not fit the variant
-    (TLS to plaintext), ``ServerUnavailable`` / ``TLSError`` when it cannot connect, and
-    ``InvalidIndexError`` when a local index cannot be opened.
-    """
-    return resolve(name, where, network=network, **options)()
 
 
 def server_stats(target: str, *, ca: str | None = None, client_cert: str | None = None,

@@ -50,9 +50,10 @@ _ELSEWHERE = {
     "LoopbackError": "lootlab.remote.loopback", "LoopbackTimeout": "lootlab.remote.loopback",
     "SourceError": "lootlab.sources", "SourceUnavailableError": "lootlab.sources",
     "CorruptSourceError": "lootlab.sources", "RebuildError": "lootlab.rebuild",
-    "UpdateQueueFull": "lootlab.rebuild", "LoadgenError": "lootlab.loadgen",
+    "UpdateQueueFull": "lootlab.updates", "LoadgenError": "lootlab.loadgen",
     "ScheduleError": "lootlab.loadgen.schedules", "ProfilerError": "lootlab.profiling",
-    "ReportError": "lootlab.report",
+    "ReportError": "lootlab.report", "RunDirError": "lootlab.experiments.rundir",
+    "SizeError": "lootlab.experiments.sizes",
     "KernelsError": "lootlab.index",
     "ConditionsError": "lootlab.conditions.errors", "ProxyTimeout": "lootlab.conditions.proxies",
 }

@@ -24,16 +24,10 @@ import numpy as np
 
 from . import fileformat as ff
 from . import lookups as _lookups
-from .errors import (
-    InvalidIndexError,
-    LootlabError,
-    QueryError,  # noqa: F401 - importable from here as before
-)
-from .queryargs import MAX_R as _MAX_R  # noqa: F401 - importable from here as before
+from .errors import InvalidIndexError, LootlabError
 from .queryargs import check_corner as _check_corner
 from .queryargs import check_k as _check_k
 from .queryargs import check_point as _check_point
-from .queryargs import coord as _coord  # noqa: F401 - importable from here as before
 from .queryargs import radius_squared as _radius_squared
 from .records import LootRecord, Records, empty_results, to_results, unpack_keys
 from .snapshot import Snapshot as _Snapshot

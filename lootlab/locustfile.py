@@ -49,7 +49,7 @@ def _queries():
     every machine draws the same positions)."""
     global _QUERIES
     if _QUERIES is None:
-        from lootlab.loadgen.runner import default_workload
+        from lootlab.targets import default_workload
         n = int(os.environ.get("LOOTLAB_LOCUST_QUERIES", "4096"))
         _QUERIES = default_workload(n).tolist()
     return _QUERIES
@@ -63,13 +63,15 @@ class _LootUser(User):
     wait_time = constant_throughput(RATE)
 
     def on_start(self) -> None:
-        from lootlab.variants import Endpoint, get, resolve
+        from lootlab.remote.endpoint import Endpoint
+        from lootlab.targets import connect
+        from lootlab.variants import get
         variant = get(self.variant)
         target = os.environ.get("LOOTLAB_TARGET")
         where = None
         if target and variant.remote:
             where = Endpoint(target, tls=variant.tls, ca=os.environ.get("LOOTLAB_CA") or None)
-        self.loot = resolve(variant, where)()
+        self.loot = connect(variant, where)
         queries = _queries()
         start = hash((id(self), time.monotonic_ns())) % len(queries)
         self.queries = itertools.cycle(queries[start:] + queries[:start])

@@ -31,10 +31,8 @@ from .build import read_header
 from .errors import InvalidRecordsError, LootlabError
 from .rebuildstatus import CycleResult, Ledger, RebuildStatus, backoff_delay
 from .sources import Source, open_source
-from .tempfiles import _pid_alive  # noqa: F401 - importable from here, as before the split
 from .tempfiles import clean_temp_files
-from .updates import REMOVED, normalize_updates  # noqa: F401 - importable from here, as before
-from .updates import UpdateChannel, UpdateQueueFull, merge_updates  # noqa: F401 - re-export
+from .updates import UpdateChannel, merge_updates
 
 
 class RebuildError(LootlabError):

@@ -25,7 +25,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from .cli._util import handle_errors
+from .console import handle_errors
 
 FAKE_CREDENTIALS = {"aws_access_key_id": "lootlab-local", "aws_secret_access_key": "lootlab-local",
                     "region_name": "us-east-1"}
@@ -65,8 +65,11 @@ class _FaultSwitch:
 
 def _threaded_moto_server_class():
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
-                                               create_backend_app)
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from werkzeug.serving import make_server
 
     class _QuietHandler(MotoRequestHandler):

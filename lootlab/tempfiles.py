@@ -47,4 +47,3 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-_pid_alive = pid_alive      # the name rebuild.py re-exports, as before the split

@@ -1,14 +1,11 @@
-"""The Variant registry: the one place that says what each client variant is and how to reach it.
+"""The Variant registry: the one place that says what each client variant is.
 
 A ``Variant`` is data: its name, a one-line description, the step of the story it
 reproduces, its transport facts (remote or local, TLS, a channel per call, session
 resumption, the packed encoding), the options it accepts and the function that opens its
 client (``"module:function"``, imported when first used, so this module stays light).
-
-``resolve(variant, where)`` turns "a variant and where it runs" into a ``ClientFactory``: a
-frozen, picklable zero-argument callable that opens a connected client.  Worker processes
-and the workload subprocess get the factory (or the endpoint inside it), so they connect to
-the same server as their parent without any global state.
+How a variant is reached (which server, which network, the client factory workers get)
+is ``lootlab.targets``'s job.
 
 Adding a variant is one ``Variant(...)`` plus its client class: ``register()`` it in-process,
 or publish it from another package under the ``lootlab.variants`` entry-point group so every
@@ -19,16 +16,15 @@ from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass, field, replace
-from importlib import metadata
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
 from .errors import LootlabError
 
 if TYPE_CHECKING:
     from .clients import LootClient
-    from .conditions.network import Network
 
 ENTRY_POINT_GROUP = "lootlab.variants"
 
@@ -49,40 +45,7 @@ class UnknownVariantError(LootlabError, KeyError):
 
 class ResolveError(LootlabError):
     """A variant cannot be reached where it was asked to be (TLS to a plaintext server,
-    a local variant given a server...)."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """How to reach a loot server, as plain data: what a factory carries across processes."""
-
-    target: str
-    tls: bool = True
-    ca: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-
-    def options_for(self, variant: "Variant") -> dict[str, Any]:
-        """The connect options this endpoint gives ``variant`` (TLS files only to TLS ones)."""
-        if variant.tls != self.tls:
-            want, have = ("TLS" if variant.tls else "plaintext"), ("TLS" if self.tls else "plaintext")
-            raise ResolveError(f"variant {variant.name!r} speaks {want}, but the server at "
-                               f"{self.target} speaks {have}")
-        options: dict[str, Any] = {"target": self.target}
-        if variant.tls:
-            for name in ("ca", "client_cert", "client_key"):
-                value = getattr(self, name)
-                if value is not None:
-                    options[name] = value
-        return options
-
-
-@runtime_checkable
-class HasEndpoint(Protocol):
-    """Anything that can say where it listens (a ``LoopbackServer``)."""
-
-    @property
-    def endpoint(self) -> Endpoint: ...
+    TLS files without a target...): raised by ``lootlab.targets``."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +79,8 @@ class Variant:
                                f"{', '.join(sorted(self.options))}")
 
     def open(self, **options: Any) -> "LootClient":
-        """A connected client of this variant (no defaults filled in: see ``resolve``)."""
+        """A connected client of this variant (no defaults filled in: ``lootlab.targets``
+        fills them)."""
         self.check_options(options)
         module, _, attr = self.opener.partition(":")
         try:
@@ -245,127 +209,6 @@ class VariantDescriptions(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return repr(descriptions())
-
-
-@dataclass(frozen=True)
-class ClientFactory:
-    """A picklable zero-argument callable opening one connected client of ``variant``.
-
-    ``network`` is the ``lootlab.Network`` it is reached under (None for a local variant,
-    which no network reaches); then ``options`` hold the delaying proxy's target and
-    ``upstream`` the server's own, so ``with_network`` can re-route it."""
-
-    variant: Variant
-    options: tuple[tuple[str, Any], ...] = ()
-    network: Network | None = None
-    upstream: str | None = None
-
-    def __call__(self) -> "LootClient":
-        return self.variant.open(**dict(self.options))
-
-    @property
-    def name(self) -> str:
-        return self.variant.name
-
-    @property
-    def endpoint(self) -> Endpoint | None:
-        opts = dict(self.options)
-        if "target" not in opts:
-            return None
-        return Endpoint(opts["target"], tls=self.variant.tls, ca=opts.get("ca"),
-                        client_cert=opts.get("client_cert"), client_key=opts.get("client_key"))
-
-    def with_options(self, **options: Any) -> "ClientFactory":
-        merged = dict(self.options)
-        merged.update(options)
-        self.variant.check_options(merged)
-        return replace(self, options=tuple(sorted(merged.items())))
-
-    def with_network(self, network: Any) -> "ClientFactory":
-        """This factory reaching the same server under ``network`` (a ``Network``, a dict,
-        an RTT in ms, or None for none): through a delaying proxy when it is not null."""
-        from .conditions.network import Network
-        net = Network.coerce(network)
-        if not self.variant.remote:
-            return replace(self, network=None)
-        opts = dict(self.options)
-        if self.upstream is not None:
-            opts["target"] = self.upstream
-            opts = {k: v for k, v in opts.items() if not (k == "server_name"
-                                                         and v == _proxy_name(self.upstream))}
-        return _through(self.variant, opts, net)
-
-    def __repr__(self) -> str:
-        where = dict(self.options).get("target", "local")
-        via = f" ({self.network.label} via proxy to {self.upstream})" if self.upstream else ""
-        return f"<ClientFactory {self.variant.name} @ {where}{via}>"
-
-
-def _proxy_name(upstream: str) -> str | None:
-    from .conditions.proxies import tls_name
-    return tls_name(upstream)
-
-
-def _through(v: Variant, options: dict[str, Any], network: Network | None) -> ClientFactory:
-    """The factory for remote ``v`` at ``options["target"]``, under ``network``."""
-    if network is None or network.is_null:
-        return ClientFactory(v, tuple(sorted(options.items())), network)
-    from .conditions.proxies import through
-    upstream = options["target"]
-    endpoint = through(Endpoint(upstream, tls=v.tls), network)
-    options = {**options, "target": endpoint.target}
-    name = _proxy_name(upstream) if v.tls else None
-    if name and "server_name" not in options:   # the certificate names the server's host
-        options["server_name"] = name
-    return ClientFactory(v, tuple(sorted(options.items())), network, upstream)
-
-
-def resolve(variant: str | Variant, where: Endpoint | HasEndpoint | None = None, *,
-            network: Any = None, **options: Any) -> ClientFactory:
-    """A factory for ``variant`` reached at ``where``, under ``network``.
-
-    ``where`` is an ``Endpoint``, anything with an ``.endpoint`` (a ``LoopbackServer``), or
-    None: then explicit ``target=``/``ca=`` options win, and with no target a remote
-    variant uses the embedded default, this process's loopback server on the default index
-    (started on demand; see ``lootlab.remote.loopback.default_servers``).
-
-    ``network`` (a ``lootlab.Network``, a dict of its fields, an RTT in ms, or None): a
-    remote variant is then reached through a delaying TCP proxy in front of that server
-    (``lootlab.conditions.proxies.through``); a local variant ignores it (no network).
-    """
-    v = get(variant)
-    if network is not None:
-        from .conditions.network import Network
-        network = Network.coerce(network)
-    v.check_options(options)
-    options = {k: val for k, val in options.items() if val is not None}
-    # a LoopbackServer(network=...) is already behind its own proxy: record that network
-    served_under, direct = getattr(where, "network", None), getattr(where, "direct_target", None)
-    if where is not None and not isinstance(where, Endpoint):
-        if not isinstance(where, HasEndpoint):
-            raise ResolveError(f"where= must be an Endpoint or a server with .endpoint, "
-                               f"got {type(where).__name__}")
-        where = where.endpoint
-    if v.remote:
-        if where is not None:
-            options = {**where.options_for(v), **options}
-        elif "target" not in options:
-            if any(options.get(k) for k in TLS_OPTIONS - {"server_name"}):
-                raise ResolveError(f"{v.name}: ca=/client_cert= given without target=; say "
-                                   f"which server they are for")
-            from .remote.loopback import default_servers
-            options = {**default_servers().endpoint(tls=v.tls).options_for(v), **options}
-        if v.tls and "ca" not in options:
-            from .remote.tls import tls_dir
-            dev_ca = tls_dir() / "ca.pem"
-            if dev_ca.is_file():    # the CA `lootlab serve` made and printed, on this machine
-                options["ca"] = str(dev_ca)
-        if network is None and served_under is not None and direct is not None:
-            return ClientFactory(v, tuple(sorted(options.items())), served_under, direct)
-        return _through(v, options, network)
-    if where is not None:
-        raise ResolveError(f"variant {v.name!r} is local; it is not reached through a server")
-    return ClientFactory(v, tuple(sorted(options.items())))
 
 
 #: ``lootlab.VARIANTS``: name -> one-line description, live from the registry

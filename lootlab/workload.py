@@ -29,7 +29,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .cli._util import handle_errors
+from .console import handle_errors
 
 DEFAULT_QUERIES = 2000
 WARMUP_OPS = 20
@@ -103,13 +103,15 @@ def _alloc_op(k: int) -> Callable[[np.ndarray], int]:
 
 def connect_variant(variant: str, index: Path, *, target: str | None = None,
                     ca: str | None = None) -> Any:
-    """The workload's client, through the variant registry: a local variant opens
-    ``index``; a remote one reaches ``target`` (with ``ca``), else the embedded default."""
-    from .variants import Endpoint, get, resolve
+    """The workload's client (``lootlab.targets``): a local variant opens ``index``; a
+    remote one reaches ``target`` (with ``ca``), else the embedded default."""
+    from .remote.endpoint import Endpoint
+    from .targets import connect
+    from .variants import get
     v = get(variant)
     if not v.remote:
-        return resolve(v, index=str(index))()
-    return resolve(v, Endpoint(target, tls=v.tls, ca=ca) if target else None)()
+        return connect(v, index=str(index))
+    return connect(v, Endpoint(target, tls=v.tls, ca=ca) if target else None)
 
 
 def _own_server(variant: str, index: Path, stack: ExitStack) -> tuple[str, str | None]:

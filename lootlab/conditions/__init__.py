@@ -17,7 +17,7 @@ _LAZY = {
     "CpuCgroup": "lootlab.conditions.cgroup",
     "cgroup_unavailable": "lootlab.conditions.cgroup",
 }
-_SUBMODULES = {"whatif", "proxies", "cgroup"}
+_SUBMODULES = {"proxies", "cgroup"}
 
 __all__ = list(_LAZY)
 

@@ -1,8 +1,9 @@
 """``Network``: the round-trip time, jitter and bandwidth between a client and its server.
 
 A plain, frozen, picklable value (it crosses process boundaries to load-generator workers
-and names the conditions of a run in its results); ``lootlab.conditions.proxies`` turns a
-non-null one into a delaying TCP proxy in front of a server.
+and names the conditions of a run in its results).  ``lootlab.targets`` is where a loose
+value (a dict, an RTT in ms) is made one (``Network.coerce``) and where a non-null one
+routes a client through a delaying TCP proxy (``lootlab.conditions.proxies``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Delaying proxies in front of servers: ``DelayProxy`` (one child process) and
-``through(endpoint, network)``, the process-wide registry the resolver uses.
+``proxy_for(upstream, network)``, the process-wide set of them that ``lootlab.targets``
+routes clients through.
 
-``through`` starts at most one proxy per (upstream target, network) in this process and
+``proxy_for`` starts at most one proxy per (upstream target, network) in this process and
 stops them all at exit; a spawned worker handed a factory reaches the proxy its parent
 started, because the factory carries the proxy's address (no global state crosses).
+Whether a client goes through a proxy at all is decided in ``lootlab.targets``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from ..remote import childproc
-from ..remote.address import is_loopback_ip, split_target
-from ..variants import Endpoint
+from ..remote.address import split_target
 from .errors import ConditionsError
 from .network import Network
 
@@ -43,11 +43,14 @@ class DelayProxy(childproc.ChildProcess):
     what, error, timed_out = "delay proxy", ConditionsError, ProxyTimeout
     start_timeout, stop_timeout = _START_TIMEOUT, 5.0
 
-    def __init__(self, upstream: str, network: Network | float | dict | None, *,
-                 host: str = "127.0.0.1", port: int = 0, seed: int = 0):
+    def __init__(self, upstream: str, network: Network, *, host: str = "127.0.0.1",
+                 port: int = 0, seed: int = 0):
         split_target(upstream)
+        if not isinstance(network, Network):
+            raise ConditionsError(f"a delay proxy needs a lootlab.Network, got "
+                                  f"{type(network).__name__} (Network.coerce makes one)")
         self.upstream = upstream
-        self.network = Network.coerce(network) or Network()
+        self.network = network
         self.host, self.port, self.seed = host, port, seed
         self.proc: subprocess.Popen | None = None
         self.info: dict[str, Any] = {}
@@ -108,7 +111,7 @@ class DelayProxy(childproc.ChildProcess):
 
 
 class _Registry:
-    """The proxies ``through`` started in this process, keyed (upstream, network)."""
+    """The proxies ``proxy_for`` started in this process, keyed (upstream, network)."""
 
     def __init__(self) -> None:
         self.proxies: dict[tuple[str, Network], DelayProxy] = {}
@@ -146,30 +149,10 @@ def registry() -> _Registry:
         return _registry
 
 
-def proxy_for(endpoint: Endpoint, network: Network) -> DelayProxy:
-    """The running proxy ``through`` uses for (endpoint, network), started if needed."""
-    return registry().get(endpoint.target, network)
-
-
-def through(endpoint: Endpoint, network: Network | float | dict | None) -> Endpoint:
-    """``endpoint`` as reached under ``network``: the same TLS facts, the target of a
-    delaying proxy in front of it (one per (upstream, network) in this process, stopped
-    at exit).  A null network (or None) returns ``endpoint`` itself."""
-    net = Network.coerce(network)
-    if net is None or net.is_null:
-        return endpoint
-    return replace(endpoint, target=proxy_for(endpoint, net).target)
-
-
-def tls_name(upstream: str) -> str | None:
-    """The TLS server name a client reaching ``upstream`` through a loopback proxy must
-    check (its certificate names the upstream host, not 127.0.0.1), or None when the
-    upstream is a loopback address itself."""
-    if is_loopback_ip(upstream):
-        return None
-    return split_target(upstream)[0]
-
-
+def proxy_for(upstream: str, network: Network) -> DelayProxy:
+    """The running proxy in front of ``upstream`` (``host:port``) under ``network``: this
+    process's one for that pair, started now if there is none, stopped at exit."""
+    return registry().get(upstream, network)
 
 
 class ProxiedEcho:
@@ -204,4 +187,4 @@ class ProxiedEcho:
             self.proxy.stop()
 
 
-__all__ = ["DelayProxy", "ProxiedEcho", "ProxyTimeout", "proxy_for", "through", "tls_name"]
+__all__ = ["DelayProxy", "ProxiedEcho", "ProxyTimeout", "proxy_for"]

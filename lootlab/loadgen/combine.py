@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 
-from ..remote import callsplit
 from . import hist, limits
 from .health import judge_run
 from .results import METRICS, LoadResult
 from .runenv import environment
 from .schedules import ClosedLoop, Schedule
+from .split import merge
 
 
 def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, processes: int,
@@ -71,7 +71,7 @@ def combine(parts: list, schedule: Schedule | ClosedLoop, *, variant: str, proce
                       achieved_rate=achieved, cpu_s=cpu_s, wall_s=wall_s, busy=busy,
                       health=health, worker_requests=[p.measured for p in parts],
                       first_error=first_error, env=env,
-                      split=callsplit.merge([getattr(p, "split", {}) for p in parts]),
+                      split=merge([getattr(p, "split", {}) for p in parts]),
                       server=server or {},
                       conditions=conditions or limits.conditions(None, None), throttle=throttle,
                       completed_total=counts["sent"],

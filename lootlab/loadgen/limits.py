@@ -1,10 +1,10 @@
 """Production conditions of a load run: the network in front of a remote variant, and a CPU
 limit on the client side (the "overlay service replica": generator and client together).
 
-``network`` is applied where the client is made (``apply_network``: a variant name resolves
-through the proxy, a ``ClientFactory`` gets ``with_network``).  ``cpu_limit`` puts the
-spawned sending workers in one cgroup with that quota (``lootlab.conditions.cgroup``), like
-the processes of one container: each worker is moved in after it connected and before the
+``network`` is applied where the client is made (``apply_network``: a factory that can be
+re-routed, as ``lootlab.targets.ClientFactory`` can, gets ``with_network``).  ``cpu_limit``
+puts the spawned sending workers in one cgroup with that quota
+(``lootlab.conditions.cgroup``), like the processes of one container: each worker is moved in after it connected and before the
 parent releases it to its schedule, so no request of the schedule is sent unlimited.  The
 throttling counters are read at the start of the measured window and when every worker
 has sent its last request (before it builds its histograms, which would count as throttling
@@ -35,30 +35,20 @@ class CpuLimitWarning(UserWarning):
     """A CPU limit was asked for but could not be applied: the run went on unlimited."""
 
 
-def coerce_network(network: Any):
-    """A ``Network`` or None (a null network is kept: it says "loopback" on purpose)."""
-    if network is None:
-        return None
-    from ..conditions.network import Network
-    return Network.coerce(network)
-
-
-def apply_network(factory: Callable[[], Any], network: Any, name: str | None) -> Callable:
-    """``factory`` reached through ``network``: a variant name resolves with it, a
-    ``ClientFactory`` takes it (``with_network``); another callable cannot, so a non-null
-    network with one is an error rather than a run on loopback that claims a delay."""
+def apply_network(factory: Callable[[], Any], network: Any) -> Callable[[], Any]:
+    """``factory`` reached through ``network`` (as given: the factory checks it): a factory
+    that can be re-routed takes it (``with_network``); another callable cannot, so a network
+    with one is an error rather than a run on loopback that claims a delay (a null
+    ``Network``, which delays nothing, is allowed)."""
     if network is None:
         return factory
-    if name is not None:
-        from ..variants import resolve
-        return resolve(name, network=network)
     with_network = getattr(factory, "with_network", None)
     if callable(with_network):
         return with_network(network)
-    if network.is_null:
+    if getattr(network, "is_null", False):
         return factory
-    raise LoadgenError(f"network={network.label!r} needs a variant name or a ClientFactory "
-                       f"(lootlab.variants.resolve): a plain factory "
+    raise LoadgenError(f"network={network!r} needs a factory that can be re-routed "
+                       f"(lootlab.targets.client_factory): a plain factory "
                        f"({type(factory).__name__}) decides its own server, so no proxy can "
                        f"be put in front of it")
 
@@ -212,5 +202,5 @@ def frame_fields(conds: dict[str, Any], throttle: dict[str, Any] | None) -> dict
 
 
 __all__ = ["CONDITION_KEYS", "THROTTLE_KEYS", "CpuLimitWarning", "Limiter", "apply_network",
-           "check_limit", "coerce_network", "conditions", "cpu_limited", "describe",
+           "check_limit", "conditions", "cpu_limited", "describe",
            "frame_fields", "merge_conditions", "merge_throttle", "throttle_text"]

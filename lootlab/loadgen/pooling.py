@@ -21,14 +21,15 @@ from . import hist, limits, uncertainty
 from .results import LoadResult
 
 #: The percentiles pooled: key (as in summary columns) -> percentile.
-POOLED = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
+POOLED = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 
 
 def pooled(results: Sequence[LoadResult], confidence: float = 0.95) -> dict[str, Any]:
     """Per percentile of ``POOLED``: ``<key>_us`` (the raw pooled value, shown only where
     ``<key>_enough``: 10 or more pooled samples above it), ``<key>_ci_low_us`` (widened by
     the lag bound where it stayed in, never below 0; NaN without enough samples), ``<key>_ci_high_us``,
-    ``<key>_lag_bound_us``; and ``n`` (pooled samples) and ``trials``; and the conditions
+    ``<key>_lag_bound_us``; ``max_us`` (the largest sample); and ``n`` (pooled samples) and
+    ``trials``; and the conditions
     the trials shared with their throttle counters summed (``rtt_ms``, ``cpu_limit``,
     ``throttled_periods``, ``throttled_ms``, NaN where unset: ``pooled_conditions``)."""
     if not results:
@@ -38,6 +39,7 @@ def pooled(results: Sequence[LoadResult], confidence: float = 0.95) -> dict[str,
     est = uncertainty.estimate(merged, ps, confidence)
     values = hist.percentiles(merged, ps)
     out: dict[str, Any] = {"n": int(merged.get_total_count()), "trials": len(results),
+                           "max_us": float(hist.percentiles(merged, [100.0])[0]) / 1e3,
                            **limits.frame_fields(*pooled_conditions(results))}
     for i, (key, p) in enumerate(POOLED.items()):
         lag = max((_finite(r.lag_bound_us(p)) for r in results

@@ -23,14 +23,7 @@ from hdrh.log import HistogramLogWriter
 
 from ..errors import LootlabError
 from . import hist, limits, uncertainty
-from .health import (  # noqa: F401 - the thresholds stay importable from here
-    GENERATOR_LAG_FLOOR_US,
-    GENERATOR_LAG_SHARE,
-    SEND_LAG_WARN_US,
-    Health,
-    judge,
-    judge_run,
-)
+from .health import Health
 from .runenv import _denum, _jsonable, _num
 
 TABLE_PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99, 100.0)
@@ -72,7 +65,7 @@ class LoadResult:
     completed_total: int = 0                 # answers over the whole run, warm-up included
     achieved_total_per_s: float = math.nan   # completed_total over the whole run's span
     window: str = "measured"                 # or "warm-up only": nothing else was measured
-    split: dict[str, int] = field(default_factory=dict)  # remote clients: lootlab.remote.callsplit
+    split: dict[str, int] = field(default_factory=dict)  # the client's call split (loadgen.split)
     server: dict[str, Any] = field(default_factory=dict)  # the server's CPU: loadgen.serverload
     # the network and CPU limit it ran under, and the cgroup's counters (loadgen.limits)
     conditions: dict[str, Any] = field(default_factory=lambda: limits.conditions(None, None))
@@ -164,16 +157,16 @@ class LoadResult:
     def split_us(self) -> dict[str, float]:
         """Mean microseconds per answered request of each part of its latency:
         ``send_wait`` (latency minus service time: the wait to be sent, queued behind
-        earlier answers or a late generator), then the parts of the call from a remote
-        client's split (``lootlab.remote.callsplit``: client serialize, transport + TLS,
-        server queue, server compute, client deserialize), or ``call`` (the whole service
-        time) for a client that keeps none.  Means, because means add up to the mean
+        earlier answers or a late generator), then the parts of the call from the client's
+        call split (``loadgen.split``; a gRPC client's are client serialize, transport +
+        TLS, server queue, server compute, client deserialize), or ``call`` (the whole
+        service time) for a client that keeps none.  Means, because means add up to the mean
         latency and percentiles of parts do not."""
         if not self.latency.get_total_count():
             return {}
         service = self.service.get_mean_value() / 1e3
         out = {"send_wait": max(0.0, self.latency.get_mean_value() / 1e3 - service)}
-        from ..remote.callsplit import means_us
+        from .split import means_us
 
         parts = means_us(self.split)
         return {**out, **parts} if parts else {**out, "call": service}
@@ -355,15 +348,8 @@ class LoadResult:
 
     @classmethod
     def load(cls, directory: str | Path) -> "LoadResult":
-        """A saved result, or the only result of a run directory (``lootlab.compare``)."""
+        """A result ``save`` wrote (a run directory holds them: ``experiments.rundir``)."""
         path = Path(directory) / "summary.json"
-        run = Path(directory) / "run.json"
-        if not path.exists() and run.exists():
-            entries = json.loads(run.read_text()).get("results", [])
-            if len(entries) != 1:
-                raise LootlabError(f"{run}: a run of {len(entries)} results; load one of its "
-                                   f"subdirectories ({', '.join(e['path'] for e in entries)})")
-            path = Path(directory) / entries[0]["path"] / "summary.json"
         try:
             doc = json.loads(path.read_text())
         except FileNotFoundError:

@@ -1,7 +1,11 @@
 """Run a schedule against a client, across processes, and merge what each measured.
 
-This module is the entry point (``run``) and what a target is (a variant name or a
-client factory); each step of a run lives in a module of its own:
+This module is the entry point (``run``) and what a target is: a zero-argument client
+factory (``lootlab.targets.client_factory(variant)`` makes one for a variant; this package
+knows nothing of variants, servers or indexes).  What a run needs beyond clients it asks
+the factory for, when it offers it: ``with_network`` (a ``network=`` run), ``server_stats``
+(the server's CPU time: ``serverload``), ``default_workload`` (the queries when none are
+given).  Each step of a run lives in a module of its own:
 
 * ``jobs``: the schedule is dealt round-robin into one ``Job`` per process, so every
   process and thread sees an evenly thinned copy of it; every intended send time is
@@ -34,33 +38,27 @@ from .clock import Clock
 from .errors import LoadgenError
 from .jobs import Job, plan
 from .schedules import ClosedLoop, Schedule
-from .senders import ERROR, OK, TIMEOUT, Client, _classify  # noqa: F401 - re-exported
 from .summary import Part
 from .workers import execute, run_job
 
 
-def client_factory(target: str | Callable[[], Any], network: Any = None) -> Callable[[], Any]:
-    """What a job opens its client with: a variant name goes through the registry's
-    resolver (so P worker processes share this process's default server), a zero-argument
-    factory is used as it is.  A ``network`` (``lootlab.Network``) is applied there
-    (``limits.apply_network``)."""
-    from .limits import apply_network, coerce_network
-    network = coerce_network(network)
+def opened_by(target: Callable[[], Any], network: Any = None) -> Callable[[], Any]:
+    """What a job opens its client with: ``target`` itself, or re-routed under ``network``
+    (``limits.apply_network``).  A variant name is refused with what to pass instead: the
+    name is resolved by the layer that knows variants, not by the load generator."""
+    from .limits import apply_network
     if isinstance(target, str):
-        if network is not None:
-            return apply_network(target, network, target)
-        from ..variants import resolve
-        return resolve(target)
+        raise LoadgenError(f"loadgen.run drives a client factory, not the name {target!r}: "
+                           f"pass lootlab.targets.client_factory({target!r})")
     if callable(target):
-        return apply_network(target, network, None)
-    raise LoadgenError(f"target must be a variant name or a zero-argument client factory, "
-                       f"got {type(target).__name__}")
+        return apply_network(target, network)
+    raise LoadgenError(f"target must be a zero-argument client factory, got "
+                       f"{type(target).__name__}")
 
 
-def target_label(target: str | Callable[[], Any]) -> str:
-    """The name a result is filed under: the variant, or the factory's name."""
-    if isinstance(target, str):
-        return target
+def target_label(target: Callable[[], Any]) -> str:
+    """The name a result is filed under: the factory's name (a ``ClientFactory`` names its
+    variant), else its function's."""
     name = getattr(target, "name", None)          # a ClientFactory names its variant
     if isinstance(name, str) and name:
         return name
@@ -69,34 +67,39 @@ def target_label(target: str | Callable[[], Any]) -> str:
     return getattr(target, "__name__", type(target).__name__)
 
 
-def default_workload(n: int, *, seed: int = 0, radius: int = 64) -> np.ndarray:
-    """The overlay workload on the default index: ``near`` around players, r=64."""
-    from ..index import open_index
-    from ..overlay import overlay_queries
-    from ..paths import ensure_default_index
-    with open_index(ensure_default_index()) as idx:
-        return overlay_queries(idx, n, seed=seed, radius=radius)
+def target_workload(target: Callable[[], Any], n: int, *, seed: int = 0,
+                    radius: int = 64) -> np.ndarray:
+    """The queries ``target`` is driven with when none are given: what it offers
+    (``target.default_workload(n, seed=, radius=)``; a ``lootlab.targets.ClientFactory``
+    gives the overlay workload on the default index)."""
+    make = getattr(target, "default_workload", None)
+    if not callable(make):
+        raise LoadgenError(f"workload= is needed: {target_label(target)} offers no default "
+                           f"workload (an (n, 4) array of x y z r queries; a factory from "
+                           f"lootlab.targets.client_factory offers one)")
+    return make(n, seed=seed, radius=radius)
 
 
-def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
+def run(target: Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         processes: int = 1, concurrency: int = 1, warmup: float = 0.5,
         workload: np.ndarray | None = None, radius: int = 64, timeout: float | None = None,
         grace: float | None = None, label: str | None = None, progress: bool = False,
         max_busy: float = 0.97, spin_us: float | None = None, clock=None,
         network: Any = None, cpu_limit: float | None = None, priority: str = "auto"):
-    """Drive ``schedule`` at a variant (name) or client factory; return a ``LoadResult``.
+    """Drive ``schedule`` at a client factory; return a ``LoadResult``.
 
     ``processes`` > 1 spawns workers (each connects on its own; a factory must pickle).
     ``processes=1`` runs in this process.  ``warmup`` seconds at the schedule's starting
     rate go first and are discarded (and counted).  ``workload`` is an (n, 4) array of
-    ``x y z r`` queries, cycled; by default the overlay workload on the default index
-    (``lootlab.overlay.overlay_queries``, seeded with the schedule's seed, r = ``radius``).
+    ``x y z r`` queries, cycled; by default the factory's own (``target_workload``: a
+    variant's is the overlay workload on the default index, seeded with the schedule's
+    seed, r = ``radius``).
     ``timeout`` counts slower answers as timeouts (kept out of the latency histogram, in
     the errors one).  ``grace`` is how long past the schedule a late generator may go on
     sending before the rest count as unsent (default max(1 s, 25 %)).  ``spin_us``: how
     long before each due time a sender stops sleeping and spins (default: learned from its
     own oversleeps, at most 1 ms: ``clock.Clock``).
-    A remote variant's server is asked for its CPU time before and after (``serverload``):
+    A factory's server is asked for its CPU time before and after (``serverload``):
     the result's ``server``.  The machine is sampled before and after (``lootlab.noise``,
     ~10 ms in all): the result's ``env["noise"]`` holds both samples and ``env["noisy"]``
     says whether other programs (or a hypervisor) were taking the CPU, which no histogram
@@ -104,7 +107,7 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     ``loadgen.tails``), named by ``result.tail_causes()``.
 
     Conditions (``limits``): ``network`` (a ``lootlab.Network``, a dict or an RTT in ms)
-    puts a remote variant behind the delaying proxy; ``cpu_limit=CORES`` runs the senders
+    puts a remote variant behind the delaying proxy (the factory's ``with_network``); ``cpu_limit=CORES`` runs the senders
     (spawned, even for ``processes=1``) in one cgroup with that CPU quota, like one
     container, and ``spin_us`` then defaults to 0 (spinning would spend the replica's quota
     on the generator's timing).  The result's ``conditions`` say what was applied and
@@ -126,6 +129,8 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
 
     cpu_limit = check_limit(cpu_limit)      # a bad value is refused before any work
     priority = check_mode(priority)
+    label = label or target_label(target)
+    target = opened_by(target, network)     # so are a variant name and a bad network
     if cpu_limit is not None:
         if clock is not None:
             raise LoadgenError("a custom clock cannot run under cpu_limit (the senders run "
@@ -133,14 +138,12 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         spin_us = 0.0 if spin_us is None else spin_us
     if workload is None:
         n = len(schedule) if isinstance(schedule, Schedule) else 65_536
-        workload = default_workload(int(min(max(n, 1), 65_536)), seed=schedule.seed,
-                                    radius=radius)
+        workload = target_workload(target, int(min(max(n, 1), 65_536)), seed=schedule.seed,
+                                   radius=radius)
     queries = np.asarray(workload, dtype=np.int64)
     if queries.ndim != 2 or queries.shape[1] != 4 or len(queries) == 0:
         raise LoadgenError(f"workload must be an (n, 4) array of x y z r, got shape "
                            f"{queries.shape}")
-    label = label or target_label(target)
-    target = client_factory(target, network)
     jobs = plan(schedule, processes=processes, concurrency=concurrency, warmup=warmup,
                 queries=queries, target=target, timeout=timeout, grace=grace)
     for job in jobs:
@@ -175,7 +178,5 @@ def run(target: str | Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     return result
 
 
-# Also importable from here, as before the split: ``target_label``, ``Client`` and
-# ``_classify`` (tests/test_remote.py uses it).
 __all__ = ["run", "plan", "execute", "run_job", "Job", "Part", "Clock", "LoadgenError",
-           "client_factory", "default_workload", "OK", "ERROR", "TIMEOUT"]
+           "opened_by", "target_label", "target_workload"]

@@ -1,12 +1,8 @@
-"""One benchmark run from plain parameters (what ``lootlab bench`` calls)."""
+"""A schedule from plain parameters (what ``lootlab bench`` asks for by name)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import schedules
-from .results import LoadResult
-from .runner import run
 
 
 def make_schedule(kind: str, *, rate: float | None, duration: float,
@@ -31,18 +27,3 @@ def make_schedule(kind: str, *, rate: float | None, duration: float,
                                seed=seed)
     raise schedules.ScheduleError(f"unknown schedule {kind!r}: use constant, poisson, ramp "
                                   f"or spike")
-
-
-def bench(variant: str, *, rate: float | None = None, closed: int | None = None,
-          schedule: str = "constant", duration: float = 10.0, processes: int = 1,
-          concurrency: int = 1, warmup: float = 1.0, think_time: float = 0.0,
-          factor: float = 10.0, seed: int = 0, out: str | Path | None = None,
-          spin_us: float | None = None, progress: bool = True, network=None,
-          cpu_limit: float | None = None) -> tuple[LoadResult, Path]:
-    """Run one variant under one schedule (and conditions: ``run``'s ``network`` and
-    ``cpu_limit``), save the result, return it and where it went."""
-    sched = make_schedule(schedule, rate=rate, duration=duration, closed=closed,
-                          think_time=think_time, factor=factor, seed=seed)
-    result = run(variant, sched, processes=processes, concurrency=concurrency, warmup=warmup,
-                 spin_us=spin_us, progress=progress, network=network, cpu_limit=cpu_limit)
-    return result, result.save(out)

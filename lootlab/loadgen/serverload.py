@@ -1,7 +1,8 @@
 """The server's side of a load run: its CPU time over the run, read from its own counters.
 
-A remote variant's factory knows its server (``ClientFactory.endpoint``); the lab's server
-reports the CPU seconds of all its processes in ``ServerStats``.  Sampled once before and
+A target that knows its server offers ``server_stats()`` (a remote variant's
+``lootlab.targets.ClientFactory`` does): the lab's server reports the CPU seconds of all its
+processes there (``cpu_seconds``).  Sampled once before and
 once after the run (outside the measured window), so the run can say how busy the server
 was, and the health verdict can tell a saturated server (the system under test reached its
 limit) from a generator that could not keep up.  A server that cannot be asked (another
@@ -19,25 +20,18 @@ from typing import Any
 SATURATED_CORES_PER_PROCESS = 0.85
 
 
-def _endpoint(target: Any) -> Any:
-    endpoint = getattr(target, "endpoint", None)
-    return endpoint if endpoint is not None and hasattr(endpoint, "target") else None
-
-
 def start(target: Any) -> dict[str, Any] | None:
     """The server's counters now, or None when ``target`` has no server that reports them."""
-    endpoint = _endpoint(target)
-    if endpoint is None:
+    ask = getattr(target, "server_stats", None)
+    if not callable(ask):
         return None
-    from ..remote.loopback import server_stats
-
     try:
-        stats = server_stats(endpoint, timeout=5.0)
+        stats = ask(timeout=5.0)
     except Exception:  # noqa: BLE001 - no figures is the answer, the run goes on
         return None
-    if "cpu_seconds" not in stats:
+    if not stats or "cpu_seconds" not in stats:
         return None
-    return {"endpoint": endpoint, "stats": stats, "at": time.perf_counter()}
+    return {"ask": ask, "stats": stats, "at": time.perf_counter()}
 
 
 def finish(before: dict[str, Any] | None) -> dict[str, Any]:
@@ -46,10 +40,8 @@ def finish(before: dict[str, Any] | None) -> dict[str, Any]:
     ``cpu_per_request_us``; {} without a ``start``."""
     if before is None:
         return {}
-    from ..remote.loopback import server_stats
-
     try:
-        after = server_stats(before["endpoint"], timeout=5.0)
+        after = before["ask"](timeout=5.0)
     except Exception:  # noqa: BLE001
         return {}
     wall = time.perf_counter() - before["at"]

@@ -22,7 +22,10 @@ from scipy.stats import binom
 
 from . import hist
 
-MIN_TAIL = 10   # fewer samples above a percentile than this: "too few samples"
+#: Fewer samples above a percentile than this: "too few samples", no value, no interval.
+#: The one definition: every verdict (``lootlab.experiments.verdicts``) reads it from here,
+#: the estimator that refuses to compute below it.
+MIN_TAIL = 10
 
 
 def enough_samples(n, p) -> np.ndarray | bool:

@@ -27,10 +27,10 @@ from . import priority
 from .clock import Clock, calibrate_wakes, tight_timer_slack
 from .errors import LoadgenError
 from .jobs import Job
-from .progress import _progress_thread
 from .schedules import NS
 from .senders import _run_lanes
 from .summary import Part, _summarize
+from .ticker import _progress_thread
 
 
 def _close(client: Any) -> None:

@@ -1,6 +1,6 @@
 """Where each step's latency goes: a stacked bar per step of its mean latency, split into
 the wait to be sent and the parts of the call (``LoadResult.split_us``,
-``lootlab.remote.callsplit``).  Means, because means add up; the p99 is on the step chart.
+``lootlab.loadgen.split``).  Means, because means add up; the p99 is on the step chart.
 Plain data in (the steps DataFrame of ``story.run_steps``), a ``Figure`` out.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..story import SPLIT_PARTS, split_means
+from ..loadgen.split import SPLIT_PARTS, split_means
 from .axes import fit_titles
 from .colors import variant_colors
 from .units import pick_unit, plain_number

@@ -38,34 +38,32 @@ def workload_args(variant: str, *, queries: int | None = None, duration: float |
 
     The variant is checked here, so a typo is named at once rather than as a profiler
     failure.  A remote variant on the default index is pointed at this process's embedded
-    server (through the registry's resolver), so every profiled run shares one server
-    instead of each starting its own.  Under a non-null ``network`` (a ``lootlab.Network``,
-    dict or RTT in ms) that server, or the ``--target`` in ``extra``, is reached through a
-    delaying proxy this process owns (so it lives as long as the profiler's parent).
+    server (``lootlab.targets``), so every profiled run shares one server instead of each
+    starting its own.  Under a non-null ``network`` (a ``lootlab.Network``, dict or RTT in
+    ms) that server, or the ``--target`` in ``extra``, is reached through a delaying proxy
+    this process owns (so it lives as long as the profiler's parent).
     """
-    from ..conditions.network import Network
-    from ..variants import Endpoint, UnknownVariantError, get, resolve
+    from ..remote.endpoint import Endpoint
+    from ..targets import client_factory
+    from ..variants import UnknownVariantError, get
     try:
         v = get(variant)
     except UnknownVariantError as exc:
         raise ProfilerError(str(exc)) from None
-    net = Network.coerce(network)
-    delayed = v.remote and net is not None and not net.is_null
     extra = list(extra)
-    if delayed and "--target" in extra:
-        from ..conditions.proxies import through
+    argv = [sys.executable, "-m", "lootlab.workload", "--variant", variant, "--seed", str(seed)]
+    if v.remote and "--target" in extra:
         at = extra.index("--target") + 1
-        extra[at] = through(Endpoint(extra[at], tls=v.tls), net).target
-    elif delayed and index is not None:
+        reached = client_factory(v, Endpoint(extra[at], tls=v.tls), network=network).endpoint
+        extra[at] = reached.target
+    elif v.remote and index is None:
+        reached = client_factory(v, network=network).endpoint
+        argv += ["--target", reached.target]
+        if reached.ca:
+            argv += ["--ca", reached.ca]
+    elif v.remote and network is not None and not getattr(network, "is_null", False):
         raise ProfilerError("network= reaches the embedded server or a --target; a workload "
                             "on its own index starts its own server, which no proxy fronts")
-    argv = [sys.executable, "-m", "lootlab.workload", "--variant", variant, "--seed", str(seed)]
-    if v.remote and index is None and "--target" not in extra:
-        endpoint = resolve(v, network=net).endpoint
-        if endpoint is not None:
-            argv += ["--target", endpoint.target]
-            if endpoint.ca:
-                argv += ["--ca", endpoint.ca]
     if queries is not None:
         argv += ["--queries", str(queries)]
     if duration is not None:

@@ -30,7 +30,7 @@ import pandas as pd
 from ._run import ProfilerError, parse_summary
 from .perf import gated_argv, perf_unavailable, run_under_perf
 from .perfgate import OUT_ENV
-from .progress import Stages, stage
+from .stages import Stages, stage
 
 EVENTS = {"context-switches": "context_switches", "cpu-migrations": "cpu_migrations",
           "minor-faults": "minor_faults", "major-faults": "major_faults",

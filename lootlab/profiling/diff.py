@@ -22,7 +22,7 @@ import pandas as pd
 from . import svg as _svg
 from .align import Alignment, align, union_tree
 from .flame import FlameProfile, flamegraph, frame_name, frames_table
-from .progress import Stages
+from .stages import Stages
 
 COLUMNS = ["frame", "bucket", "self_a", "self_b", "total_a", "total_b", "delta_self",
            "delta_total"]

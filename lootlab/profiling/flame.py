@@ -10,6 +10,10 @@ Options, as py-spy defines them: ``native`` samples C/C++ frames too (needed to 
 OpenSSL, gRPC core); ``idle`` keeps samples of threads that are not running (waiting on the
 network, sleeping) which py-spy otherwise drops; ``gil`` keeps only samples holding the GIL;
 ``rate`` is samples per second (py-spy's default 100).
+
+``PerfProfile`` (perf's samples of the same loop, ``lootlab.profiling.perf``) is a
+``FlameProfile`` too and is defined here, beside it, so ``load_flame`` gives back either kind
+and ``perf`` builds on this module without this module importing ``perf``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import pandas as pd
 from . import svg as _svg
 from ._run import ProfilerError, run, tool, workload_args
 from .categorize import bucket_of_frames
-from .progress import Stages, stage
+from .perfscript import kernel_share
+from .stages import Stages, stage
 
 Stacks = dict[tuple[str, ...], int]
 
@@ -203,6 +208,30 @@ class FlameProfile:
         return paths
 
 
+@dataclass
+class PerfProfile(FlameProfile):
+    """A ``FlameProfile`` recorded by perf: every sample is inside the measured loop (perf was
+    switched on only there), frames are native and kernel (``[k]``), no Python names."""
+
+    @property
+    def kernel_share(self) -> float:
+        """Share of the loop's CPU samples spent in the kernel (leaf frame ``[k]``)."""
+        return kernel_share(self.stacks)
+
+    @property
+    def svg(self) -> str:
+        o = self.options
+        note = (f"{self.samples:,} perf cpu-clock samples at {o.get('frequency')} Hz, all threads, "
+                f"taken only inside the measured loop; {100 * self.kernel_share:.1f} % in the "
+                f"kernel. Blue frames are the kernel ([k]; search '[k]' for their share), "
+                f"[python] is CPython's call machinery (perf sees no Python names). "
+                f"Click a frame to zoom, the top bar to reset.")
+        return _svg.render(self.stacks, title=f"{self.variant} (perf, {o.get('call_graph')})",
+                           note=note, root="measured loop",
+                           legend=[(_svg.KERNEL_SWATCH, "kernel [k]"),
+                                   (_svg.warm_color("user"), "user space")])
+
+
 def load_flame(directory: str | Path) -> FlameProfile:
     """A ``FlameProfile`` back from ``FlameProfile.save`` (a ``PerfProfile`` if perf made it)."""
     d = Path(directory)
@@ -210,7 +239,6 @@ def load_flame(directory: str | Path) -> FlameProfile:
     pys = d / "flame-pyspy.svg"
     cls = FlameProfile
     if meta.get("options", {}).get("profiler") == "perf":
-        from .perf import PerfProfile  # perf builds on this module
         cls = PerfProfile
     return cls(meta["variant"], parse_collapsed((d / "collapsed.txt").read_text()),
                         meta.get("options", {}), meta.get("summary", {}),

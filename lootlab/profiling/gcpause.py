@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 if TYPE_CHECKING:
-    from .progress import Stages
+    from .stages import Stages
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def gc_pauses(variant: str = "mmap", *, queries: int = 5000, index: str | Path |
     import tempfile
 
     from ._run import run, workload_args
-    from .progress import stage
+    from .stages import stage
     with tempfile.TemporaryDirectory(dir=workdir, prefix="lootlab-gc-") as tmp:
         log = Path(tmp) / "gc.json"
         extra = ["--gc-log", str(log)]

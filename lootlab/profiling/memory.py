@@ -24,7 +24,7 @@ from typing import Any
 
 from ._run import ProfilerError, run, tool, workload_args
 from .procmem import delta
-from .progress import Stages, stage
+from .stages import Stages, stage
 
 MMAP_NOTE = ("memray counts each mmap as one allocation of its full size (shared page cache, "
              "not heap); the index mapping is reported separately from /proc smaps")

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import svg as _svg
 from ._run import ProfilerError, parse_summary, workload_args
 from .categorize import COPY_FUNCTION, COPY_PARTS, copy_parts
-from .flame import FlameProfile
+from .flame import PerfProfile
 from .perfgate import CTL_ENV
-from .perfscript import kernel_share, parse_script
-from .progress import Stages, stage
+from .perfscript import parse_script
+from .stages import Stages, stage
 
 PERF_ENV = "LOOTLAB_PERF"           # the perf binary to use (default: perf on PATH)
 DEFAULT_HZ = 499                    # samples per second per CPU (odd: no lockstep with timers)
@@ -145,30 +144,6 @@ def record(argv: list[str], *, frequency: int = DEFAULT_HZ, call_graph: str = "d
         if out.returncode != 0:
             raise ProfilerError(f"perf script failed: {out.stderr.strip()[-300:]}")
         return parse_script(out.stdout), proc.stdout
-
-
-@dataclass
-class PerfProfile(FlameProfile):
-    """A ``FlameProfile`` recorded by perf: every sample is inside the measured loop (perf was
-    switched on only there), frames are native and kernel (``[k]``), no Python names."""
-
-    @property
-    def kernel_share(self) -> float:
-        """Share of the loop's CPU samples spent in the kernel (leaf frame ``[k]``)."""
-        return kernel_share(self.stacks)
-
-    @property
-    def svg(self) -> str:
-        o = self.options
-        note = (f"{self.samples:,} perf cpu-clock samples at {o.get('frequency')} Hz, all threads, "
-                f"taken only inside the measured loop; {100 * self.kernel_share:.1f} % in the "
-                f"kernel. Blue frames are the kernel ([k]; search '[k]' for their share), "
-                f"[python] is CPython's call machinery (perf sees no Python names). "
-                f"Click a frame to zoom, the top bar to reset.")
-        return _svg.render(self.stacks, title=f"{self.variant} (perf, {o.get('call_graph')})",
-                           note=note, root="measured loop",
-                           legend=[(_svg.KERNEL_SWATCH, "kernel [k]"),
-                                   (_svg.warm_color("user"), "user space")])
 
 
 def kernels_env(kernels: str | None) -> dict[str, str]:

@@ -12,7 +12,8 @@ Every call of a ``GrpcClient`` is split into:
   ``-resumed``), opening the connection and the TLS handshake.
 
 Only sums and counts are kept (means add up; percentiles of parts do not), from
-``measure_from`` on, so a load run can leave its warm-up out.  Thread-safe: the load
+``measure_from`` on, so a load run can leave its warm-up out; the load generator adds the
+workers' sums up and takes the means (``lootlab.loadgen.split``).  Thread-safe: the load
 generator's senders share one client.
 """
 
@@ -73,21 +74,4 @@ class CallSplit:
             return {"calls": self.calls, "with_server": self.with_server, **self._sums}
 
 
-def merge(totals: list[dict[str, int]]) -> dict[str, int]:
-    """Totals of several clients (workers) added up; empty when none split its calls."""
-    found = [t for t in totals if t and t.get("calls")]
-    if not found:
-        return {}
-    keys = ("calls", "with_server", *COMPONENTS)
-    return {k: int(sum(t.get(k, 0) for t in found)) for k in keys}
-
-
-def means_us(totals: dict[str, int]) -> dict[str, float]:
-    """Mean microseconds per call of each component; empty without calls."""
-    n = totals.get("calls", 0) if totals else 0
-    if not n:
-        return {}
-    return {c: totals.get(c, 0) / n / 1e3 for c in COMPONENTS}
-
-
-__all__ = ["COMPONENTS", "LABELS", "CallSplit", "means_us", "merge"]
+__all__ = ["COMPONENTS", "LABELS", "CallSplit"]

@@ -2,7 +2,7 @@
 
 ``CppServer`` is to the C++ server what ``LoopbackServer`` is to the Python one: the same
 ``target`` / ``ca`` / ``pid`` / ``endpoint`` / ``stats()``, so
-``lootlab.variants.resolve("grpc-tls-pooled", cpp)`` and ``story.run_steps(..., server=cpp)``
+``lootlab.connect("grpc-tls-pooled", cpp)`` and ``story.run_steps(..., server=cpp)``
 work unchanged, and the lab can show what the remote cost is with a server that is not
 the bottleneck.  It serves the same index file and proto with the same answer
 bytes (docs/cpp-server.md).  The child exits when its stdin pipe closes, so a parent
@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..variants import Endpoint
 from . import childproc
+from .endpoint import Endpoint
 from .loopback import LoopbackError, LoopbackTimeout, server_stats
 
 ENV_BINARY = "LOOTLAB_CPP_SERVER"
@@ -50,7 +50,7 @@ def find_binary() -> Path:
 
 
 class CppServer(childproc.ChildProcess):
-    """``with CppServer(index) as cpp: cli = resolve("grpc-tls-pooled", cpp)()``.
+    """``with CppServer(index) as cpp: cli = lootlab.connect("grpc-tls-pooled", cpp)``.
 
     ``index`` defaults to the default index; ``tls=False`` serves plaintext; ``threads``
     is the fixed number of handler threads; ``limits`` overrides ``max_results``,
@@ -120,11 +120,6 @@ class CppServer(childproc.ChildProcess):
         if not self.info:
             raise CppServerError("the C++ server is not started; call start() first")
         return Endpoint(self.target, tls=self.tls, ca=self.ca)
-
-    def connect(self, variant: str = "grpc-tls-pooled", **options: Any):
-        """A client of this server (through the variant registry)."""
-        from ..variants import resolve
-        return resolve(variant, self, **options)()
 
     def stats(self) -> dict[str, Any]:
         """ServerStats: requests, connections, tls_requests, cpu_seconds, processes (1)..."""

@@ -5,6 +5,10 @@ child reports its bound port (no sleeps), and stops it on exit.  The child also 
 itself when this process dies (it watches its stdin pipe and its parent pid), so no
 orphans are left behind.  ``default_servers()`` owns the ones that ``lootlab.connect(variant)``
 uses when no target is given (the embedded default).
+
+A server knows nothing of clients, variants or network conditions: ``lootlab.targets``
+connects to it (``targets.connect(variant, server)``) and puts delaying proxies in front of
+it (``network=``).
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LootlabError, LootlabTimeout
-from ..variants import Endpoint
 from . import childproc
-
+from .endpoint import Endpoint
 
 
 class LoopbackError(LootlabError):
@@ -33,7 +36,7 @@ class LoopbackTimeout(LoopbackError, LootlabTimeout):
 
 
 class LoopbackServer(childproc.ChildProcess):
-    """``with LoopbackServer() as srv: cli = srv.connect("grpc-tls-pooled")``.
+    """``with LoopbackServer() as srv: cli = lootlab.connect("grpc-tls-pooled", srv)``.
 
     ``index`` defaults to the default index (built on first use); ``tls=False`` serves
     plaintext; ``client_ca`` turns on mutual TLS; ``cert``/``key`` replace the development
@@ -42,9 +45,6 @@ class LoopbackServer(childproc.ChildProcess):
     ``"fast"`` or ``"python"`` (the naive per-record loop, to show what it costs);
     ``processes`` server processes share the port (``pids`` lists them all); ``server`` is
     the kind, ``"sync"`` (gRPC's thread pool) or ``"aio"`` (its asyncio server).
-    ``network`` (a ``lootlab.Network``, dict or RTT in ms) puts a delaying TCP proxy in
-    front of it: ``target``/``endpoint`` are then the proxy's, ``direct_target``/
-    ``direct_endpoint`` the server's own.
     """
 
     what, error, timed_out = "loopback server", LoopbackError, LoopbackTimeout
@@ -55,14 +55,9 @@ class LoopbackServer(childproc.ChildProcess):
                  max_concurrent_streams: int | None = None,
                  limits: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  delay: float = 0.0, encoder: str = "fast", processes: int = 1,
-                 pass_fds: tuple[int, ...] = (), server: str | None = None,
-                 network: Any = None):
-        from ..conditions.network import Network
+                 pass_fds: tuple[int, ...] = (), server: str | None = None):
         from .encode import get_encoder
-        net = Network.coerce(network)
-        self.network = None if net is None or net.is_null else net
-        self.proxy: Any = None            # a DelayProxy while running under a network
-        from .server import DEFAULT_SERVER, ServerError, check_server_kind
+        from .kinds import DEFAULT_SERVER, ServerError, check_server_kind
         get_encoder(encoder)              # a bad name fails here, not in the child
         try:
             server = check_server_kind(server or DEFAULT_SERVER)
@@ -105,25 +100,10 @@ class LoopbackServer(childproc.ChildProcess):
     def child_fds(self) -> tuple[int, ...]:
         return self.pass_fds
 
-    def after_start(self) -> None:
-        if self.network is not None:
-            from ..conditions.proxies import DelayProxy
-            self.proxy = DelayProxy(self.direct_target, self.network).start()
-
-    def before_stop(self, timeout: float) -> None:
-        proxy, self.proxy = getattr(self, "proxy", None), None
-        if proxy is not None:
-            proxy.stop(timeout)
-
     # -- what clients need -------------------------------------------------------------
     @property
     def target(self) -> str:
-        """Where clients connect: the delaying proxy's address under a network."""
-        return self.proxy.target if self.proxy is not None else self.info["target"]
-
-    @property
-    def direct_target(self) -> str:
-        """The server's own address (no proxy in between)."""
+        """Where clients connect (``host:port``)."""
         return self.info["target"]
 
     @property
@@ -147,23 +127,10 @@ class LoopbackServer(childproc.ChildProcess):
             raise LoopbackError("the loopback server is not started; call start() first")
         return Endpoint(self.target, tls=self.tls, ca=self.ca, **self._client_cert_options())
 
-    @property
-    def direct_endpoint(self) -> Endpoint:
-        """The server's own endpoint, bypassing any delaying proxy."""
-        if not self.info:
-            raise LoopbackError("the loopback server is not started; call start() first")
-        return Endpoint(self.direct_target, tls=self.tls, ca=self.ca,
-                        **self._client_cert_options())
-
-    def connect(self, variant: str = "grpc-tls-pooled", **options: Any):
-        """A client of this server (through the variant registry)."""
-        from ..variants import resolve
-        return resolve(variant, self, **options)()
-
     def stats(self) -> dict[str, Any]:
         """The server's counters (requests, connections, tls_connections, tls_resumed...),
         totals over its processes, with their CPU seconds and ``processes``."""
-        return server_stats(self.direct_endpoint)
+        return server_stats(self.endpoint)
 
     def _client_cert_options(self) -> dict[str, str]:
         if "client_ca" not in self.options:
@@ -174,10 +141,8 @@ class LoopbackServer(childproc.ChildProcess):
 
     def __repr__(self) -> str:
         state = f"target={self.info.get('target')}" if self.running else "stopped"
-        net = f" network={self.network.label!r}" if self.network is not None else ""
         return (f"<LoopbackServer {state} tls={self.tls} server={self.server} "
-                f"encoder={self.encoder}{net} "
-                f"index={str(self.index)!r}>")
+                f"encoder={self.encoder} index={str(self.index)!r}>")
 
 
 class DefaultServers:

@@ -24,16 +24,15 @@ from typing import Any
 
 import grpc
 
-from ..errors import LootlabError
 from ..index import LootIndex
 from .counters import Counters
 from .encode import DEFAULT_ENCODER, get_encoder
 from .handlers import SERVICE, Limits, LootServicer, method_handlers, register
+from .kinds import DEFAULT_SERVER, ServerError, check_server_kind
 from .servertiming import TimingExecutor
 
 __all__ = [
     "DEFAULT_SERVER",
-    "SERVER_KINDS",
     "SERVICE",
     "STANDARD_CLIENT_MAX_MESSAGE",
     "Limits",
@@ -48,19 +47,6 @@ __all__ = [
 ]
 # What a standard gRPC client (grpc-js, grpc-go, grpcio...) accepts by default.
 STANDARD_CLIENT_MAX_MESSAGE = 4 * 1024 * 1024
-#: The server kinds: gRPC's thread-pool server, or its asyncio one (``remote.aioserver``).
-SERVER_KINDS = ("sync", "aio")
-DEFAULT_SERVER = "sync"
-
-
-def check_server_kind(kind: str) -> str:
-    """``kind`` if it names a server kind, else a ``ServerError`` listing them."""
-    if kind not in SERVER_KINDS:
-        raise ServerError(f"unknown server kind {kind!r}: use one of "
-                          f"{', '.join(SERVER_KINDS)}")
-    return kind
-
-
 @dataclass(frozen=True)
 class TLSConfig:
     """Server TLS: certificate and key PEM files; ``client_ca`` turns on mutual TLS."""
@@ -76,10 +62,6 @@ class TLSConfig:
             return grpc.ssl_server_credentials(pair)
         return grpc.ssl_server_credentials(pair, root_certificates=Path(self.client_ca).read_bytes(),
                                            require_client_auth=True)
-
-
-class ServerError(LootlabError):
-    """The server could not start (port taken, bad certificate files...)."""
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """What ``lootlab serve`` runs: one function per mode, with the messages a user needs
-(where the server listens, which CA to give clients, how to connect)."""
+(where the server listens, which CA to give clients, how to connect).
+
+The HTTP mode serves a variant's answers, so it reaches that variant through
+``lootlab.targets``: this module sits above the clients, not beside the servers."""
 
 from __future__ import annotations
 
@@ -82,12 +85,14 @@ def run_http(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 
         from .tls import ensure_dev_tls
         files = ensure_dev_tls()
         certfile, keyfile = files.cert, files.key
-    from ..variants import Endpoint, get, resolve
+    from ..targets import client_factory
+    from ..variants import get
+    from .endpoint import Endpoint
 
     variant = get(backend)
     loopback = None
     if not variant.remote:
-        client = resolve(variant, index=path)()
+        client = client_factory(variant, index=path)()
     else:
         if target is None:
             from .loopback import LoopbackServer
@@ -99,7 +104,7 @@ def run_http(*, index: Path | None = None, host: str = "127.0.0.1", port: int = 
             where = Endpoint(target, tls=variant.tls, ca=str(ca) if ca else None,
                              client_cert=str(client_cert) if client_cert else None,
                              client_key=str(client_key) if client_key else None)
-        client = resolve(variant, where)()
+        client = client_factory(variant, where)()
 
     x, y, z = _populated_spot(path)
 

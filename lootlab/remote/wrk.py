@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 
 def lua_script(queries: list[list[int]]) -> str:

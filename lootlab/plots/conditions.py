@@ -2,7 +2,7 @@
 throttled periods against the CPU limit, with the write-up's reference lines (the 120 ms
 paint budget players complained past, and the reader's own budget).
 
-Rendering only: the rows of ``lootlab.conditions.whatif.rtt_sweep`` / ``cpu_sweep`` in, a
+Rendering only: the rows of ``lootlab.experiments.whatif.rtt_sweep`` / ``cpu_sweep`` in, a
 matplotlib ``Figure`` out, built without pyplot.  Variants keep their colours
 (``colors``), latency is in the unit that fits (``units``).  A point whose runs were
 INVALID is drawn hollow, and one measured once (a local variant crosses no network) dashed.
@@ -21,37 +21,26 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
-from ..conditions.decision import saturated_at
-
+from ..experiments.verdicts import saturated_at
 from .axes import fit_titles, legend_outside, plain_log
 from .colors import variant_colors
+from .headline import p99_bands, saturated_rows
 from .units import TimeUnit, pick_unit
 
 #: The write-up's paint budget: players complained past it.
 PAINT_BUDGET_MS = 120.0
 
 
-def _saturated(g: pd.DataFrame) -> np.ndarray:
-    """Which rows were saturated (their p99 a queue's; rows without the column: none)."""
-    if "saturated" not in g:
-        return np.zeros(len(g), bool)
-    return g["saturated"].fillna(False).to_numpy(bool)
-
-
 def _measured(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows whose p99 is the variant's: what the latency axis is fitted to."""
-    return rows[~_saturated(rows)]
+    return rows[~saturated_rows(rows)]
 
 
 def _band(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """p99 and its band (pooled 95 % interval widened to the lowest/highest trial), in ms."""
-    p99 = g["p99_ms"].to_numpy(float)
-    lo = np.vstack([p99] + [g[c].to_numpy(float) for c in ("p99_ms_lo", "p99_ci_low_ms")
-                            if c in g])
-    hi = np.vstack([p99] + [g[c].to_numpy(float) for c in ("p99_ms_hi", "p99_ci_high_ms")
-                            if c in g])
-    with np.errstate(all="ignore"):
-        return p99, np.nanmin(lo, axis=0), np.nanmax(hi, axis=0)
+    """p99 and its band (``verdicts.band``: the pooled 95 % interval widened to the lowest
+    and highest trial), in ms."""
+    lo, hi = p99_bands(g)
+    return g["p99_ms"].to_numpy(float), lo, hi
 
 
 def _references(ax, unit: TimeUnit, budget_ms: float | None,
@@ -75,7 +64,7 @@ def _series(ax, rows: pd.DataFrame, x: str, unit: TimeUnit) -> None:
         g = g.sort_values(x)
         xs = g[x].to_numpy(float)
         p99, lo, hi = _band(g)
-        sat = _saturated(g)
+        sat = saturated_rows(g)
         p99, lo, hi = (np.where(sat, np.nan, a) for a in (p99, lo, hi))
         v, vlo, vhi = (unit.scale(a, "ms") for a in (p99, lo, hi))
         color = colors[str(name)]
@@ -113,7 +102,7 @@ def _legend_extra(ax, rows: pd.DataFrame) -> None:
         handles.append(Line2D([], [], marker="o", ls="none", markerfacecolor="white",
                               markeredgecolor="#444"))
         labels.append("hollow: INVALID run (see health)")
-    if _saturated(rows).any():
+    if saturated_rows(rows).any():
         handles.append(Line2D([], [], marker="^", ls="none", markerfacecolor="white",
                               markeredgecolor="#444"))
         labels.append("triangle at the top: saturated (a queue, no p99)")

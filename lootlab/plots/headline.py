@@ -1,13 +1,13 @@
 """The index page's chart: the story in one compact figure (p99 per step with the band the
-verdict judges it by), for a recipient who reads nothing else.  ``lootlab.plots.story``
+verdict judges it by), for a recipient who reads nothing else.  ``lootlab.plots.steps``
 re-exports it as ``headline_chart``.
 
 Each bar is a step's p99 in its variant's colour (``colors``); the error bar spans the
-band ``lootlab.report.story.band`` uses (the lowest of trial low and interval low to the
-highest of trial high and interval high); an INVALID step is hatched and says so; a p99
-resting on fewer than 10 samples above it is drawn hollow, with a note under the chart.  A
-saturated step (the rate above what it sustains) has no bar: its latency is a queue's, so
-its row says "saturated at N/s" and its queue never stretches the axis.
+band every verdict judges by (``lootlab.experiments.verdicts.band``: the lowest of trial low
+and interval low to the highest of trial high and interval high); an INVALID step is hatched
+and says so; a p99 resting on fewer than 10 samples above it is drawn hollow, with a note
+under the chart.  A saturated step (the rate above what it sustains) has no bar: its latency
+is a queue's, so its row says "saturated at N/s" and its queue never stretches the axis.
 """
 
 from __future__ import annotations
@@ -20,45 +20,27 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
-from ..conditions.decision import saturated_at
-
+from ..experiments import verdicts
+from ..experiments.verdicts import MIN_TAIL, saturated_at
 from .axes import category_labels, fit_titles, plain_log
 from .colors import variant_colors
 from .units import pick_unit, plain_number
 
-#: a p99 needs this many samples above it to be a number (``loadgen.uncertainty``)
-MIN_ABOVE = 10
+
+def p99_bands(steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per step, the low and high end (ms) of its p99 band (``verdicts.band``)."""
+    bands = [verdicts.band(row) for _, row in steps.iterrows()]
+    return (np.array([b[0] for b in bands], float), np.array([b[1] for b in bands], float))
 
 
-def p99_band(steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per step, the low and high end (ms) of the p99 band: the lowest of the lowest trial
-    and the interval's low end, the highest of the highest trial and the interval's high end
-    (a missing column or NaN is skipped; with none, the p99 itself)."""
-    p99 = steps["p99_ms"].to_numpy(float)
-
-    def cols(*names: str) -> np.ndarray:
-        have = [steps[n].to_numpy(float) for n in names if n in steps]
-        return np.vstack([p99, *have])
-
-    with np.errstate(all="ignore"):
-        lo = np.nanmin(cols("p99_ms_lo", "p99_ci_low_ms"), axis=0)
-        hi = np.nanmax(cols("p99_ms_hi", "p99_ci_high_ms"), axis=0)
-    return lo, hi
+def thin_rows(steps: pd.DataFrame) -> np.ndarray:
+    """Steps whose p99 rests on too few samples above it (``verdicts.too_few_samples``)."""
+    return np.array([verdicts.too_few_samples(row) for _, row in steps.iterrows()], bool)
 
 
-def few_samples(steps: pd.DataFrame) -> np.ndarray:
-    """Steps whose p99 rests on fewer than 10 samples above it (``n * 0.01 < 10``)."""
-    if "n" not in steps:
-        return np.zeros(len(steps), bool)
-    n = steps["n"].to_numpy(float)
-    return np.nan_to_num(n, nan=np.inf) * 0.01 < MIN_ABOVE
-
-
-def saturated(steps: pd.DataFrame) -> np.ndarray:
-    """Steps whose runs were saturated (rows without the column: none)."""
-    if "saturated" not in steps:
-        return np.zeros(len(steps), bool)
-    return steps["saturated"].fillna(False).to_numpy(bool)
+def saturated_rows(steps: pd.DataFrame) -> np.ndarray:
+    """Steps whose runs were saturated (``verdicts.saturated``; rows without it: none)."""
+    return np.array([verdicts.saturated(row) for _, row in steps.iterrows()], bool)
 
 
 def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
@@ -67,16 +49,16 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     written beside it.  ``steps``: the steps frame of ``story.run_steps``."""
     if not len(steps):
         raise ValueError("headline_chart needs at least one step (the steps frame is empty)")
-    for col in ("step", "p99_ms"):
+    for col in ("variant", "p99_ms"):
         if col not in steps:
             raise ValueError(f"headline_chart: the steps frame has no {col!r} column")
-    names = [str(s) for s in steps["step"]]
-    queued = saturated(steps)
+    names = [str(s) for s in steps["variant"]]
+    queued = saturated_rows(steps)
     p99 = np.where(queued, np.nan, steps["p99_ms"].to_numpy(float))
-    lo, hi = (np.where(queued, np.nan, a) for a in p99_band(steps))
+    lo, hi = (np.where(queued, np.nan, a) for a in p99_bands(steps))
     unit = pick_unit(p99, lo, hi, source="ms", log=True)
     valid = steps["valid"].to_numpy(bool) if "valid" in steps else np.ones(len(steps), bool)
-    thin = few_samples(steps)
+    thin = thin_rows(steps)
     colors = variant_colors(names)
     fig = Figure(figsize=(7, max(2.4, 1.3 + 0.34 * len(steps))), layout="constrained")
     ax = fig.subplots()
@@ -125,8 +107,8 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
                       label="whiskers: lowest..highest trial and 95 % interval")]
     if thin.any():
         handles.append(Patch(facecolor="white", edgecolor="#444", label=(
-            f"hollow: fewer than {MIN_ABOVE} samples above the p99 (n < "
-            f"{MIN_ABOVE * 100:,}), a rough figure")))
+            f"hollow: fewer than {MIN_TAIL} samples above the p99 (n < "
+            f"{MIN_TAIL * 100:,}), a rough figure")))
     if not valid.all():
         handles.append(Patch(facecolor="#eee", edgecolor="#444", hatch="///",
                              label="hatched: INVALID run (see the step's health)"))
@@ -135,4 +117,4 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     return fig
 
 
-__all__ = ["few_samples", "headline_chart", "p99_band", "saturated"]
+__all__ = ["headline_chart", "p99_bands", "saturated_rows", "thin_rows"]

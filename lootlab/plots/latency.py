@@ -1,10 +1,11 @@
 """Latency figures: percentile spectrum, latency vs throughput, spike timeline.
 
-Each takes results (``LoadResult`` objects, or the DataFrames they and ``loadgen.sweep``
-produce), draws several variants at once, and returns a matplotlib ``Figure`` built
-without pyplot (safe under Agg, nothing global, nothing shown).  Latency comes in
-microseconds and is drawn in the unit that fits it (``units.pick_unit``); each variant has
-its colour from ``colors``.
+Each takes results (``LoadResult`` objects, or the DataFrames they and
+``experiments.latency.sweep`` produce), draws several variants at once, and returns a
+matplotlib ``Figure`` built without pyplot (safe under Agg, nothing global, nothing shown).
+Latency comes in microseconds (spectra, timelines) or milliseconds (sweep rows, the
+``experiments.rows`` names) and is drawn in the unit that fits it (``units.pick_unit``);
+each variant has its colour from ``colors``.
 """
 
 from __future__ import annotations
@@ -155,41 +156,43 @@ def _label_maxima(ax, marks: list[tuple[float, float, str, str]], *, log: bool,
                     arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6} if moved else None)
 
 
-def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_us", "p99_us"),
-                          target_us: float | None = None, x: str = "achieved_rate",
+def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_ms", "p99_ms"),
+                          target_ms: float | None = None, x: str = "achieved_per_s",
                           logy: bool = True, title: str | None = None) -> Figure:
-    """Latency percentiles against throughput, one colour per variant, one line style per
-    percentile.
+    """Latency percentiles (ms columns) against throughput, one colour per variant, one
+    line style per percentile.
 
-    ``frame``: ``loadgen.sweep`` output (or LoadResults).  Invalid runs (generator was the
-    bottleneck) are drawn hollow, so nobody reads them as the system's numbers.  Where the
-    frame has a column's interval (``p99_ci_low_us``...), it is drawn as error bars, and a
-    point with fewer than 10 samples above it (``p99_enough`` False) is crossed out."""
+    ``frame``: ``experiments.latency.sweep`` rows (or LoadResults, each made a row by
+    ``experiments.rows.measure``).  Invalid runs (generator was the bottleneck) are drawn
+    hollow, so nobody reads them as the system's numbers.  Where the frame has a column's
+    interval (``p99_ci_low_ms``...), it is drawn as error bars, and a point with fewer than
+    10 samples above it (``p99_enough`` False) is crossed out."""
     if not isinstance(frame, pd.DataFrame):
-        frame = pd.DataFrame([r.summary() for r in _as_list(frame)])
+        from ..experiments.rows import Measurement, measure
+        frame = Measurement.to_frame(measure(r) for r in _as_list(frame))
     unit = pick_unit(*[frame[c] for c in columns if c in frame],
-                     [] if target_us is None else [target_us], log=logy)
+                     [] if target_ms is None else [target_ms], source="ms", log=logy)
     colors = variant_colors(frame["variant"].unique())
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     styles = ["-", "--", ":", "-."]
-    for variant, g in frame.sort_values("rate").groupby("variant", sort=False):
+    for variant, g in frame.sort_values("offered_per_s").groupby("variant", sort=False):
         color = colors[variant]
         for k, col in enumerate(columns):
-            y = unit.scale(g[col].to_numpy(float))
+            y = unit.scale(g[col].to_numpy(float), "ms")
             ax.plot(g[x], y, ls=styles[k % len(styles)], color=color,
-                    label=f"{variant} {col.removesuffix('_us')}")
+                    label=f"{variant} {col.removesuffix('_ms')}")
             _interval_bars(ax, g, x, col, color, unit)
             valid = g["valid"].astype(bool).to_numpy()
             ax.scatter(g[x][valid], y[valid], color=color, s=16, zorder=3)
             ax.scatter(g[x][~valid], y[~valid], facecolors="none", edgecolors=color,
                        s=30, zorder=3)
-    if target_us is not None:
-        ax.axhline(unit.scale(target_us), color="grey", ls=":", lw=1,
-                   label=f"target {unit.format(target_us)}")
+    if target_ms is not None:
+        ax.axhline(unit.scale(target_ms, "ms"), color="grey", ls=":", lw=1,
+                   label=f"target {unit.format(target_ms, 'ms')}")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("throughput (requests/s, achieved)" if x == "achieved_rate"
+    ax.set_xlabel("throughput (requests/s, achieved)" if x == "achieved_per_s"
                   else "offered rate (requests/s)")
     _time_axis(ax, unit, "latency", log=logy)
     ax.set_title(title or "latency vs throughput (hollow: invalid run)")
@@ -199,15 +202,15 @@ def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_us", 
 
 
 def _interval_bars(ax, g: pd.DataFrame, x: str, col: str, color, unit: TimeUnit) -> None:
-    """Error bars from ``<p>_ci_low_us``/``<p>_ci_high_us``; an x over too-thin points."""
-    stem = col.removesuffix("_us")
-    lo, hi = f"{stem}_ci_low_us", f"{stem}_ci_high_us"
-    y = unit.scale(g[col].to_numpy(float))
+    """Error bars from ``<p>_ci_low_ms``/``<p>_ci_high_ms``; an x over too-thin points."""
+    stem = col.removesuffix("_ms")
+    lo, hi = f"{stem}_ci_low_ms", f"{stem}_ci_high_ms"
+    y = unit.scale(g[col].to_numpy(float), "ms")
     if lo in g and hi in g:
         # a point outside its own interval (a median of trials, an edited row) gets a
         # one-sided bar rather than a matplotlib error
-        err = np.clip(np.vstack([y - unit.scale(g[lo].to_numpy(float)),
-                                 unit.scale(g[hi].to_numpy(float)) - y]), 0, None)
+        err = np.clip(np.vstack([y - unit.scale(g[lo].to_numpy(float), "ms"),
+                                 unit.scale(g[hi].to_numpy(float), "ms") - y]), 0, None)
         ok = np.isfinite(err).all(axis=0)
         if ok.any():
             ax.errorbar(g[x].to_numpy(float)[ok], y[ok], yerr=err[:, ok], fmt="none",

@@ -33,7 +33,7 @@ KNOWN: dict[str, tuple[str, str]] = {
     "total": ("total samples", "count"),
     "rate": ("rate (req/s)", "rate"), "offered_per_s": ("offered (req/s)", "rate"),
     "achieved_per_s": ("achieved (req/s)", "rate"), "achieved_rate": ("achieved (req/s)", "rate"),
-    "sustainable_rate": ("sustainable rate (req/s)", "rate"),
+    "sustainable_per_s": ("sustainable rate (req/s)", "rate"),
     "generator_cpu": ("generator CPU (cores)", "cores"),
     "server_cores": ("server CPU (cores)", "cores"),
     "valid": ("run", "valid"), "health": ("health", "health"), "reasons": ("health", "health"),

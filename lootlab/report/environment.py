@@ -33,7 +33,7 @@ class Environment:
     platform: str
     packages: dict[str, str]
     git_commit: str
-    profile: str
+    size: str          # the report size (quick, standard, full)
     date: str
     page_cache: str
     extra: dict[str, str] = field(default_factory=dict)
@@ -45,18 +45,24 @@ class Environment:
         if self.noise is not None:
             self.noise = machine_noise.finish(self.noise)
 
-    def noise_rows(self) -> list[tuple[str, str]]:
-        """The machine's load at the start and end, and whether the run was noisy."""
+    def noise_rows(self, *, start_only: bool = False) -> list[tuple[str, str]]:
+        """The machine's load at the start and end, and whether the run was noisy;
+        ``start_only``: the start alone (what a page drawn before the end can know)."""
         check = self.noise
         if check is None:
             return []
         rows = [("machine at start", check.before.describe(check.baseline_ms))]
+        if start_only:
+            return rows
         if check.after is not None:
             rows.append(("machine at end", check.after.describe(check.baseline_ms)))
         rows.append(("noise", str(check)))
         return rows
 
-    def rows(self) -> list[tuple[str, str]]:
+    def rows(self, *, start_only: bool = False) -> list[tuple[str, str]]:
+        """(label, value) pairs; ``start_only`` leaves out the machine at the end, which a
+        notebook's page, drawn while the report still ran, cannot state: so a page drawn
+        again from the stored run reads the same."""
         rows = [
             ("CPU", self.cpu),
             ("cores", f"{self.cores} ({self.usable_cores} usable by this process)"),
@@ -64,17 +70,27 @@ class Environment:
             ("Python", self.python),
             ("platform", self.platform),
             ("git commit", self.git_commit),
-            ("profile", self.profile),
+            ("report size", self.size),
             ("date (UTC)", self.date),
             ("page cache", self.page_cache),
         ]
-        rows += self.noise_rows()
+        rows += self.noise_rows(start_only=start_only)
         rows += list(self.extra.items())
         rows.append(("packages", ", ".join(f"{k} {v}" for k, v in self.packages.items())))
         return rows
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        doc = asdict(self)
+        doc["noise"] = self.noise.to_dict() if self.noise is not None else None
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "Environment":
+        """The environment a run directory's manifest recorded: a page drawn again from a
+        stored run states the machine it was measured on, not the one drawing it."""
+        fields = {k: doc[k] for k in cls.__dataclass_fields__ if k in doc and k != "noise"}
+        noise = doc.get("noise")
+        return cls(**fields, noise=machine_noise.NoiseCheck.from_dict(noise) if noise else None)
 
 
 def cpu_model() -> str:
@@ -164,7 +180,7 @@ def describe_page_cache(path: str | Path) -> str:
     return f"{state}: {frac:.0%} of {Path(path).name} resident at start"
 
 
-def collect(profile: str, *, index_path: str | Path | None = None,
+def collect(size: str, *, index_path: str | Path | None = None,
             extra: dict[str, str] | None = None) -> Environment:
     """Everything the index page and each report footer state about this run."""
     from ..paths import default_index_path
@@ -183,7 +199,7 @@ def collect(profile: str, *, index_path: str | Path | None = None,
         platform=platform.platform(),
         packages=package_versions(),
         git_commit=git_commit(),
-        profile=profile,
+        size=size,
         date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         page_cache=describe_page_cache(index_path),
         extra=dict(extra or {}),

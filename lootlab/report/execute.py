@@ -205,3 +205,61 @@ def execute_notebook(source: str | Path, executed: str | Path, *, parameters: di
     return NotebookRun(name=source.stem, source=source, executed=executed, seconds=seconds,
                        error=error, summary=read_summary(node) if node is not None else None,
                        title=notebook_title(node, source.stem) if node is not None else source.stem)
+
+
+@contextmanager
+def shared_kernel(cwd: str | Path, kernel_name: str = "python3") -> Iterator[Any]:
+    """One kernel for drawing several notebooks from a stored run: the imports (pandas,
+    matplotlib, lootlab: seconds each time) are paid once.  Only for replays: a measuring
+    notebook gets a fresh kernel, so one notebook's threads or memory never touch the next
+    one's numbers."""
+    from jupyter_client.manager import KernelManager
+
+    with _kernel_env():
+        km = KernelManager(kernel_name=kernel_name)
+        km.start_kernel(cwd=str(cwd), extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    try:
+        yield km
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+#: Run first in a shared kernel: the previous notebook's names are gone, so a notebook that
+#: reads a name it never set fails here as it would in a fresh kernel.
+_RESET = "get_ipython().run_line_magic('reset', '-f')"
+
+
+def replay_notebook(source: str | Path, executed: str | Path, *, parameters: dict[str, Any],
+                    kernel: Any, cell_timeout: float = 300) -> NotebookRun:
+    """Execute ``source`` into ``executed`` in ``kernel`` (``shared_kernel``), its names
+    reset first; like ``execute_notebook``, a failing cell is the run's ``error``."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbformat.v4 import new_code_cell
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    source, executed = Path(source), Path(executed)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    node = parameterize_notebook(load_notebook_node(str(source)), parameters)
+    node.cells.insert(0, new_code_cell(_RESET))
+    raised: Exception | None = None
+    try:
+        NotebookClient(node, km=kernel, timeout=cell_timeout, allow_errors=False).execute()
+    except CellExecutionError:
+        pass                         # the error output is in the cell: first_error finds it
+    except Exception as exc:  # noqa: BLE001 (a timeout, a dead kernel: a failed notebook)
+        raised = exc
+    node.cells.pop(0)
+    nbformat.write(node, str(executed))
+    seconds = time.perf_counter() - started
+    error = first_error(node)
+    if raised is not None and error is None:
+        lines = str(raised).strip().splitlines()
+        error = CellError(-1, type(raised).__name__, lines[0] if lines else "", "")
+    from .summary import read_summary
+
+    return NotebookRun(name=source.stem, source=source, executed=executed, seconds=seconds,
+                       error=error, summary=read_summary(node),
+                       title=notebook_title(node, source.stem))

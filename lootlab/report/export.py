@@ -33,33 +33,43 @@ def strip_external(page: str) -> str:
     return _EXTERNAL_TAG.sub("", page)
 
 
-SMOKE_NOTE = ("quick profile: a smoke run, too few samples for conclusions; run `make report` "
-              "(standard) or `--profile full`")
+SMOKE_NOTE = ("quick size: a smoke run, too few samples for conclusions; run `make report` "
+              "(standard) or `--size full`")
 
 
-def smoke_note(profile: str | None) -> str:
-    """The sentence every page of a ``quick`` report carries, '' for any other profile: its
+def smoke_note(size: str | None) -> str:
+    """The sentence every page of a ``quick`` report carries, '' for any other size: its
     p99s rest on a handful of samples, and a reader must not take them for results."""
-    return SMOKE_NOTE if profile == "quick" else ""
+    return SMOKE_NOTE if size == "quick" else ""
 
 
-def smoke_note_html(profile: str | None) -> str:
-    """``smoke_note(profile)`` as an escaped HTML block (``code`` for the commands), or ''."""
+def smoke_note_html(size: str | None) -> str:
+    """``smoke_note(size)`` as an escaped HTML block (``code`` for the commands), or ''."""
     from markupsafe import escape
 
-    note = smoke_note(profile)
+    note = smoke_note(size)
     if not note:
         return ""
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(note)))
     return f"<div class='lootlab-smoke'>{text}</div>"
 
 
-def notebook_profile(node: Any) -> str | None:
-    """The ``profile`` papermill injected into an executed notebook (None if it was not run
-    by papermill or without that parameter)."""
+def notebook_size(node: Any) -> str | None:
+    """The report ``size`` papermill injected into an executed notebook (None if it was not
+    run by papermill or without that parameter)."""
     params = node.metadata.get("papermill", {}).get("parameters", {}) or {}
-    profile = params.get("profile")
-    return profile if isinstance(profile, str) else None
+    size = params.get("size")
+    return size if isinstance(size, str) else None
+
+
+def drop_progress(node: Any) -> None:
+    """Leave out of the page the lines progress bars left (how long measuring took): a page
+    drawn again from the stored run has none, and must read the same."""
+    from .bars import is_progress
+
+    for cell in node.cells:
+        if cell.get("outputs"):
+            cell.outputs = [o for o in cell.outputs if not is_progress(o)]
 
 
 def _exporter(show_code: bool):
@@ -90,15 +100,16 @@ def nav_header(names: list[str], current: str) -> str:
 
 def export_html(notebook: str | Path | Any, html_path: str | Path, *, show_code: bool = False,
                 header: str = "", footer: str = "", title: str | None = None,
-                profile: str | None = None) -> Path:
+                size: str | None = None) -> Path:
     """Write ``notebook`` (a path or an nbformat node) as self-contained HTML at ``html_path``.
 
-    ``profile`` (default: the one papermill injected into the notebook) decides the smoke-run
+    ``size`` (default: the one papermill injected into the notebook) decides the smoke-run
     note under the header: a quick page says on its face that it proves nothing."""
     node = nbformat.read(str(notebook), as_version=4) if isinstance(notebook, (str, Path)) else notebook
     if title:
         node.metadata["title"] = title
-    note = smoke_note_html(profile if profile is not None else notebook_profile(node))
+    drop_progress(node)
+    note = smoke_note_html(size if size is not None else notebook_size(node))
     resources = {"lootlab_header": header, "lootlab_note": note, "lootlab_footer": footer,
                  "metadata": {"name": Path(html_path).stem}}
     body, _ = _exporter(show_code).from_notebook_node(node, resources=resources)

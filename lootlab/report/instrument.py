@@ -39,7 +39,7 @@ def _flatten(items: Any) -> Iterable[tuple[float, str]]:
     left out: their figures are a queue's and not shown, and in a backlog the error adds
     up every pause between calls (measured: 0.15 ms quiet, 100 ms beside CPU hogs for a
     16-sender channel-per-call run), which says nothing of the instrument's resolution."""
-    from ..story import generator_error_us, saturation, scheduling
+    from ..experiments.rows import generator_error_us, saturation, scheduling
 
     if items is None:
         return
@@ -132,7 +132,7 @@ def tail_note(s: Mapping[str, Any], saturated: bool = False) -> str:
     p50, p99 = as_float(s.get("p50_ms")), as_float(s.get("p99_ms"))
     if not causes or saturated or not p99 > TAIL_RATIO * p50:
         return ""
-    return (f"{s['step']}'s tail (p99 {ms_text(p99)} against a p50 of {ms_text(p50)}) came "
+    return (f"{s['variant']}'s tail (p99 {ms_text(p99)} against a p50 of {ms_text(p50)}) came "
             f"with what the kernel saw during its runs: {causes}.")
 
 

@@ -1,9 +1,13 @@
-"""``lootlab report``: execute every notebook in a fresh kernel, export HTML, write the index."""
+"""``lootlab report``: measure into a run directory, then draw every page from it.
+
+Measuring runs each notebook in a fresh kernel (one notebook's threads and memory never
+touch the next one's numbers); each keeps what it measured in ``OUT/run`` and draws its
+page from that.  ``--from RUN`` draws every page again from a stored run without measuring,
+all notebooks in one kernel: a caption changed costs seconds, not a new measurement."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,12 +17,12 @@ from typing import Any
 
 from .. import noise
 from ..errors import LootlabError
+from ..experiments import rundir
+from ..experiments.sizes import check_size
 from . import environment
-from .execute import NotebookRun, execute_notebook
+from .execute import NotebookRun, execute_notebook, replay_notebook, shared_kernel
 from .export import env_footer, export_html, nav_header
-from .index import write_index
-
-PROFILES = ("quick", "standard", "full")
+from .front_page import write_index
 
 #: Seconds between the lines a log gets while one notebook cell keeps running.
 LONG_CELL_EVERY = 30.0
@@ -35,6 +39,7 @@ class Report:
     runs: list[NotebookRun]
     env: environment.Environment
     seconds: float
+    run_dir: Path | None = None      # the run directory the pages were drawn from
 
     @property
     def ok(self) -> bool:
@@ -64,104 +69,205 @@ def find_notebooks(directory: str | Path | None = None,
     return found
 
 
-#: Under the report's directory: one run directory per notebook that keeps its results
-#: (``lootlab.notebook.keep``), and a ``run.json`` listing them all, for ``lootlab compare``.
+#: Under the report's directory: the run directory every page is drawn from.
 RUN_DIR = "run"
 
 
-def _parameters(source: Path, profile: str, out_dir: Path) -> dict[str, Any]:
-    """papermill's parameters: the profile, and ``run_dir`` for a notebook that declares it
-    (only those keep results; passing it to the others would only make papermill warn)."""
+def _parameters(source: Path, size: str, run_dir: Path, replay: bool) -> dict[str, Any]:
+    """papermill's parameters: the size, and ``run_dir`` / ``replay`` for a notebook that
+    declares them (passing them to another would only make papermill warn)."""
     import papermill
 
-    params: dict[str, Any] = {"profile": profile}
-    if "run_dir" in papermill.inspect_notebook(str(source)):
-        run_dir = out_dir / RUN_DIR / source.stem
-        if run_dir.exists():
-            shutil.rmtree(run_dir)      # results of an earlier report into the same folder
+    declared = papermill.inspect_notebook(str(source))
+    params: dict[str, Any] = {"size": size}
+    if "run_dir" in declared:
         params["run_dir"] = str(run_dir)
+    if replay and "replay" in declared:
+        params["replay"] = True
     return params
 
 
-def build_report(profile: str = "quick", out: str | Path = "reports", *, show_code: bool = False,
-                 notebooks: str | Path | None = None, only: Sequence[str] | None = None,
-                 cell_timeout: float | None = None,
-                 progress: Callable[[str], None] | None = None) -> Report:
-    """Execute the notebooks with ``profile`` and export ``out/<name>.html`` + ``out/index.html``.
-
-    Every notebook runs even when an earlier one fails (each gets a fresh kernel); a failed
-    notebook's partial HTML is written like the others, and ``Report.ok`` is False.
-    """
-    if profile not in PROFILES:
-        raise ReportError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
-    # A terminal gets bars (notebooks, and the running notebook's cells) that redraw in place;
-    # a log, or a caller's ``progress``, gets whole lines only, one more every
-    # LONG_CELL_EVERY seconds while a cell runs.
-    bars = progress is None and sys.stderr.isatty()
-    from tqdm.auto import tqdm
-
+def _say(progress: Callable[[str], None] | None, bars: bool) -> Callable[[str], None]:
+    """Whole lines for a log or a caller's ``progress``; above the bars on a terminal."""
     if progress is not None:
-        say = progress
-    elif bars:
-        def say(msg: str) -> None:
-            tqdm.write(msg, file=sys.stderr)
-    else:
-        def say(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
-    out_dir = Path(out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sources = find_notebooks(notebooks, only)
-    env = environment.collect(profile)
-    names = [p.stem for p in sources]
-    footer = env_footer(env.rows())
-    timeout = cell_timeout or (900 if profile == "quick" else 3 * 3600)
-    started = time.perf_counter()
-    runs: list[NotebookRun] = []
-    with tqdm(total=len(sources), desc="notebooks", unit="nb", file=sys.stderr,
-              disable=not bars) as bar:
-        for i, source in enumerate(sources, 1):
-            bar.set_postfix_str(source.stem)
-            where = f"[{i}/{len(sources)}] {source.name}"
-            say(f"{where}: running ({profile})")
-            check = noise.start()
-            run = execute_notebook(
-                source, out_dir / "executed" / source.name,
-                parameters=_parameters(source, profile, out_dir), cell_timeout=timeout,
-                cell_bar=bars, every=LONG_CELL_EVERY,
-                on_long_cell=None if bars else lambda cell, where=where: say(
-                    f"{where}: {cell.describe()}"))
-            check = noise.finish(check)
-            run.extra["noise"] = check.to_dict()
-            if check.noisy:
-                say(f"{where}: the machine was busy ({check.short()})")
-            if run.executed.exists():
-                run.html = export_html(run.executed, out_dir / f"{source.stem}.html",
-                                       show_code=show_code, header=nav_header(names, source.stem),
-                                       footer=footer, title=run.title)
-            status = "ok" if run.ok else f"FAILED: {run.error.one_line()}"
-            say(f"{where}: {status} ({run.seconds:.0f} s)")
-            runs.append(run)
-            bar.update(1)
-    seconds = time.perf_counter() - started
-    env.finish()
-    from ..compare import combine_runs
+        return progress
+    if bars:
+        from tqdm.auto import tqdm
 
-    combine_runs(out_dir / RUN_DIR, what=f"lootlab report --profile {profile}",
-                 params={"profile": profile, "notebooks": names}, parts=names)
+        return lambda msg: tqdm.write(msg, file=sys.stderr)
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def build_report(size: str = "quick", out: str | Path = "reports", *, show_code: bool = False,
+                 notebooks: str | Path | None = None, only: Sequence[str] | None = None,
+                 cell_timeout: float | None = None, from_run: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> Report:
+    """Measure into ``out/run`` and draw ``out/<name>.html`` + ``out/index.html`` from it;
+    with ``from_run``, draw every page again from that stored run without measuring.
+
+    Every notebook runs even when an earlier one fails; a failed notebook's partial HTML is
+    written like the others, and ``Report.ok`` is False.
+    """
+    out_dir = Path(out).resolve()
+    if from_run is not None:
+        stored = rundir.open_run(from_run)       # one line when it is not a run of ours
+        size = str(stored.manifest.get("params", {}).get("size", size))
+        sources = [p for p in find_notebooks(notebooks, only) if p.stem in stored.parts]
+        if not sources:
+            raise ReportError(f"{from_run}: the run holds no part of these notebooks "
+                              f"(it holds: {', '.join(stored.parts) or 'nothing'})")
+        env = environment.Environment.from_dict(stored.manifest.get("env", {}))
+    else:
+        check_size(size)
+        sources = find_notebooks(notebooks, only)
+        env = environment.collect(size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [p.stem for p in sources]
+    if from_run is None:
+        stored = rundir.create(out_dir / RUN_DIR, what=f"lootlab report --size {size}",
+                               params={"size": size, "notebooks": names})
+    bars = progress is None and sys.stderr.isatty()
+    say = _say(progress, bars)
+    started = time.perf_counter()
+    # every page states the machine as it was at the start (the end is not known while a
+    # notebook's page is drawn); a replay reads the very rows the measuring pages showed
+    page_env = (stored.manifest.get("page_env") if from_run is not None else None) or \
+        env.rows(start_only=True)
+    if from_run is None:
+        stored.note(page_env=page_env)
+    draw = _Drawing(out_dir, names, env_footer([tuple(r) for r in page_env]), show_code)
+    if from_run is None:
+        runs = _measure(sources, size, stored, draw, say, bars,
+                        cell_timeout or (900 if size == "quick" else 3 * 3600))
+        env.finish()
+        stored.note(env=env.to_dict(), seconds=round(time.perf_counter() - started, 1))
+    else:
+        runs = _replay(sources, size, stored, draw, say, cell_timeout or 300)
+    seconds = time.perf_counter() - started
     index = write_index(runs, env, out_dir, total_seconds=seconds)
     (out_dir / "report.json").write_text(json.dumps({
-        "profile": profile, "seconds": round(seconds, 1), "environment": env.to_dict(),
+        "size": size, "seconds": round(seconds, 1), "run": str(stored.path),
+        "replayed": from_run is not None, "environment": env.to_dict(),
         "notebooks": [{"name": r.name, "ok": r.ok, "seconds": round(r.seconds, 1),
                        "html": r.html.name if r.html else None,
                        "error": r.error.one_line() if r.error else None,
                        "summary": r.summary, "noise": r.extra.get("noise")}
                       for r in runs]}, indent=2, default=str))
-    return Report(out_dir=out_dir, index=index, runs=runs, env=env, seconds=seconds)
+    return Report(out_dir=out_dir, index=index, runs=runs, env=env, seconds=seconds,
+                  run_dir=stored.path)
 
 
-def run_report(profile: str = "quick", out: str | Path = "reports", **options) -> Report:
+@dataclass
+class _Drawing:
+    """Where pages go and what every page carries (the bar of links, the footer)."""
+
+    out_dir: Path
+    names: list[str]
+    footer: str
+    show_code: bool
+
+    def page(self, run: NotebookRun) -> None:
+        if run.executed.exists():
+            run.html = export_html(run.executed, self.out_dir / f"{run.name}.html",
+                                   show_code=self.show_code,
+                                   header=nav_header(self.names, run.name),
+                                   footer=self.footer, title=run.title)
+
+
+def _measure(sources: list[Path], size: str, stored: rundir.Run, draw: _Drawing,
+             say: Callable[[str], None], bars: bool, timeout: float) -> list[NotebookRun]:
+    """Each notebook in a fresh kernel, measuring into the run, with the machine's noise
+    checked around it (kept in the manifest, so a replay states it too)."""
+    from tqdm.auto import tqdm
+
+    runs: list[NotebookRun] = []
+    noise_by: dict[str, Any] = {}
+    with tqdm(total=len(sources), desc="notebooks", unit="nb", file=sys.stderr,
+              disable=not bars) as bar:
+        for i, source in enumerate(sources, 1):
+            bar.set_postfix_str(source.stem)
+            where = f"[{i}/{len(sources)}] {source.name}"
+            say(f"{where}: running ({size})")
+            check = noise.start()
+            run = execute_notebook(
+                source, draw.out_dir / "executed" / source.name,
+                parameters=_parameters(source, size, stored.path, replay=False),
+                cell_timeout=timeout, cell_bar=bars, every=LONG_CELL_EVERY,
+                on_long_cell=None if bars else lambda cell, where=where: say(
+                    f"{where}: {cell.describe()}"))
+            check = noise.finish(check)
+            run.extra["noise"] = noise_by[source.stem] = check.to_dict()
+            stored.note(noise=noise_by)
+            if check.noisy:
+                say(f"{where}: the machine was busy ({check.short()})")
+            draw.page(run)
+            say(f"{where}: {_status(run)} ({run.seconds:.0f} s)")
+            runs.append(run)
+            bar.update(1)
+    return runs
+
+
+#: Kernels a replay draws in at once: one per core, at most this many (drawing is CPU-bound
+#: in each kernel; the report process only waits and exports).
+REPLAY_KERNELS = 2
+
+
+def _replay(sources: list[Path], size: str, stored: rundir.Run, draw: _Drawing,
+            say: Callable[[str], None], timeout: float) -> list[NotebookRun]:
+    """Every notebook drawn again from the stored run: a few shared kernels (one per core)
+    each take the next notebook waiting, so the imports are paid once per kernel and two
+    cores draw at once.  Pages come back in the notebooks' order."""
+    import os
+    import queue
+    import threading
+
+    noise_by = stored.manifest.get("noise", {})
+    waiting: queue.Queue[tuple[int, Path]] = queue.Queue()
+    for i, source in enumerate(sources):
+        waiting.put((i, source))
+    runs: dict[int, NotebookRun] = {}
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with shared_kernel(draw.out_dir) as kernel:
+                while True:
+                    try:
+                        i, source = waiting.get_nowait()
+                    except queue.Empty:
+                        return
+                    run = replay_notebook(
+                        source, draw.out_dir / "executed" / source.name,
+                        parameters=_parameters(source, size, stored.path, replay=True),
+                        kernel=kernel, cell_timeout=timeout)
+                    if source.stem in noise_by:
+                        run.extra["noise"] = noise_by[source.stem]
+                    draw.page(run)
+                    runs[i] = run
+                    say(f"[{len(runs)}/{len(sources)}] {source.name}: drawn from "
+                        f"{stored.path}: {_status(run)} ({run.seconds:.1f} s)")
+        except BaseException as exc:  # noqa: BLE001 (re-raised below, in the caller)
+            failures.append(exc)
+
+    kernels = max(1, min(REPLAY_KERNELS, os.cpu_count() or 1, len(sources)))
+    threads = [threading.Thread(target=worker, name=f"lootlab-replay-{k}", daemon=True)
+               for k in range(kernels)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return [runs[i] for i in sorted(runs)]
+
+
+def _status(run: NotebookRun) -> str:
+    return "ok" if run.ok else f"FAILED: {run.error.one_line()}"
+
+
+def run_report(size: str = "quick", out: str | Path = "reports", **options) -> Report:
     """``build_report`` that raises ``ReportError`` naming the first failed notebook and cell."""
-    report = build_report(profile, out, **options)
+    report = build_report(size, out, **options)
     failed = [r for r in report.runs if not r.ok]
     if failed:
         first = failed[0]

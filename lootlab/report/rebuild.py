@@ -1,5 +1,6 @@
 """The rebuild-under-load notebook's words and report rows (notebook 05): pure functions of
-the ``RebuildRun`` list ``lootlab.story.rebuild_under_load`` returns; nothing here measures.
+the ``RebuildRun`` list ``lootlab.experiments.story.rebuild_under_load`` returns (its ``summary()``:
+``experiments.rows`` names); nothing here measures.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ def rebuild_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
         return f"{col[:-3]} ({unit})", round_sig(float(s[col]) * k)
     rows = []
     for s in summaries:
-        rows.append({"source": s["source"], "rate (req/s)": round_sig(s["rate"]),
+        rows.append({"source": s["source"], "rate (req/s)": round_sig(s["offered_per_s"]),
                      "achieved (req/s)": round_sig(s["achieved_per_s"]),
-                     "requests": s["requests"], "errors": s["errors"],
+                     "requests": s["requests"], "errors": s["errors"] + s["timeouts"],
                      **dict(ms(s, c) for c in ("p50_ms", "p99_ms", "max_ms")),
                      "swaps": s["swaps"], "generations seen": s["generations_seen"],
                      "run": "valid" if s.get("valid", True) else "INVALID (see health)"})
@@ -38,7 +39,7 @@ def rebuild_verdict(runs: Iterable[Any]) -> str:
     many errors there were; a run whose load generator fell behind is named, since its
     latencies then describe the generator as much as the readers."""
     summaries = [r.summary() for r in runs]
-    errors = sum(s["errors"] for s in summaries)
+    errors = sum(s["errors"] + s["timeouts"] for s in summaries)
     if errors == 0:
         text = f"zero reader errors across {sum(s['swaps'] for s in summaries)} swaps"
     else:

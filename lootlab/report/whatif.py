@@ -1,5 +1,5 @@
 """The what-if notebook's words and report rows: the decision table of
-``lootlab.conditions.whatif.decision_table`` said in plain prose and laid out for people.
+``lootlab.experiments.whatif.decision_table`` said in plain prose and laid out for people.
 
 Pure functions of the table (nothing here measures): which variants fit the reader's budget
 under each condition, where a variant stops fitting as the round trip grows, and what the
@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..conditions.decision import ms_text
+from ..experiments.verdicts import ms_text
 
 #: The decision table's columns as a reader sees them (``lootlab.report.format.table``).
 LABELS = {"condition": "condition", "fits": "fits the budget", "over": "over the budget",

@@ -155,10 +155,10 @@ def render_index(runs: Iterable[NotebookRun], env: Environment, *, out_dir: Path
                                href=hrefs[run.name])
                  for run in runs if run.summary]
     answer = lead(summaries)
-    return render("index.html.j2", profile=env.profile, date=env.date, runs=rows,
+    return render("index.html.j2", size=env.size, date=env.date, runs=rows,
                   answer=answer, summaries=summaries, env_rows=env.rows(),
                   total_runs=len(runs), warnings=warnings(runs, env),
-                  smoke_note=Markup(smoke_note_html(env.profile)),   # escaped by smoke_note_html
+                  smoke_note=Markup(smoke_note_html(env.size)),   # escaped by smoke_note_html
                   failed=sum(not r.ok for r in runs), total_seconds=total_seconds)
 
 

@@ -1,9 +1,9 @@
-"""The story's words and report rows: what the measured experiments of ``lootlab.story``
+"""The story's words and report rows: what the measured experiments of ``lootlab.experiments.story``
 show, said in plain prose and laid out as rows for ``publish_summary``.
 
 Pure functions of the data the experiments return (the steps DataFrame of
 ``story.run_steps``, a sweep's rows at one rate): nothing here measures, and nothing in
-``lootlab.story`` writes prose.  The rebuild runs' words are ``lootlab.report.rebuild``'s.
+``lootlab.experiments.story`` writes prose.  The rebuild runs' words are ``lootlab.report.rebuild``'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from ..conditions.decision import saturated, saturated_at, saturated_text
+from ..experiments.verdicts import (
+    band,
+    kept_up,
+    saturated,
+    saturated_at,
+    saturated_text,
+    separated,
+    too_few_samples,
+)
 from .format import number, round_sig, time_unit
 from .instrument import tail_note
 
@@ -30,41 +38,13 @@ def _num(x: Any) -> float:
         return math.nan
 
 
-def band(step: pd.Series, col: str = "p99_ms") -> tuple[float, float]:
-    """The range a step's figure may lie in: the min..max of its trials, widened by the
-    per-trial 95 % intervals where the rows carry them (p99 only)."""
-    lo, hi = _num(step.get(f"{col}_lo", step[col])), _num(step.get(f"{col}_hi", step[col]))
-    if col == "p99_ms":
-        lo = min(lo, _num(step.get("p99_ci_low_ms")),
-                 key=lambda v: math.inf if math.isnan(v) else v)
-        hi = max(hi, _num(step.get("p99_ci_high_ms")),
-                 key=lambda v: -math.inf if math.isnan(v) else v)
-    return lo, hi
-
-
-def separated(a: pd.Series, b: pd.Series, col: str = "p99_ms") -> bool:
-    """True when the two steps' bands do not overlap: a difference worth naming."""
-    (alo, ahi), (blo, bhi) = band(a, col), band(b, col)
-    return ahi < blo or bhi < alo
-
-
-def few_samples(s: Any, p: float = 99.0) -> bool:
-    """True when a row's per-trial sample count ``n`` leaves fewer than 10 samples above
-    percentile ``p``: such a percentile is "too few samples", never a number (rows without
-    ``n`` are taken as they are)."""
-    from ..loadgen.uncertainty import enough_samples
-
-    n = _num(s.get("n"))
-    return not math.isnan(n) and not enough_samples(n, p)
-
-
 def spread_cell(median: float, lo: float, hi: float, trials: int, *, n: float | None = None,
                 p: float | None = None) -> Any:
     """A table cell: "value [min–max]" over several trials (the value pooled or the median
     trial, the range the lowest and highest trial), the bare number (three significant
     figures) for one, and "too few samples (n=...)" when ``n`` samples leave fewer than 10
     above percentile ``p``."""
-    if n is not None and p is not None and few_samples({"n": n}, p):
+    if n is not None and p is not None and too_few_samples({"n": n}, p):
         return f"too few samples (n={int(n):,})"
     if trials <= 1:
         return round_sig(median)
@@ -85,9 +65,8 @@ def _not_valid(s: pd.Series) -> str:
     if saturated(s):
         return f"{_queue(s)[:-1]}: lower the rate)"
     k, r = int(s.get("invalid_trials", 1)), _trials(s)
-    what = ("lower the rate" if s["achieved_per_s"] < 0.97 * s["offered_per_s"]
-            else "rerun on a quieter machine")
-    return f"{s['step']} ({k} of {r} trial{'s' if r > 1 else ''} INVALID: {what})"
+    what = "lower the rate" if not kept_up(s) else "rerun on a quieter machine"
+    return f"{s['variant']} ({k} of {r} trial{'s' if r > 1 else ''} INVALID: {what})"
 
 
 def bounded(s: Any) -> bool:
@@ -98,47 +77,47 @@ def bounded(s: Any) -> bool:
 
 def _queue(s: Any) -> str:
     """"mmap (saturated at 83/s: offered 100/s)": a saturated step, named without a p99."""
-    return f"{s['step']} ({saturated_text(s)})"
+    return f"{s['variant']} ({saturated_text(s)})"
 
 
 def _headline(first: pd.Series, last: pd.Series, rate: float) -> str:
     queues = [s for s in (first, last) if saturated(s)]
     if queues:
         were, its = ("was", "its") if len(queues) == 1 else ("were", "their")
-        return (f"No ratio between {first['step']} and {last['step']} is named: "
+        return (f"No ratio between {first['variant']} and {last['variant']} is named: "
                 f"{' and '.join(_queue(s) for s in queues)} {were} saturated, so {its} "
                 f"latency is a queue's, not the variant's; lower the rate to measure it.")
     bad = [s for s in (first, last) if not s["valid"]]
     # a faster last step whose figure is only an upper bound still bounds the ratio
     as_bound = bad == [last] and bounded(last) and last["p99_ms"] < first["p99_ms"]
     if bad and not as_bound:
-        return (f"No ratio between {first['step']} and {last['step']} is named: the runs "
+        return (f"No ratio between {first['variant']} and {last['variant']} is named: the runs "
                 f"behind it were not valid for {', '.join(_not_valid(s) for s in bad)}.")
-    few = [s for s in (first, last) if few_samples(s)]
+    few = [s for s in (first, last) if too_few_samples(s)]
     if few:
-        names = ", ".join(f"{s['step']} (n={int(s['n']):,})" for s in few)
-        return (f"No ratio between {first['step']} and {last['step']} is named: the p99 of "
+        names = ", ".join(f"{s['variant']} (n={int(s['n']):,})" for s in few)
+        return (f"No ratio between {first['variant']} and {last['variant']} is named: the p99 of "
                 f"{names} rests on fewer than 10 samples; run the standard or full profile.")
     if not separated(first, last):
-        return (f"At {rate:,.0f} requests/s, {last['step']} ({_fmt_ms(last['p99_ms'])}) and "
-                f"{first['step']} ({_fmt_ms(first['p99_ms'])}) differ by less than the spread "
+        return (f"At {rate:,.0f} requests/s, {last['variant']} ({_fmt_ms(last['p99_ms'])}) and "
+                f"{first['variant']} ({_fmt_ms(first['p99_ms'])}) differ by less than the spread "
                 f"between trials: no difference at p99 is called.")
     if as_bound:
         ratio = first["p99_ms"] / last["p99_ms"] if last["p99_ms"] > 0 else math.inf
         least = band(first)[0] / band(last)[1] if band(last)[1] > 0 else math.inf
         return (f"At {rate:,.0f} requests/s, p99 went from {_fmt_ms(first['p99_ms'])} "
-                f"({first['step']}) to at most {_fmt_ms(last['p99_ms'])} ({last['step']}), "
+                f"({first['variant']}) to at most {_fmt_ms(last['p99_ms'])} ({last['variant']}), "
                 f"about {ratio:.0f}x lower{_pooled_note(first, last)} and at least "
-                f"{least:.0f}x across the trials: {last['step']}'s p99 is an upper bound, "
+                f"{least:.0f}x across the trials: {last['variant']}'s p99 is an upper bound, "
                 f"since the load generator's own lag may make up most of it (its runs are "
                 f"marked INVALID for that), so the real gap is, if anything, larger.")
     if last["p99_ms"] < first["p99_ms"]:
         ratio = first["p99_ms"] / last["p99_ms"] if last["p99_ms"] > 0 else math.inf
         of = _pooled_note(first, last)
         return (f"At {rate:,.0f} requests/s, p99 went from {_fmt_ms(first['p99_ms'])} "
-                f"({first['step']}) to {_fmt_ms(last['p99_ms'])} ({last['step']}), "
+                f"({first['variant']}) to {_fmt_ms(last['p99_ms'])} ({last['variant']}), "
                 f"{ratio:.1f}x lower{of}.")
-    return (f"At {rate:,.0f} requests/s, {last['step']} did not beat {first['step']} at p99 "
+    return (f"At {rate:,.0f} requests/s, {last['variant']} did not beat {first['variant']} at p99 "
             f"({_fmt_ms(last['p99_ms'])} vs {_fmt_ms(first['p99_ms'])}).")
 
 
@@ -163,7 +142,7 @@ def _behind(s: pd.Series) -> str:
     sides = [b for b in str(s.get("bottleneck", "none")).split("; ") if b in _SIDES]
     why = ("; ".join(_SIDES[b] for b in sides) if sides
            else "it is saturated at this load")
-    return (f"{s['step']} could not keep up with {s['offered_per_s']:,.0f} requests/s here "
+    return (f"{s['variant']} could not keep up with {s['offered_per_s']:,.0f} requests/s here "
             f"(it completed {s['achieved_per_s']:,.0f}/s: {why}), so its latency is mostly "
             f"time spent queued; lower the rate to measure it.")
 
@@ -179,21 +158,22 @@ def verdict(steps: pd.DataFrame) -> str:
     if steps.empty:
         return "No step was measured."
     steps = steps.reset_index(drop=True)
-    by = steps.set_index("step")
+    by = steps.set_index("variant")
     first, last = steps.iloc[0], steps.iloc[-1]
     parts = [_headline(first, last, first["offered_per_s"])]
     pairs = [(steps.iloc[i - 1], steps.iloc[i]) for i in range(1, len(steps))]
     called = [(a, b) for a, b in pairs if a["valid"] and b["valid"] and separated(a, b)
-              and not (few_samples(a) or few_samples(b) or saturated(a) or saturated(b))]
+              and not (too_few_samples(a) or too_few_samples(b) or saturated(a)
+                       or saturated(b))]
     gains = [(a["p99_ms"] - b["p99_ms"], b) for a, b in called if b["p99_ms"] < a["p99_ms"]]
     if gains:
         gain, best = max(gains, key=lambda g: g[0])
-        parts.append(f"The largest single gain was {best['step']} ({best['change']}): p99 "
+        parts.append(f"The largest single gain was {best['variant']} ({best['change']}): p99 "
                      f"{_fmt_ms(gain)} lower than the step before.")
     elif any(b["p99_ms"] < a["p99_ms"] for a, b in pairs):
         parts.append("No largest single gain is named: no step's p99 drop is between valid "
                      "runs with enough samples and larger than the spread between trials.")
-    worse = [b["step"] for a, b in called if b["p99_ms"] > a["p99_ms"]]
+    worse = [b["variant"] for a, b in called if b["p99_ms"] > a["p99_ms"]]
     if worse:
         parts.append(f"p99 got worse at: {', '.join(worse)}.")
     if "mmap" in by.index and "grpc-tls-packed" in by.index:
@@ -211,7 +191,7 @@ def verdict(steps: pd.DataFrame) -> str:
                      f"was above what {'that step' if len(inner) == 1 else 'those steps'} "
                      f"sustained, so the latency measured is a queue's, not the variant's, "
                      f"and no figure or gain is drawn from it; lower the rate to measure it.")
-    behind = steps[(steps["achieved_per_s"] < 0.97 * steps["offered_per_s"]) & ~queued]
+    behind = steps[~steps.apply(kept_up, axis=1).astype(bool) & ~queued]
     parts.extend(_behind(s) for _, s in behind.iterrows())
     invalid = steps[~steps["valid"].astype(bool) & ~queued]
     lagged = [s for _, s in invalid.iterrows() if bounded(s)]
@@ -253,7 +233,8 @@ def _writeup_note(steps: pd.DataFrame) -> str:
 def largest_parts(steps: pd.DataFrame) -> str:
     """"Largest part of each step's mean latency: ..." from the steps' split columns, or ""
     when no step has them."""
-    from ..story import part_label, split_means
+    from ..experiments.story import part_label
+    from ..loadgen.split import split_means
 
     frame = split_means(steps)
     said = []
@@ -309,7 +290,7 @@ def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
                 else spread_cell(s[col] * k, _num(s.get(f"{col}_lo", s[col])) * k,
                                  _num(s.get(f"{col}_hi", s[col])) * k, r,
                                  n=None if math.isnan(n) else n, p=p)
-        rows.append({"step": s["step"], **cells, "trials": r,
+        rows.append({"step": s["variant"], **cells, "trials": r,
                      "samples": int(s["n"]) if not math.isnan(n) else int(s["requests"]),
                      "achieved (req/s)": round_sig(s["achieved_per_s"]),
                      "write-up p99 (ms)": round_sig(s["writeup_p99_ms"]),
@@ -326,39 +307,36 @@ def _cores(x: Any) -> Any:
 
 def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None
                   ) -> list[dict[str, Any]]:
-    """Rows of ``loadgen.sweep`` at one rate (any number of trials) as report rows per
-    variant, in the time unit that fits each column: with ``results`` (the sweep's ``LoadResult``s) each figure is that of the trials
-    pooled into one histogram, else the median trial; [lowest-highest trial] beside it, and
-    "too few samples" where the tail is too thin."""
-    from ..loadgen.pooling import pooled
-    from ..loadgen.sweep import summarize_trials
+    """Rows of ``experiments.latency.sweep`` at one rate (any number of trials) as report
+    rows per variant, in the time unit that fits each column: with ``results`` (the sweep's
+    ``LoadResult``s) each figure is that of the trials pooled into one histogram
+    (``experiments.rows.pool``), else the median trial; [lowest-highest trial] beside it,
+    and "too few samples" where the tail is too thin."""
+    from ..experiments.rows import pool
+    from ..experiments.trials import summarize_trials
 
-    summary = summarize_trials(frame, ["variant", "rate"], ["p50_us", "p99_us", "p999_us"])
+    cols = ("p50_ms", "p99_ms", "p999_ms")
+    summary = summarize_trials(frame, ["variant", "offered_per_s"], list(cols))
     by: dict[tuple[str, float], list[Any]] = {}
     for res in results or ():
         by.setdefault((res.variant, float(res.offered_rate)), []).append(res)
-    rows = []
     pools = []
     for _, s in summary.iterrows():
-        trials = by.get((s["variant"], float(s["rate"])))
+        trials = by.get((s["variant"], float(s["offered_per_s"])))
         if trials:
-            pool = pooled(trials)
-            for k in ("p50", "p99", "p999"):
-                s[f"{k}_us"] = pool[f"{k}_us"]
-            s["n"] = pool["n"]
+            row = pool(trials)
+            for c in (*cols, "n"):
+                s[c] = row[c]
         pools.append(s)
-    units = {c: time_unit([s[c] for s in pools], "us") for c in ("p50_us", "p99_us", "p999_us")}
-    for s in pools:
-        rows.append({"variant": s["variant"], "rate (req/s)": round_sig(s["rate"]),
-                     "trials": int(s["trials"]), "samples": int(s["n"]),
-                     **dict(_us_cell(s, col, p, name, units[col]) for col, p, name in
-                            (("p50_us", 50, "p50"), ("p99_us", 99, "p99"),
-                             ("p999_us", 99.9, "p99.9"))),
-                     "run": run_cell(s)})
-    return rows
+    units = {c: time_unit([s[c] for s in pools], "ms") for c in cols}
+    return [{"variant": s["variant"], "rate (req/s)": round_sig(s["offered_per_s"]),
+             "trials": int(s["trials"]), "samples": int(s["n"]),
+             **dict(_ms_cell(s, col, p, name, units[col]) for col, p, name in
+                    (("p50_ms", 50, "p50"), ("p99_ms", 99, "p99"), ("p999_ms", 99.9, "p99.9"))),
+             "run": run_cell(s)} for s in pools]
 
 
-def _us_cell(s: pd.Series, col: str, p: float, name: str,
+def _ms_cell(s: pd.Series, col: str, p: float, name: str,
              unit: tuple[str, float]) -> tuple[str, Any]:
     """("p99 (ms)", "2 [1–3]"): one percentile of a one-rate row, named with its unit."""
     k = unit[1]
@@ -370,9 +348,9 @@ def _us_cell(s: pd.Series, col: str, p: float, name: str,
 def one_rate_verdict(frame: pd.DataFrame) -> str:
     """What the one-rate runs can say: which variants had INVALID runs and what to do, or
     that all were valid (and whether there was a spread to judge by)."""
-    from ..loadgen.sweep import summarize_trials
+    from ..experiments.trials import summarize_trials
 
-    summary = summarize_trials(frame, ["variant", "rate"], ["p99_us"])
+    summary = summarize_trials(frame, ["variant", "offered_per_s"], ["p99_ms"])
     if summary.empty:
         return "No variant was measured."
     bad = summary[~summary["valid"].astype(bool)]

@@ -3,9 +3,11 @@
 Under an IPython kernel (JupyterLab, or papermill for ``lootlab report``) the bar lives in
 a display handle: tqdm's widget when ipywidgets is installed, else tqdm's text line,
 redrawn at most twice a second.  When the work ends the handle's content is replaced by
-one final line ("story steps: 5 of 5 steps in 18 s"), so the saved notebook and its HTML
-export show that line, never a widget without state or a stderr stream of ``\\r`` updates
-(which the export shows as an empty red band).  Outside a kernel it is tqdm on stderr,
+one final line ("story steps: 5 of 5 steps in 18 s"), so the saved notebook shows that
+line, never a widget without state or a stderr stream of ``\\r`` updates (which an export
+shows as an empty red band).  The line says how long measuring took, which a page drawn
+again from the stored run cannot say: it carries ``PROGRESS_METADATA`` and the HTML export
+leaves it out, so a measured page and its replay read the same.  Outside a kernel it is tqdm on stderr,
 which hides itself when stderr is not a terminal.
 """
 
@@ -17,6 +19,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self, TextIO
+
+#: Marks a progress output: the exported page drops it (``report.export``).
+PROGRESS_METADATA = {"lootlab": {"progress": True}}
+
+
+def is_progress(output: Any) -> bool:
+    """True for an output a progress bar made (``PROGRESS_METADATA``)."""
+    meta = output.get("metadata") or {}
+    return bool((meta.get("lootlab") or {}).get("progress"))
 
 
 def in_kernel() -> bool:
@@ -44,7 +55,7 @@ class _HandleSink:
     def write(self, text: str) -> int:
         line = text.rsplit("\r", 1)[-1].strip()
         if line:
-            self.handle.update({"text/plain": line}, raw=True)
+            self.handle.update({"text/plain": line}, raw=True, metadata=PROGRESS_METADATA)
         return len(text)
 
     def flush(self) -> None:
@@ -75,12 +86,13 @@ class Progress:
         if importlib.util.find_spec("ipywidgets") is not None:
             from tqdm.notebook import tqdm as widget_bar
             bar = widget_bar(display=False, **opts)
-            self._handle = display(bar.container, display_id=True)
+            self._handle = display(bar.container, display_id=True,
+                                   metadata=PROGRESS_METADATA)
             return bar
         from tqdm.std import tqdm  # no ipywidgets: tqdm's text line, in the handle
 
         self._handle = display({"text/plain": f"{self.desc}: starting"}, raw=True,
-                               display_id=True)
+                               display_id=True, metadata=PROGRESS_METADATA)
         return tqdm(file=_HandleSink(self._handle), mininterval=0.5, ncols=90, **opts)
 
     def start(self, name: str) -> None:
@@ -111,7 +123,7 @@ class Progress:
         self._bar.close()
         line = self.final_line()
         if self._handle is not None:
-            self._handle.update({"text/plain": line}, raw=True)
+            self._handle.update({"text/plain": line}, raw=True, metadata=PROGRESS_METADATA)
 
     def __enter__(self) -> Self:
         return self

@@ -1,6 +1,6 @@
 """The comparison of two runs as one self-contained HTML page (``lootlab compare --html``).
 
-Draws only: the numbers come from ``lootlab.compare.compare_runs``.
+Draws only: the numbers come from ``lootlab.experiments.comparison.compare_runs``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from .templating import render
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..compare import Run
+    from ..experiments.comparison import Run
 
 
 def _run_view(label: str, run: Run) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def _run_view(label: str, run: Run) -> dict[str, Any]:
 def comparison_html(frame: pd.DataFrame, run_a: Run, run_b: Run, *,
                     confidence: float = 0.95, factor: float = 1.1) -> str:
     """The page as a string: both runs' descriptions, then one table row per figure."""
-    from ..compare import caveats, display_frame
+    from ..experiments.comparison import caveats, display_frame
 
     shown = display_frame(frame)
     rows = [dict(zip(shown.columns, values), css=values[-1].replace(" ", "-"))

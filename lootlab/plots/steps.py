@@ -1,6 +1,6 @@
 """The story's figures: what each step bought (step chart), the write-up's own figures,
 the rebuild-under-load timeline, and the index page's one chart (``headline_chart``).
-Plain data in (``lootlab.story`` results), a matplotlib ``Figure`` out, built without
+Plain data in (``lootlab.experiments.story`` results), a matplotlib ``Figure`` out, built without
 pyplot (nothing global, nothing shown).  Each step is drawn in its variant's colour
 (``colors``), latency in the unit that fits (``units``).
 """
@@ -16,10 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
-from ..conditions.decision import saturated_at
+from ..experiments.verdicts import saturated_at
 from .axes import category_labels, fit_titles, integer_ticks, plain_log
 from .colors import variant_colors
-from .headline import headline_chart, saturated
+from .headline import headline_chart, saturated_rows
 from .units import pick_unit, plain_number
 
 
@@ -29,7 +29,7 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     spanning min..max of the trials), with the write-up's p99 figures as hollow markers
     where a step has one.  Bottom: the p99 change each step made (a waterfall: green bars
     are gains).  One row each, so every step's name has the full width."""
-    queued = saturated(steps)
+    queued = saturated_rows(steps)
     said = {i: saturated_at(steps.iloc[i]).replace(" at", "\nat") + ":\na queue,\nno p99"
             for i in np.flatnonzero(queued)}
     if queued.any():        # a queue's latency is no step's: no bar, no change drawn from it
@@ -38,7 +38,7 @@ def step_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     fig = Figure(figsize=(10, 7.2), layout="constrained")
     ax, wf = fig.subplots(2, 1, height_ratios=[3, 2])
     x = np.arange(len(steps))
-    names = [str(s) for s in steps["step"]]
+    names = [str(s) for s in steps["variant"]]
     colors = [variant_colors(names)[n] for n in names]
     w = 0.38
     trials = int(steps["trials"].max()) if "trials" in steps and len(steps) else 1

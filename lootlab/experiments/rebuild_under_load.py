@@ -1,7 +1,11 @@
 """The rebuild-under-load experiment behind notebook 05: readers at a constant rate
 (through ``loadgen``) while a background worker rebuilds the index from a local directory or
 a local S3 server and swaps it under them.  Returns a ``RebuildRun`` (plain data); the
-notebook and ``lootlab.plots.story`` only draw it, ``lootlab.report.story`` words it.
+notebook and ``lootlab.plots.steps`` only draw it, ``lootlab.report.rebuild`` words it.
+
+The readers are a one-cell, one-trial ``experiments.grid`` (the same runner and schedule as
+every other experiment) and its row an ``experiments.rows.Measurement``; what is particular
+to the experiment is around the run: the rebuilding process and the generation log.
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-
 if TYPE_CHECKING:
-    from .loadgen.results import LoadResult
+    from ..loadgen.results import LoadResult
 
 @dataclass
 class RebuildRun:
@@ -60,7 +63,7 @@ class RebuildRun:
     def windows(self, width: float = 1.0) -> pd.DataFrame:
         """p50/p99/max latency (ms) per ``width``-second window of the measured run, from
         the merged per-second histograms (so ``width`` is a whole number of seconds)."""
-        from .loadgen import hist
+        from ..loadgen import hist
 
         k = round(width)
         if k < 1 or abs(width - k) > 1e-9:
@@ -77,16 +80,15 @@ class RebuildRun:
                                            "count"])
 
     def summary(self) -> dict[str, Any]:
-        """One row of numbers for the run, with the generator's health verdict."""
-        load = self.load
-        return {"source": self.source, "rate": self.rate,
-                "achieved_per_s": float(load.achieved_rate), "requests": load.requests,
-                "warmup_discarded": int(load.counts.get("warmup_requests", 0)),
-                "errors": self.errors, "p50_ms": load.latency_us(50) / 1e3,
-                "p99_ms": load.latency_us(99) / 1e3, "max_ms": load.latency_us(100) / 1e3,
+        """One row for the run: the readers' ``Measurement`` (latency in ms, rates per
+        second, ``errors`` and ``timeouts``, health) and the rebuild's own figures (source,
+        warm-up discarded, swaps, generations seen, worker failures)."""
+        from .rows import measure
+
+        return {**measure(self.load).as_dict(), "source": self.source,
+                "warmup_discarded": int(self.load.counts.get("warmup_requests", 0)),
                 "swaps": len(self.swaps), "generations_seen": len(self.generations_seen),
-                "worker_failures": int(self.worker.get("failures", 0)),
-                "valid": bool(load.health.valid), "health": "; ".join(load.health.reasons) or "ok"}
+                "worker_failures": int(self.worker.get("failures", 0))}
 
 
 class _GenerationClient:
@@ -94,7 +96,7 @@ class _GenerationClient:
     generation changes: one comparison per query, nothing the latency would show."""
 
     def __init__(self, path: Path, refresh_interval: float):
-        from .index import open_index
+        from ..index import open_index
 
         self.idx = open_index(path, refresh_interval=refresh_interval)
         self.log: list[tuple[float, int]] = []
@@ -142,8 +144,8 @@ def _rebuild_side(kind: str, work: str, swap_every: float, check_every: float, s
     Every ``swap_every`` seconds it publishes a changed table to the source; the worker
     notices on its next check, rebuilds and swaps the index file atomically.
     """
-    from .rebuild import Rebuilder
-    from .tables import read_table, write_table
+    from ..rebuild import Rebuilder
+    from ..tables import read_table, write_table
 
     work_dir = Path(work)
     table = read_table(work_dir / "world.parquet")
@@ -152,7 +154,7 @@ def _rebuild_side(kind: str, work: str, swap_every: float, check_every: float, s
     s3 = None
     try:
         if kind == "s3":
-            from .s3local import LoopbackS3
+            from ..s3local import LoopbackS3
 
             s3 = LoopbackS3().start()
             s3.put_table(table, "lootlab", "world.parquet")
@@ -202,13 +204,13 @@ def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: fl
     is measured from each query's intended send time like every other experiment, and the
     first ``warmup`` seconds are discarded (and counted).  The world is a fresh
     ``records``-row one in a temporary directory under the data dir, removed afterwards."""
-    from . import loadgen
-    from .build import build_index
-    from .index import open_index
-    from .overlay import overlay_queries
-    from .paths import data_dir
-    from .tables import write_table
-    from .world import generate_world
+    from ..build import build_index
+    from ..index import open_index
+    from ..overlay import overlay_queries
+    from ..paths import data_dir
+    from ..tables import write_table
+    from ..world import generate_world
+    from .grid import Cell, run_grid
 
     if source not in ("local", "s3"):
         raise ValueError(f"source must be 'local' or 's3', not {source!r}")
@@ -233,8 +235,9 @@ def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: fl
         if kind != "ready":
             raise RuntimeError(f"the rebuild side failed to start: {payload}")
         readers = _Readers(work / "loot.idx", refresh_interval)
-        load = loadgen.run(readers, loadgen.constant(rate, duration, seed=seed), processes=1,
-                           warmup=warmup, workload=queries, label=f"rebuild-{source}")
+        grid = run_grid([Cell(f"rebuild-{source}", readers, rate=rate)], duration=duration,
+                        seed=seed, processes=1, warmup=warmup, workload=queries)
+        load = grid.results[0][0]
         stop.set()
         done = _wait_done(events, timeout)
         log = [entry for client in readers.clients for entry in client.log]

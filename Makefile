@@ -1,6 +1,6 @@
 # The two set-up commands of the README:
-#   make report   # the main job: execute the notebooks (standard profile, ~17 min), export
-#                 # HTML reports to reports/; PROFILE=quick (a smoke run) or PROFILE=full
+#   make report   # the main job: execute the notebooks (standard size, ~17 min), export
+#                 # HTML reports to reports/; SIZE=quick (a smoke run) or SIZE=full
 #   make test     # the test suite (what .ci/run runs)
 # Each one installs what it needs: a local venv (.venv) and the Debian packages below.
 
@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-PROFILE ?= standard
+# the report size; PROFILE= is its old name, still honoured (with a notice)
+SIZE ?= $(or $(PROFILE),standard)
 # command[:Debian package] (perf comes in linux-perf)
 APT_PACKAGES = chromium wrk perf:linux-perf
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -73,7 +74,8 @@ $(CPP_GEN)/loot.pb.o $(CPP_GEN)/loot.grpc.pb.o: $(CPP_GEN)/%.o: $(CPP_GEN)/%.cc
 	$(CXX) $(CPP_FLAGS) $$(pkg-config --cflags $(GRPC_PKGS)) -c $< -o $@
 
 # make test builds the C++ server where the toolchain and libraries are, else says why not
-# (tests/test_cpp_server.py then skips, and fails under CI=true if the toolchain is there).
+# (tests/integration/test_cpp_server.py then skips, and fails under CI=true if the toolchain
+# is there).
 cpp-server-if-possible: system-deps
 	@if command -v $(CXX) >/dev/null 2>&1 && command -v protoc >/dev/null 2>&1 && \
 	   command -v grpc_cpp_plugin >/dev/null 2>&1 && pkg-config --exists $(GRPC_PKGS) 2>/dev/null; then \
@@ -82,10 +84,10 @@ cpp-server-if-possible: system-deps
 	  echo "no C++ toolchain or grpc++ libraries ($(CPP_APT_PACKAGES)): not building $(CPP_SERVER); its tests skip"; \
 	fi
 
-# The grpc-js interop client's modules (tests/test_interop_js.py): `npm ci` when they are
+# The grpc-js interop client's modules (tests/e2e/test_interop_js.py): `npm ci` when they are
 # missing or older than the lockfile, and only where npm exists (the test skips otherwise,
 # and fails under CI=true).
-JS_INTEROP = tests/interop_js
+JS_INTEROP = tests/e2e/interop_js
 
 test: $(STAMP) system-deps cpp-server-if-possible
 	@if ! command -v npm >/dev/null 2>&1; then \
@@ -98,7 +100,10 @@ test: $(STAMP) system-deps cpp-server-if-possible
 	$(PY) -m pytest
 
 report: $(STAMP) cpp-server-if-possible
-	$(VENV)/bin/lootlab report --profile $(PROFILE) --out reports
+ifneq ($(origin PROFILE),undefined)
+	@echo "make: PROFILE=$(PROFILE) is deprecated; use SIZE=$(PROFILE)" >&2
+endif
+	$(VENV)/bin/lootlab report --size $(SIZE) --out reports
 
 bench: $(STAMP)
 	$(PY) -m lootlab.benchmarks

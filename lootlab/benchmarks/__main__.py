@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ["index", "rebuild", "variants", "encode", "server", "cppserver", "loadgen",
-              "profile", "startup", "anchor", "cpulimit", "conditions"]
+BENCHMARKS = ["index_peers", "rebuild", "variants", "encode", "server", "cppserver", "loadgen",
+              "costs", "startup", "anchor", "cpulimit", "conditions"]
 
 
 def main(argv: list[str]) -> int:

@@ -32,7 +32,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 from ..errors import LootlabError
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 Row = dict[str, Any]
 
@@ -60,11 +60,11 @@ def overhead_rows(srv: Any, spot: tuple[int, int, int], rounds: int, n: int) -> 
     """(a): p50 added to a pooled ``near`` by a proxy at rtt 0, interleaved rounds."""
     from ..conditions import Network
     from ..conditions.proxies import DelayProxy
-    from ..variants import resolve
+    from ..targets import client_factory
     x, y, z = spot
-    with DelayProxy(srv.direct_target, Network()) as proxy:
-        direct = resolve("grpc-tls-pooled", srv.direct_endpoint)()
-        proxied = resolve("grpc-tls-pooled", srv.direct_endpoint, target=proxy.target)()
+    with DelayProxy(srv.target, Network()) as proxy:
+        direct = client_factory("grpc-tls-pooled", srv)()
+        proxied = client_factory("grpc-tls-pooled", srv, target=proxy.target)()
         try:
             diffs = []
             for cli in (direct, proxied):
@@ -128,8 +128,8 @@ def _pooled_get(srv: Any, direct: Any, spot: tuple[int, int, int], rtt: float, n
                 rounds: int) -> dict[str, float]:
     """Pooled ``get`` p50s direct, direct after idling, through a proxy at ``rtt``."""
     from ..conditions import Network
-    from ..variants import resolve
-    via = resolve("grpc-tls-pooled", srv.direct_endpoint, network=Network(rtt_ms=rtt))()
+    from ..targets import client_factory
+    via = client_factory("grpc-tls-pooled", srv, network=Network(rtt_ms=rtt))()
     try:
         via.get(*spot)
         return _in_rounds({
@@ -145,11 +145,11 @@ def delivered_rows(srv: Any, spot: tuple[int, int, int], rtts: list[float], quic
                    ) -> list[Row]:
     """(b): delivered added RTT against the asked one, raw TCP and pooled ``get``."""
     from ..conditions.echo import EchoServer
-    from ..variants import resolve
+    from ..targets import client_factory
     rows = []
     rounds = 3 if quick else 5
     with EchoServer() as echo:
-        direct = resolve("grpc-tls-pooled", srv.direct_endpoint)()
+        direct = client_factory("grpc-tls-pooled", srv)()
         try:
             for rtt in rtts:
                 n = max(10 * rounds, int((0.6 if quick else 2.0) / (rtt / 1000)))
@@ -167,7 +167,8 @@ def round_trip_rows(srv: Any, spot: tuple[int, int, int], rtt: float, quick: boo
                     ) -> list[Row]:
     """(c): what each variant pays at ``rtt`` ms, in round trips."""
     from ..conditions import Network
-    from ..variants import get, resolve
+    from ..targets import client_factory
+    from ..variants import get
     x, y, z = spot
     rows = []
     targets = {"grpc-tls-fresh": (">= 3", lambda r: r >= 3),
@@ -177,9 +178,9 @@ def round_trip_rows(srv: Any, spot: tuple[int, int, int], rtt: float, quick: boo
     for name, (target, check) in targets.items():
         remote = get(name).remote
         n = 15 if quick else 40
-        where = srv.direct_endpoint if remote else None
-        base = resolve(name, where)()
-        via = resolve(name, where, network=Network(rtt_ms=rtt))()
+        where = srv if remote else None
+        base = client_factory(name, where)()
+        via = client_factory(name, where, network=Network(rtt_ms=rtt))()
         try:
             for cli in (base, via):
                 _timed(lambda c=cli: c.get(x, y, z), 3)

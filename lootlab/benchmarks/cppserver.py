@@ -32,8 +32,8 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli._util import handle_errors
-from .encode import _per_call_us as _best_us   # best of N passes, us per item
+from ..console import handle_errors
+from .encode import _per_call_us as _best_us  # best of N passes, us per item
 
 Query = tuple[int, int, int, int]
 SERVERS = ("python", "c++")
@@ -85,12 +85,13 @@ def _compute_us(srv: Any, queries: list[Query]) -> float:
 
 def measure(srv: Any, queries: list[Query], warmup: int = 30) -> dict[str, float]:
     """One server, started: pooled p50/p99, CPU per request, compute p50, packed p50."""
-    with srv.connect("grpc-tls-pooled") as client:
+    from ..targets import connect
+    with connect("grpc-tls-pooled", srv) as client:
         _timed_pass(client, queries[:warmup])
         before = srv.stats()
         lat = _timed_pass(client, queries)
         after = srv.stats()
-    with srv.connect("grpc-tls-packed") as packed:
+    with connect("grpc-tls-packed", srv) as packed:
         _timed_pass(packed, queries[:warmup])
         packed_lat = _timed_pass(packed, queries)
     served = after["requests"] - before["requests"]

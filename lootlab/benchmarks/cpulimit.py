@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 Row = dict[str, Any]
 #: the local variant every remote one's throttling is compared with
@@ -40,11 +40,13 @@ def measure(*, quick: bool = False, rate: float = 100.0, cpu_limit: float = 0.25
     """Per variant: trials' results under the limit (plain data: counters, p99, CPU)."""
     from ..loadgen import constant, run
     from ..loadgen.limits import merge_throttle
+    from ..targets import client_factory
     trials, duration = (1, 1.5) if quick else (3, 3.0)
     runs: dict[str, list] = {v: [] for v in variants}
     for t in range(trials):
         for v in variants:
-            runs[v].append(run(v, constant(rate, duration, seed=t), cpu_limit=cpu_limit,
+            runs[v].append(run(client_factory(v), constant(rate, duration, seed=t),
+                               cpu_limit=cpu_limit,
                                concurrency=concurrency, warmup=0.5))
     out = {}
     for v, results in runs.items():

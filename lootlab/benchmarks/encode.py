@@ -35,7 +35,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 
 def _per_call_us(fn: Callable[[Any], Any], args: list[Any], repeat: int = 3) -> np.ndarray:
@@ -86,8 +86,9 @@ def measure_server(path: Path, queries: list[tuple[int, int, int, int]], encoder
     from ..remote.loopback import LoopbackServer
 
     clock = time.perf_counter_ns
+    from ..targets import connect
     with LoopbackServer(path, tls=True, encoder=encoder, server=server) as srv:
-        with srv.connect("grpc-tls-pooled") as client:
+        with connect("grpc-tls-pooled", srv) as client:
             for x, y, z, r in queries[:warmup]:
                 client.near(x, y, z, r)
             before = srv.stats()
@@ -132,9 +133,9 @@ def measure_load(srv: Any, queries: list[tuple[int, int, int, int]], rate: float
     """``rate`` req/s of pooled ``near`` for ``duration`` s at ``srv``: the server's CPU per
     request and in cores (``ServerStats``), the load generator's (``LoadResult.cpu_s``)."""
     from .. import loadgen
-    from ..variants import resolve
+    from ..targets import client_factory
 
-    factory = resolve("grpc-tls-pooled", srv)
+    factory = client_factory("grpc-tls-pooled", srv)
     work = np.asarray(queries, dtype=np.int64)
     before = srv.stats()
     res = loadgen.run(factory, loadgen.constant(rate, duration), workload=work)

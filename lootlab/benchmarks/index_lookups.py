@@ -1,4 +1,4 @@
-"""The point-lookup half of ``python -m lootlab.benchmarks.index``: ``get`` and ``get_many``
+"""The point-lookup half of ``python -m lootlab.benchmarks.index_peers``: ``get`` and ``get_many``
 beside their peers, each with its best idiom (stated in its row).
 
 ``get``: one call -> one record, hits only.  Every subject runs the same positions in blocks

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 from .. import loadgen
-from ..cli._util import handle_errors
-from ..loadgen.runner import default_workload
+from ..console import handle_errors
+from ..targets import client_factory, default_workload
 
 STORY_SPIKE_RATE = 130_000
 P99_TARGET_US = 1_000.0
@@ -124,14 +124,18 @@ def wrk2_floor(duration: float) -> pd.DataFrame:
 
 
 def sustainable(workload: np.ndarray, duration: float, retries: int) -> dict[str, Any]:
-    rate, trials = loadgen.max_sustainable("mmap", P99_TARGET_US, start_rate=10_000,
-                                           duration=duration, processes=2, warmup=0.5,
-                                           workload=workload, refine=3, retries=retries)
-    best = trials[trials["rate"] == rate].tail(1) if not math.isnan(rate) else trials.head(0)
-    return {"rate": rate, "p99_us": float(best["p99_us"].iloc[0]) if len(best) else math.nan,
+    from ..experiments.latency import max_sustainable
+
+    rate, trials = max_sustainable(client_factory("mmap"), P99_TARGET_US, start_rate=10_000,
+                                   duration=duration, processes=2, warmup=0.5,
+                                   workload=workload, refine=3, retries=retries)
+    best = trials[trials["offered_per_s"] == rate].tail(1) if not math.isnan(rate) \
+        else trials.head(0)
+    return {"rate": rate,
+            "p99_us": float(best["p99_ms"].iloc[0]) * 1e3 if len(best) else math.nan,
             "note": trials.attrs.get("note", ""),
-            "detail": trials[["rate", "attempt", "achieved_rate", "p50_us", "p99_us",
-                              "generator_error_p99_us", "valid", "meets_target"]]
+            "detail": trials[["offered_per_s", "attempt", "achieved_per_s", "p50_ms", "p99_ms",
+                              "generator_error_p99_ms", "valid", "meets_target"]]
             .to_dict("records")}
 
 
@@ -140,19 +144,20 @@ def spike(workload: np.ndarray) -> dict[str, Any]:
     costs (index read + the generator's loop), cores / that is the most any sender could
     complete; the spike's peak second is held against it."""
     cores = os.cpu_count() or 1
-    calib = loadgen.run("mmap", loadgen.closed(cores, 2.0), processes=cores, warmup=0.3,
+    mmap = client_factory("mmap")
+    calib = loadgen.run(mmap, loadgen.closed(cores, 2.0), processes=cores, warmup=0.3,
                         workload=workload, label="mmap")
     cpu_per_request_us = calib.cpu_s / max(1, calib.completed_total) * 1e6
     bound = cores / (cpu_per_request_us / 1e6)
-    res = loadgen.run("mmap", loadgen.spike(STORY_SPIKE_RATE / 10, 6.0, factor=10, at=2.0,
-                                            length=2.0),
+    res = loadgen.run(mmap, loadgen.spike(STORY_SPIKE_RATE / 10, 6.0, factor=10, at=2.0,
+                                          length=2.0),
                       processes=cores, warmup=0.5, workload=workload, label="mmap")
     tl = res.timeline()
     burst = tl[(tl["second"] >= 2) & (tl["second"] < 4)]
     peak = float(burst["completed"].max()) if len(burst) else math.nan
     # the spike may stay under the bound: offered past it, the senders show how close to
     # the bound they can drive the index (a saturated run by design: its rate, not its p99)
-    flat = loadgen.run("mmap", loadgen.constant(FLAT_OUT * bound, 2.0), processes=cores,
+    flat = loadgen.run(mmap, loadgen.constant(FLAT_OUT * bound, 2.0), processes=cores,
                        warmup=0.3, workload=workload, label="mmap", grace=1.0)
     flat_rate = flat.achieved_rate          # completions over the span they took
     return {"cpu_per_request_us": cpu_per_request_us, "bound_per_s": bound,

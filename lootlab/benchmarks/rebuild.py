@@ -30,7 +30,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 
 def _pct(values: list[float] | np.ndarray, p: float) -> float:

@@ -23,7 +23,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 STEPS = ["grpc-tls-fresh", "grpc-tls-resumed", "grpc-tls-pooled", "grpc-tls-packed"]
 SERVERS = ("python", "fast", "cpp")
@@ -43,7 +43,7 @@ def run(*, rate: float = 100.0, duration: float = 8.0, trials: int = 3, warmup: 
         servers: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per (step, server kind): pooled percentiles, server CPU, mean latency split.
     ``servers`` defaults to every kind of ``SERVERS`` that is available here."""
-    from .. import story
+    from ..experiments import story
     from ..paths import ensure_default_index
     from ..remote.cppserver import find_binary
     from ..remote.loopback import LoopbackError

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 TARGET_S = 0.3
 

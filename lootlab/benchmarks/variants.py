@@ -23,7 +23,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 
 # per-connection variants pay a handshake per call: fewer calls keep the run short
 _SLOW = {"grpc-tls-fresh": 0.25, "grpc-tls-resumed": 0.25}
@@ -53,11 +53,12 @@ def run(*, queries: int = 2000, radius: int = 64, warmup: int = 100, seed: int =
                                  f"rounds={rounds}")
     from tqdm import tqdm
 
-    from ..clients import VARIANTS, connect
     from ..index import open_index
     from ..overlay import overlay_queries
     from ..paths import ensure_default_index
     from ..remote.loopback import LoopbackServer
+    from ..targets import connect
+    from ..variants import VARIANTS
 
     path = index or ensure_default_index()
     names = variants or list(VARIANTS)
@@ -74,7 +75,7 @@ def run(*, queries: int = 2000, radius: int = 64, warmup: int = 100, seed: int =
     with LoopbackServer(path, tls=True) as tls_srv, LoopbackServer(path, tls=False) as plain_srv:
         servers = {name: None if name == "mmap" else plain_srv if name == "grpc-plain" else tls_srv
                    for name in names}
-        clients = {name: connect("mmap", index=path) if srv is None else srv.connect(name)
+        clients = {name: connect("mmap", index=path) if srv is None else connect(name, srv)
                    for name, srv in servers.items()}
         try:
             for name, client in clients.items():
@@ -128,7 +129,8 @@ def _count_transport(runs: list[VariantRun], servers: dict, path) -> None:
                 continue
             srv = plain_srv if r.variant == "grpc-plain" else tls_srv
             before = srv.stats()
-            with srv.connect(r.variant) as client:
+            from ..targets import connect
+            with connect(r.variant, srv) as client:
                 for _ in range(20):
                     client.get(0, 0, 0)
             after = srv.stats()

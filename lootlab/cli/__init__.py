@@ -8,7 +8,10 @@ as fast as click itself (``python -m lootlab.benchmarks.startup`` measures it).
 
 Errors lootlab raises on purpose (``LootlabError``), any ``OSError`` (a missing file, a
 read-only or full disk) and bad arguments print one line to stderr and exit 1 (2 for
-usage errors), never a traceback.  Every output option creates missing parent
+usage errors), never a traceback (``lootlab.console``, shared with the ``python -m``
+entry points).  A command takes a variant one way: ``--variant/-v NAME``, repeated where
+it takes several; older positional spellings still work and say once on stderr what to
+type instead.  Every output option creates missing parent
 directories, and commands that run for long check their output is writable first.
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from ._util import LazyGroup, handle_errors
+from ._util import LazyGroup
 
 # (name, "module:attribute"), in the order ``lootlab --help`` lists them
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -43,4 +46,4 @@ def main() -> None:
     created; long runs check their output can be written before they start."""
 
 
-__all__ = ["COMMANDS", "main", "handle_errors"]
+__all__ = ["COMMANDS", "main"]

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import click
 
+from ._spelling import variant_option
 from ._util import echo_table, writable_dir
 
 
 @click.command("bench")
-@click.option("--variant", "-v", default="mmap", show_default=True,
-              help="Client variant (see lootlab.VARIANTS).")
+@variant_option()
 @click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
               help="Offered requests/s (open loop; default 1000).")
 @click.option("--closed", "closed", type=click.IntRange(min=1), metavar="C",
@@ -51,10 +51,8 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
     """Load a variant with an open-loop schedule; print percentiles and the health verdict."""
     import time
 
-    from ..compare import save_run
-    from ..loadgen.limits import check_limit, coerce_network
-    from ..loadgen.runner import run
-    from ..loadgen.scenario import make_schedule
+    from ..experiments.bench import bench
+    from ..loadgen.limits import check_limit
 
     if rate is not None and closed is not None:
         raise click.UsageError("give --rate (open loop) or --closed (closed loop), not both")
@@ -62,28 +60,16 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
         from ..paths import results_dir
         kind = "closed" if closed is not None else schedule
         out = results_dir() / "runs" / f"{variant}-{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
-    cpu_limit = check_limit(cpu_limit)       # bad values: one line, before any work
-    network = None
-    if (rtt_ms, jitter_ms, bandwidth_mbit) != (None, None, None):
-        network = coerce_network({"rtt_ms": rtt_ms or 0.0, "jitter_ms": jitter_ms or 0.0,
-                                  "bandwidth_mbit": bandwidth_mbit})
-        from ..variants import get
-        if not get(variant).remote:
-            click.echo(f"{variant} is local: it crosses no network, so --rtt-ms, --jitter-ms "
-                       f"and --bandwidth-mbit do not apply to it", err=True)
-    writable_dir(out)    # before the run, not after it
-    sched = make_schedule(schedule, rate=rate, duration=duration, closed=closed,
-                          think_time=think_time, factor=factor, seed=seed)
-    result = run(variant, sched, processes=processes, concurrency=concurrency, warmup=warmup,
-                 spin_us=spin_us, progress=True, network=network, cpu_limit=cpu_limit)
-    params = {"variant": variant, "rate": rate, "closed": closed, "schedule": schedule,
-              "duration": duration, "processes": processes, "concurrency": concurrency,
-              "warmup": warmup, "think_time": think_time, "factor": factor, "seed": seed,
-              "spin_us": spin_us, "cpu_limit": cpu_limit, "rtt_ms": rtt_ms,
-              "jitter_ms": jitter_ms, "bandwidth_mbit": bandwidth_mbit}
-    what = (f"lootlab bench: {variant}, {result.schedule.get('label')}, {processes} "
-            f"process(es) x {concurrency} sender(s), warm-up {warmup:g} s")
-    where = save_run(out, {variant: result}, what=what, params=params)
+    check_limit(cpu_limit)   # bad values: one line, before anything is written
+    writable_dir(out)        # before the run, not after it
+    done = bench(variant, out, rate=rate, closed=closed, schedule=schedule, duration=duration,
+                 processes=processes, concurrency=concurrency, warmup=warmup,
+                 think_time=think_time, factor=factor, seed=seed, spin_us=spin_us,
+                 cpu_limit=cpu_limit, rtt_ms=rtt_ms, jitter_ms=jitter_ms,
+                 bandwidth_mbit=bandwidth_mbit)
+    if done.note:
+        click.echo(done.note, err=True)
+    result, where = done.result, done.saved
     click.echo(result.describe())
     click.echo("")
     table = result.table().round(1).reset_index(names="percentile")

@@ -14,7 +14,7 @@ from ._util import human_bytes
               help="Generation to stamp [default: the existing index's + 1].")
 def command(source: Path, out: Path, generation: int | None) -> None:
     """Build an index file OUT from a loot table SOURCE (.parquet or .csv)."""
-    from ..build import build_index   # numpy and pandas: only when building
+    from ..build import build_index  # numpy and pandas: only when building
 
     rep = build_index(source, out, generation=generation)
     click.echo(f"built {rep.path}: {rep.records:,} records from {rep.input_rows:,} rows "

@@ -60,7 +60,7 @@ def jupyter_command(args: tuple[str, ...]) -> list[str]:
 def command(jupyter_args: tuple[str, ...]) -> None:
     """Open JupyterLab on a working copy of notebooks/ in data/lab/ (extra arguments go to
     `jupyter lab`).  Saving there never changes the committed notebooks."""
-    from ..report import notebooks_dir   # nbformat: only when the lab opens
+    from ..report import notebooks_dir  # nbformat: only when the lab opens
 
     source = notebooks_dir()
     if not source.is_dir():

@@ -1,5 +1,6 @@
 """``lootlab profile flame|perf|counters|memory|replicas|gc|diff``: where a variant's CPU,
-memory, GC and kernel time go."""
+memory, GC and kernel time go.  Every subcommand names its variant(s) with ``--variant/-v``
+(``diff`` exactly two, ``counters`` one or more)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from pathlib import Path
 import click
 
 from ..paths import results_dir
+from ._spelling import legacy_variants, one_variant, several_variants, variant_option
 from ._util import echo_table, writable_dir
 
-_VARIANT = click.option("--variant", "-v", default="mmap", show_default=True,
-                        help="client variant (see lootlab.VARIANTS)")
+_VARIANT = variant_option()
 
 
 _SECONDS = click.FloatRange(min=0, min_open=True)   # a measurement needs time to happen
@@ -21,7 +22,7 @@ _COUNT = click.IntRange(min=1)
 
 def _stages(kind: str, total: int):
     """Stage lines on stderr (a bar too on a terminal): a profile is quiet for tens of seconds."""
-    from ..profiling.progress import Stages
+    from ..profiling.stages import Stages
     return Stages(f"lootlab profile {kind}", total)
 
 
@@ -139,19 +140,21 @@ def gc(variant: str, queries: int, out: Path | None) -> None:
 
 
 @command.command("diff")
-@click.argument("variant_a")
-@click.argument("variant_b")
+@variant_option(several=True)
+@legacy_variants(several=True)
 @click.option("--duration", type=_SECONDS, default=5.0, show_default=True, help="seconds each")
 @click.option("--rate", type=_COUNT, default=None, help="py-spy samples per second [100]")
 @click.option("--idle/--no-idle", default=False, show_default=True)
 @click.option("--min-delta", type=float, default=0.005, show_default=True,
               help="hide frames whose share differs by less")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
-def diff(variant_a: str, variant_b: str, duration: float, rate: int | None, idle: bool,
-         min_delta: float, out: Path | None) -> None:
-    """What VARIANT_A spends that VARIANT_B does not (normalised shares, a - b)."""
+def diff(variants: tuple[str, ...], legacy_variants: tuple[str, ...], duration: float,
+         rate: int | None, idle: bool, min_delta: float, out: Path | None) -> None:
+    """What the first --variant spends that the second does not (normalised shares, a - b):
+    `profile diff -v A -v B`."""
     from ..profiling import compare
     from ..profiling.diff import disjoint_sentence, is_disjoint
+    variant_a, variant_b = several_variants(variants, legacy_variants, exactly=2)
     _out(out, "diff", f"{variant_a}-vs-{variant_b}")
     result = compare(variant_a, variant_b, duration=duration, rate=rate, idle=idle,
                      min_delta=min_delta, progress=_stages("diff", 2))
@@ -171,16 +174,18 @@ def diff(variant_a: str, variant_b: str, duration: float, rate: int | None, idle
 
 
 @command.command("perf")
-@click.argument("variant")
+@_VARIANT
+@legacy_variants()
 @click.option("--duration", type=_SECONDS, default=5.0, show_default=True, help="seconds sampled")
 @click.option("--frequency", "-F", type=_COUNT, default=499, show_default=True,
               help="perf samples per second")
 @click.option("--call-graph", type=click.Choice(["dwarf", "fp"]), default="dwarf",
               show_default=True, help="how perf unwinds user stacks (fp: frame pointers)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
-def perf(variant: str, duration: float, frequency: int, call_graph: str,
-         out: Path | None) -> None:
+def perf(variant: str, legacy_variants: str | None, duration: float, frequency: int,
+         call_graph: str, out: Path | None) -> None:
     """Kernel-inclusive flame graph with perf record (native and kernel frames)."""
+    variant = one_variant(variant, legacy_variants)
     from ..profiling import bucket_shares, perf_flamegraph
     from ..profiling.categorize import kernel_total
     from ..profiling.flame import frames_table
@@ -201,13 +206,17 @@ def perf(variant: str, duration: float, frequency: int, call_graph: str,
 
 
 @command.command("counters")
-@click.argument("variants", nargs=-1, required=True)
+@variant_option(several=True)
+@legacy_variants(several=True)
 @click.option("--duration", type=_SECONDS, default=3.0, show_default=True,
               help="seconds each variant runs")
 @click.option("--source", type=click.Choice(["auto", "perf", "rusage"]), default="auto",
               show_default=True, help="perf stat, or getrusage only")
-def counters(variants: tuple[str, ...], duration: float, source: str) -> None:
-    """Context switches, page faults, migrations, syscalls per op (perf stat)."""
+def counters(variants: tuple[str, ...], legacy_variants: tuple[str, ...], duration: float,
+             source: str) -> None:
+    """Context switches, page faults, migrations, syscalls per op (perf stat), one column
+    per --variant."""
+    variants = several_variants(variants, legacy_variants)
     from ..profiling import counters_of
     table = counters_of(variants, duration=duration, source=source,
                         progress=_stages("counters", len(variants)))

@@ -17,7 +17,7 @@ _USAGE = {"get": "X Y Z", "near": "X Y Z R", "box": "X0 Y0 Z0 X1 Y1 Z1", "knn": 
               help="Rows to print.")
 def command(index: Path, kind: str, args: tuple[int, ...], limit: int) -> None:
     """Query an index: get X Y Z | near X Y Z R | box X0 Y0 Z0 X1 Y1 Z1 | knn X Y Z K."""
-    import pandas as pd   # heavy: only when querying
+    import pandas as pd  # heavy: only when querying
 
     from ..index import open_index
     from ..records import FIELDS

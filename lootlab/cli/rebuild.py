@@ -50,7 +50,7 @@ def _line(result: CycleResult, status: RebuildStatus) -> str:
 def command(source: str | None, index: Path | None, interval: float, once: bool,
             duration: float | None, endpoint_url: str | None, read_timeout: float) -> None:
     """Keep an index rebuilt from a local or S3 loot table (background-worker loop)."""
-    from ..rebuild import serve   # numpy and pandas: only when rebuilding
+    from ..rebuild import serve  # numpy and pandas: only when rebuilding
 
     if source is None:
         from ..paths import ensure_default_index

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ._spelling import renamed_option
 from ._util import LazyChoice
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -51,14 +52,17 @@ def _backends() -> list[str]:
               help="Serve the JSON search endpoint (GET /near, /get) on this port instead.")
 @click.option("--https", is_flag=True, help="With --http: serve HTTPS (the development "
               "certificate unless --cert/--key).")
-@click.option("--backend", type=LazyChoice(_backends), default="mmap", show_default=True,
-              help="With --http: search backend, the local index or a remote variant.")
-@click.option("--target", help="With --http and a remote backend: host:port of the gRPC "
+@click.option("--variant", "-v", "variant", type=LazyChoice(_backends), default="mmap",
+              show_default=True, metavar="NAME", help="With --http: the variant that "
+              "answers, the local index or a remote variant (see lootlab.VARIANTS).")
+@click.option("--backend", "legacy_backend", type=LazyChoice(_backends), default=None,
+              hidden=True, help="Old name of --variant.")
+@click.option("--target", help="With --http and a remote variant: host:port of the gRPC "
               "service [default: a loopback server on --index].")
-@click.option("--ca", type=_FILE, help="With a remote backend: CA certificate of the service.")
-@click.option("--client-cert", type=_FILE, help="With a remote backend: client certificate "
+@click.option("--ca", type=_FILE, help="With a remote variant: CA certificate of the service.")
+@click.option("--client-cert", type=_FILE, help="With a remote variant: client certificate "
               "(mutual TLS).")
-@click.option("--client-key", type=_FILE, help="With a remote backend: client key.")
+@click.option("--client-key", type=_FILE, help="With a remote variant: client key.")
 @click.option("--max-results", type=click.IntRange(0, 100_000), default=1000, show_default=True,
               help="With --http: cap on records per answer (the answer says truncated).")
 @click.option("--rtt-ms", metavar="MS", default=None, help="Serve through a delaying TCP proxy "
@@ -70,13 +74,14 @@ def _backends() -> list[str]:
 def command(index: Path | None, host: str, port: int, plaintext: bool, cert: Path | None,
             key: Path | None, client_ca: Path | None, workers: int, max_streams: int | None,
             encoder: str, processes: int, server_kind: str | None, http_port: int | None,
-            https: bool, backend: str, target: str | None,
+            https: bool, variant: str, legacy_backend: str | None, target: str | None,
             ca: Path | None, client_cert: Path | None, client_key: Path | None,
             max_results: int, rtt_ms: str | None, jitter_ms: str | None,
             bandwidth_mbit: str | None) -> None:
     """Serve an index over gRPC (TLS by default), or the HTTP search endpoint with --http."""
     from ..remote import service
 
+    backend = renamed_option("--variant", "--backend", variant, legacy_backend)
     network = _network(rtt_ms, jitter_ms, bandwidth_mbit)
     if network is not None and http_port is not None:
         raise click.UsageError("--rtt-ms/--jitter-ms/--bandwidth-mbit apply to the gRPC "

@@ -18,7 +18,7 @@ from ._util import human_bytes, writable_file
                    "[default: data/world.parquet].")
 def command(records: int, seed: int, out: Path | None) -> None:
     """Generate a deterministic synthetic loot world and write it as Parquet."""
-    from ..tables import write_table   # numpy and pandas: only when writing
+    from ..tables import write_table  # numpy and pandas: only when writing
     from ..world import generate_world
 
     out = writable_file(out or default_world_path())

@@ -1,6 +1,6 @@
 """Benchmark of the core index against in-memory and on-disk peers, in one run.
 
-    python -m lootlab.benchmarks.index [--records 350000] [--queries 5000] [--keys 1000000]
+    python -m lootlab.benchmarks.index_peers [--records 350000] [--queries 5000] [--keys 1000000]
 
 Prints one table, every ratio measured in the same run: ``near`` (r = 64 around overlay
 positions) and ``box`` (the cube of half-side 64) p50 / p99 for LootIndex,
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..build import build_index
-from ..cli._util import handle_errors
+from ..console import handle_errors
 from ..index import kernels_available, open_index
 from ..overlay import overlay_queries
 from ..records import FIELDS, RESULT_DTYPE
@@ -224,7 +224,7 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width=width)
 
 
-@click.command(cls=handle_errors("python -m lootlab.benchmarks.index"),
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.index_peers"),
                help=__doc__.splitlines()[0])
 @click.option("--records", type=int, default=350_000, show_default=True)
 @click.option("--queries", type=int, default=5_000, show_default=True)
@@ -236,4 +236,4 @@ def main(records: int, queries: int, keys: int, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(prog_name="python -m lootlab.benchmarks.index")
+    main(prog_name="python -m lootlab.benchmarks.index_peers")

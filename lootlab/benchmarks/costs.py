@@ -1,4 +1,5 @@
-"""``python -m lootlab.benchmarks.profile``: one table, one run, every variant, the default world.
+"""``python -m lootlab.benchmarks.costs``: what each variant costs per op, one table, one run,
+every variant, the default world.
 
 Per variant: CPU µs per op (untraced run), memray allocations and bytes per op inside the
 measured loop, memray peak heap, RssAnon, GC pause p99/max, and the flame graph's top three
@@ -18,7 +19,7 @@ import click
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..cli._util import handle_errors
+from ..console import handle_errors
 from ..paths import ensure_default_index, results_dir
 from ..profiling import bucket_shares, copy_share, flamegraph, gc_pauses, memory, top_buckets
 
@@ -31,7 +32,7 @@ def _variants() -> list[str]:
 def measure(variants: list[str], *, duration: float = 5.0, queries: int = 500,
             gc_queries: int = 2000, rate: int = 250) -> pd.DataFrame:
     rows = []
-    for v in tqdm(variants, desc="profiling variants", unit="variant"):
+    for v in tqdm(variants, desc="measuring variants", unit="variant"):
         flame = flamegraph(v, duration=duration, native=True, rate=rate)
         shares = bucket_shares([flame]).iloc[0]
         mem = memory(v, queries=queries, flamegraph=False)
@@ -77,7 +78,7 @@ def environment() -> dict[str, str]:
     return env
 
 
-@click.command(cls=handle_errors("python -m lootlab.benchmarks.profile"), help=__doc__)
+@click.command(cls=handle_errors("python -m lootlab.benchmarks.costs"), help=__doc__)
 @click.option("--variants", help="comma-separated (default: every variant)")
 @click.option("--duration", type=float, default=5.0, help="py-spy seconds per variant")
 @click.option("--rate", type=int, default=250, help="py-spy samples per second")
@@ -91,13 +92,13 @@ def main(variants: str | None, duration: float, rate: int, queries: int,
     t0 = time.time()
     env_before = environment()
     table = measure(names, duration=duration, queries=queries, rate=rate)
-    out = out or results_dir() / "bench-profile"
+    out = out or results_dir() / "bench-costs"
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "profile.csv", index=False)
+    table.to_csv(out / "costs.csv", index=False)
     env = {**env_before, "loadavg_1m_after": f"{os.getloadavg()[0]:.2f}",
            "duration_s": str(duration), "pyspy_rate": str(rate),
            "memray_queries": str(queries)}
-    (out / "profile.json").write_text(json.dumps({"environment": env,
+    (out / "costs.json").write_text(json.dumps({"environment": env,
                                                   "rows": table.to_dict("records")}, indent=1))
     print(" ".join(f"{k}={v}" for k, v in env.items()))
     with pd.option_context("display.width", 250, "display.max_columns", 30,
@@ -121,8 +122,8 @@ def main(variants: str | None, duration: float, rate: int, queries: int,
     if {"grpc-tls-fresh", "grpc-tls-pooled"} <= set(t.index):
         print(f"new channel + handshake per request (fresh - pooled): "
               f"{t['grpc-tls-fresh'] - t['grpc-tls-pooled']:.0f} us CPU per op")
-    print(f"({time.time() - t0:.0f} s; wrote {out / 'profile.csv'})", file=sys.stderr)
+    print(f"({time.time() - t0:.0f} s; wrote {out / 'costs.csv'})", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main(prog_name="python -m lootlab.benchmarks.profile")
+    main(prog_name="python -m lootlab.benchmarks.costs")

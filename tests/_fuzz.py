@@ -1,4 +1,5 @@
-"""Index-file fuzzing for tests/test_fuzz_index.py: seeded cases, and the child that runs them.
+"""Index-file fuzzing for tests/integration/test_fuzz_index.py: seeded cases, and the child
+that runs them.
 
 A case is a JSON-able dict: which small base index to corrupt, how (``kind`` and its
 parameters), whether to open with ``verify=True``, and whether the numpy path is used.
@@ -7,7 +8,7 @@ signal must not take the test runner with it) and prints one JSON line per finis
 so when the child dies or times out, the first case without a line is the culprit.
 
 Rerun one case by hand: ``LOOTLAB_FUZZ_SEED=<seed> LOOTLAB_FUZZ_ONLY=<id> pytest
-tests/test_fuzz_index.py`` (the failure message prints both).
+tests/integration/test_fuzz_index.py`` (the failure message prints both).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def write_notebook(path: Path, cells: list[str], *, title: str = "A notebook",
-                   parameters: str = 'profile = "quick"') -> Path:
+                   parameters: str = 'size = "quick"') -> Path:
     """A notebook with a heading, a tagged parameters cell, then ``cells`` (code)."""
     params = new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]

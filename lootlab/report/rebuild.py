@@ -40,15 +40,17 @@ def rebuild_verdict(runs: Iterable[Any]) -> str:
     latencies then describe the generator as much as the readers."""
     summaries = [r.summary() for r in runs]
     errors = sum(s["errors"] + s["timeouts"] for s in summaries)
+    swaps = sum(s["swaps"] for s in summaries)
     if errors == 0:
-        text = f"zero reader errors across {sum(s['swaps'] for s in summaries)} swaps"
+        text = f"Zero reader errors across {swaps} swap{'' if swaps == 1 else 's'}."
     else:
-        text = f"{errors} reader errors: see the timeline"
+        text = (f"{errors} reader error{'' if errors == 1 else 's'} across {swaps} "
+                f"swap{'' if swaps == 1 else 's'}: see the timeline.")
     invalid = [s["source"] for s in summaries if not s.get("valid", True)]
     if invalid:
-        text += (f"; the load generator could not keep the schedule for the "
+        text += (f" The load generator could not keep the schedule for the "
                  f"{', '.join(invalid)} run{'s' if len(invalid) > 1 else ''} (see health): "
-                 f"rerun on a quieter machine before reading its latencies")
+                 f"rerun on a quieter machine before reading its latencies.")
     return text
 
 

@@ -74,7 +74,7 @@ def test_rebuild_timeline_marks_the_swaps_and_report_words(rebuild_run):
     assert row["run"] == ("valid" if rebuild_run.load.health.valid else "INVALID (see health)")
     assert all(len(str(v)) < 30 for v in row.values())     # no paragraph in a table cell
     assert rebuild_verdict([rebuild_run]).startswith(
-        f"zero reader errors across {len(rebuild_run.swaps)} swaps")
+        f"Zero reader errors across {len(rebuild_run.swaps)} swaps.")
 
 
 # --- the verdict, on rows in run_steps' shape -----------------------------------------------

@@ -45,24 +45,19 @@ class Environment:
         if self.noise is not None:
             self.noise = machine_noise.finish(self.noise)
 
-    def noise_rows(self, *, start_only: bool = False) -> list[tuple[str, str]]:
-        """The machine's load at the start and end, and whether the run was noisy;
-        ``start_only``: the start alone (what a page drawn before the end can know)."""
+    def noise_rows(self) -> list[tuple[str, str]]:
+        """The machine's load at the start and end, and whether the run was noisy."""
         check = self.noise
         if check is None:
             return []
         rows = [("machine at start", check.before.describe(check.baseline_ms))]
-        if start_only:
-            return rows
         if check.after is not None:
             rows.append(("machine at end", check.after.describe(check.baseline_ms)))
         rows.append(("noise", str(check)))
         return rows
 
-    def rows(self, *, start_only: bool = False) -> list[tuple[str, str]]:
-        """(label, value) pairs; ``start_only`` leaves out the machine at the end, which a
-        notebook's page, drawn while the report still ran, cannot state: so a page drawn
-        again from the stored run reads the same."""
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) pairs, what the index and every page's footer state."""
         rows = [
             ("CPU", self.cpu),
             ("cores", f"{self.cores} ({self.usable_cores} usable by this process)"),
@@ -74,7 +69,7 @@ class Environment:
             ("date (UTC)", self.date),
             ("page cache", self.page_cache),
         ]
-        rows += self.noise_rows(start_only=start_only)
+        rows += self.noise_rows()
         rows += list(self.extra.items())
         rows.append(("packages", ", ".join(f"{k} {v}" for k, v in self.packages.items())))
         return rows

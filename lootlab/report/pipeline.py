@@ -87,6 +87,36 @@ def _parameters(source: Path, size: str, run_dir: Path, replay: bool) -> dict[st
     return params
 
 
+@dataclass(frozen=True)
+class PreviousReport:
+    """The report already in an output directory, which measuring there would replace
+    (its run directory is wiped: minutes or hours of measurements)."""
+
+    size: str          # "quick", "standard", "full", or "unknown" (an unreadable manifest)
+    created: str       # "2026-12-07 17:37"
+    out_dir: Path
+    run_dir: Path
+
+    def describe(self) -> str:
+        return (f"the {self.size} report of {self.created} in {self.out_dir}/ "
+                f"(its run: {self.run_dir})")
+
+
+def previous_report(out: str | Path) -> PreviousReport | None:
+    """The report whose run is in ``out/run``, if any: what measuring into ``out`` replaces."""
+    run_dir = Path(out) / RUN_DIR
+    manifest_path = run_dir / rundir.MANIFEST
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        size = str(manifest.get("params", {}).get("size") or "unknown")
+        created = str(manifest.get("created", ""))[:16].replace("T", " ") or "an unknown date"
+    except (OSError, ValueError, AttributeError):
+        size, created = "unknown", "an unknown date"
+    return PreviousReport(size, created, Path(out), run_dir)
+
+
 def _say(progress: Callable[[str], None] | None, bars: bool) -> Callable[[str], None]:
     """Whole lines for a log or a caller's ``progress``; above the bars on a terminal."""
     if progress is not None:
@@ -123,25 +153,30 @@ def build_report(size: str = "quick", out: str | Path = "reports", *, show_code:
         env = environment.collect(size)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [p.stem for p in sources]
-    if from_run is None:
-        stored = rundir.create(out_dir / RUN_DIR, what=f"lootlab report --size {size}",
-                               params={"size": size, "notebooks": names})
     bars = progress is None and sys.stderr.isatty()
     say = _say(progress, bars)
+    if from_run is None:
+        replaced = previous_report(out)
+        if replaced is not None:     # never wiped without a word: it may have taken an hour
+            say(f"replacing {replaced.describe()}; --out another directory to keep it")
+        stored = rundir.create(out_dir / RUN_DIR, what=f"lootlab report --size {size}",
+                               params={"size": size, "notebooks": names})
     started = time.perf_counter()
-    # every page states the machine as it was at the start (the end is not known while a
-    # notebook's page is drawn); a replay reads the very rows the measuring pages showed
-    page_env = (stored.manifest.get("page_env") if from_run is not None else None) or \
-        env.rows(start_only=True)
+    # Every page states the machine as the index does (start and end of the whole run,
+    # judged against one baseline) and, beside it, the machine around its own notebook: so
+    # pages are drawn once every notebook has run.  A replay reads the very same rows.
     if from_run is None:
-        stored.note(page_env=page_env)
-    draw = _Drawing(out_dir, names, env_footer([tuple(r) for r in page_env]), show_code)
-    if from_run is None:
-        runs = _measure(sources, size, stored, draw, say, bars,
-                        cell_timeout or (900 if size == "quick" else 3 * 3600))
+        runs = _measure(sources, size, stored, out_dir, say=say, bars=bars,
+                        timeout=cell_timeout or (900 if size == "quick" else 3 * 3600))
         env.finish()
-        stored.note(env=env.to_dict(), seconds=round(time.perf_counter() - started, 1))
+        stored.note(env=env.to_dict(), seconds=round(time.perf_counter() - started, 1),
+                    page_env=env.rows())
+        draw = _Drawing(out_dir, names, [tuple(r) for r in env.rows()], show_code)
+        for run in runs:
+            draw.page(run)
     else:
+        page_env = stored.manifest.get("page_env") or env.rows()
+        draw = _Drawing(out_dir, names, [tuple(r) for r in page_env], show_code)
         runs = _replay(sources, size, stored, draw, say, cell_timeout or 300)
     seconds = time.perf_counter() - started
     index = write_index(runs, env, out_dir, total_seconds=seconds)
@@ -163,7 +198,7 @@ class _Drawing:
 
     out_dir: Path
     names: list[str]
-    footer: str
+    env_rows: list[tuple[str, str]]
     show_code: bool
 
     def page(self, run: NotebookRun) -> None:
@@ -171,10 +206,20 @@ class _Drawing:
             run.html = export_html(run.executed, self.out_dir / f"{run.name}.html",
                                    show_code=self.show_code,
                                    header=nav_header(self.names, run.name),
-                                   footer=self.footer, title=run.title)
+                                   footer=env_footer(self.env_rows + _around(run)),
+                                   title=run.title)
 
 
-def _measure(sources: list[Path], size: str, stored: rundir.Run, draw: _Drawing,
+def _around(run: NotebookRun) -> list[tuple[str, str]]:
+    """The machine around this notebook (the pipeline's check before and after it), the
+    row that says whether this page's numbers came from a busy machine."""
+    check = run.extra.get("noise")
+    if not check:
+        return []
+    return [("machine around this notebook", str(noise.NoiseCheck.from_dict(check)))]
+
+
+def _measure(sources: list[Path], size: str, stored: rundir.Run, out_dir: Path, *,
              say: Callable[[str], None], bars: bool, timeout: float) -> list[NotebookRun]:
     """Each notebook in a fresh kernel, measuring into the run, with the machine's noise
     checked around it (kept in the manifest, so a replay states it too)."""
@@ -190,7 +235,7 @@ def _measure(sources: list[Path], size: str, stored: rundir.Run, draw: _Drawing,
             say(f"{where}: running ({size})")
             check = noise.start()
             run = execute_notebook(
-                source, draw.out_dir / "executed" / source.name,
+                source, out_dir / "executed" / source.name,
                 parameters=_parameters(source, size, stored.path, replay=False),
                 cell_timeout=timeout, cell_bar=bars, every=LONG_CELL_EVERY,
                 on_long_cell=None if bars else lambda cell, where=where: say(
@@ -200,7 +245,6 @@ def _measure(sources: list[Path], size: str, stored: rundir.Run, draw: _Drawing,
             stored.note(noise=noise_by)
             if check.noisy:
                 say(f"{where}: the machine was busy ({check.short()})")
-            draw.page(run)
             say(f"{where}: {_status(run)} ({run.seconds:.0f} s)")
             runs.append(run)
             bar.update(1)

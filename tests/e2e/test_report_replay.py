@@ -7,6 +7,7 @@ file outside the run) into its part of the run directory and draws only from wha
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -110,3 +111,23 @@ def test_replay_from_what_is_not_a_run_is_one_line_from_the_cli(tmp_path):
         assert result.exit_code == 1, result.output
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and said in lines[0], result.stderr
+
+
+def test_every_page_states_the_machine_as_the_index_does_and_around_its_own_notebook(measured):
+    """One reading of the machine on every page, judged against one baseline (a page once
+    said 0.86 ms where the index said 0.72 ms of the same sample), and beside it the check
+    around that page's own notebook (the console said a notebook ran busy while its page
+    said only the whole run's 'quiet')."""
+    tmp, _, _, _ = measured
+
+    def rows(page: str) -> dict[str, str]:
+        return dict(re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", page))
+
+    index = rows((tmp / "out" / "index.html").read_text())
+    assert "machine at start" in index and "machine at end" in index
+    for name in ("01-first", "02-second"):
+        footer = rows((tmp / "out" / f"{name}.html").read_text())
+        assert footer["machine at start"] == index["machine at start"]
+        assert footer["machine at end"] == index["machine at end"]
+        around = footer["machine around this notebook"]
+        assert around == "quiet" or around.startswith("NOISY: ")

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
+import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import click
 import pandas as pd
@@ -102,7 +104,7 @@ class LoopbackS3:
         self._port = port
         self._client = None
 
-    def start(self) -> "LoopbackS3":
+    def start(self) -> Self:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
@@ -113,7 +115,7 @@ class LoopbackS3:
         self.switch.fault = None
         self._server.stop()
 
-    def __enter__(self) -> "LoopbackS3":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -187,13 +189,50 @@ class LoopbackS3:
         return self.put_bytes(buf.getvalue(), bucket, key, **options)
 
 
+class StopSignals:
+    """SIGINT and SIGTERM, turned into a queue the main thread waits on.
+
+    Installed explicitly because Python's default Ctrl-C is not dependable here: a process
+    started in the background by a non-interactive shell (a test run launched with ``&``)
+    inherits SIGINT *ignored*, so no KeyboardInterrupt ever comes, and SIGTERM would kill
+    the process without stopping the server.  ``SimpleQueue.put`` is safe in a handler.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    #: How often the waiting main thread wakes: a signal the kernel hands to another thread
+    #: only runs its handler once the main thread executes Python again.
+    WAKE_EVERY = 0.25
+
+    def __init__(self) -> None:
+        self._received: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, lambda signum, _: self._received.put(signum))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def wait(self) -> signal.Signals:
+        """Block until one of the signals arrives (at once if one came already)."""
+        while True:
+            try:
+                return signal.Signals(self._received.get(timeout=self.WAKE_EVERY))
+            except queue.Empty:
+                continue
+
+
 @click.command(cls=handle_errors("lootlab.s3local"))
 @click.option("--port", type=int, default=0, help="port [default: a free one]")
 @click.option("--put", nargs=2, metavar="TABLE S3URL", default=None,
               help="upload TABLE (.parquet/.csv) to s3://BUCKET/KEY")
 def main(port: int, put: tuple[str, str] | None) -> None:
-    """Run a loopback S3 until Ctrl-C, optionally uploading a table first."""
-    with LoopbackS3(port=port) as s3:
+    """Run a loopback S3 until Ctrl-C (or SIGTERM), optionally uploading a table first."""
+    # signals first: one arriving while the server starts or uploads stops it right after
+    with StopSignals() as stop, LoopbackS3(port=port) as s3:
         if put:
             from .tables import read_table
             bucket, _, key = put[1].removeprefix("s3://").partition("/")
@@ -203,11 +242,9 @@ def main(port: int, put: tuple[str, str] | None) -> None:
               f"  export AWS_ACCESS_KEY_ID=lootlab-local AWS_SECRET_ACCESS_KEY=lootlab-local\n"
               f"  lootlab rebuild --source s3://BUCKET/KEY --endpoint-url {s3.endpoint_url} "
               f"--index data/loot.idx --interval 5\nCtrl-C to stop.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        # the server thread's serve loop is stopped by LoopbackS3.stop (shutdown, then the
+        # listening socket closed), from this thread, once a signal has come
+        stop.wait()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ SIZES = ("quick", "standard", "full")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True,
               help="Directory for index.html and one HTML per notebook (created if missing).")
+@click.option("--replace", is_flag=True,
+              help="Measure even when OUT holds a report of a larger size (standard or full "
+                   "replaced by quick); a report of the same or a smaller size is replaced "
+                   "anyway, with a line saying so.")
 @click.option("--show-code", is_flag=True, help="Keep the code cells in the HTML.")
 @click.option("--notebooks", "notebooks", type=click.Path(file_okay=False, exists=True,
               path_type=Path), default=None, help="Notebook directory (default: notebooks/).")
@@ -34,7 +38,7 @@ SIZES = ("quick", "standard", "full")
 @click.option("--from", "from_run", type=click.Path(path_type=Path), default=None,
               help="Draw the pages again from this stored run directory (e.g. reports/run) "
                    "without measuring: seconds, not minutes.  Its size is the run's own.")
-def command(size: str, legacy_profile: str | None, out: Path, show_code: bool,
+def command(size: str, legacy_profile: str | None, out: Path, replace: bool, show_code: bool,
             notebooks: Path | None, only: tuple[str, ...], from_run: Path | None) -> None:
     """Measure into OUT/run (a fresh kernel per notebook), then export self-contained HTML
     pages drawn from it; with --from RUN, draw the pages from a stored run instead."""
@@ -42,7 +46,22 @@ def command(size: str, legacy_profile: str | None, out: Path, show_code: bool,
     from ..report import run_report  # nbformat, papermill: only when reporting
 
     writable_dir(out)    # before minutes of notebooks, not after them
+    if from_run is None and not replace:
+        _refuse_to_shrink(out, size)
     report = run_report(size, out, show_code=show_code, notebooks=notebooks, only=only or None,
                         from_run=from_run)
     how = f"drawn from {report.run_dir}" if from_run else f"measured into {report.run_dir}"
     click.echo(f"{report.index} ({len(report.runs)} notebooks {how}, {report.seconds:.0f} s)")
+
+
+def _refuse_to_shrink(out: Path, size: str) -> None:
+    """A quick smoke run must not silently wipe a standard or full report's measurements
+    (15 minutes to hours); a report of the same size or smaller is replaced with one line."""
+    from ..report import ReportError
+    from ..report.pipeline import previous_report
+
+    previous = previous_report(out)
+    if previous is not None and previous.size in SIZES and \
+            SIZES.index(previous.size) > SIZES.index(size):
+        raise ReportError(f"refusing to replace {previous.describe()} with a {size} report: "
+                          "pass --replace to replace it, or --out another directory to keep it")

@@ -99,6 +99,22 @@ def echo_table(df: pd.DataFrame, *, max_rows: int = 50) -> None:
         click.echo(f"... {len(df) - max_rows} more rows ({len(df)} in all)")
 
 
+def readable_times(df: pd.DataFrame, empty: str = "–") -> pd.DataFrame:
+    """``df`` with its microsecond columns (``*_us``) in the one unit that fits all of them
+    (``loadgen.units.pick_unit`` over their range, so 2,407,530 us reads 2.41 s), renamed
+    to say it (``latency_s``), three significant figures; NaN shows as ``empty``."""
+    import math
+
+    from ..loadgen.units import pick_unit, plain_number
+    times = [c for c in df.columns if str(c).endswith("_us")]
+    unit = pick_unit(*(df[c].to_numpy(dtype=float) for c in times), log=True)
+    out = df.copy()
+    for c in times:
+        out[c] = [empty if not math.isfinite(v) else plain_number(unit.scale(v))
+                  for v in df[c].to_numpy(dtype=float)]
+    return out.rename(columns={c: f"{str(c)[:-3]}_{unit.name}" for c in times})
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ._spelling import variant_option
-from ._util import echo_table, writable_dir
+from ._util import echo_table, readable_times, writable_dir
 
 
 @click.command("bench")
@@ -72,9 +72,12 @@ def command(variant: str, rate: float | None, closed: int | None, schedule: str,
     result, where = done.result, done.saved
     click.echo(result.describe())
     click.echo("")
-    table = result.table().round(1).reset_index(names="percentile")
-    echo_table(table)
+    table = result.table().reset_index(names="percentile")
+    echo_table(readable_times(table))
+    if table.filter(like="_us").isna().to_numpy().any():
+        click.echo("– too few samples: under 10 lie above that percentile, too few to "
+                   "estimate it (n is the samples measured)")
     if closed is None and schedule in ("spike", "ramp"):
         click.echo("\nper second (by intended send time):")
-        echo_table(result.timeline().drop(columns="variant").round(1), max_rows=120)
+        echo_table(readable_times(result.timeline().drop(columns="variant")), max_rows=120)
     click.echo(f"\nsaved to {where} (compare two runs: lootlab compare RUN_A RUN_B)")

@@ -218,6 +218,8 @@ def counters(variants: tuple[str, ...], legacy_variants: tuple[str, ...], durati
     per --variant."""
     variants = several_variants(variants, legacy_variants)
     from ..profiling import counters_of
+    from ..report.format import number  # three significant figures, as pages show
     table = counters_of(variants, duration=duration, source=source,
                         progress=_stages("counters", len(variants)))
-    echo_table(table.set_index("variant").T.reset_index(names="per op").round(4), max_rows=100)
+    per_op = table.set_index("variant").T.map(number).reset_index(names="per op")
+    echo_table(per_op, max_rows=100)

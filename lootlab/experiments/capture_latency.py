@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ..loadgen.units import plural
 from .rundir import Part, RunDirError
 
 if TYPE_CHECKING:
@@ -143,7 +144,8 @@ def condition_words(result: Any) -> str:
     rtt = _number(cond.get("rtt_ms"))
     cpu = _number(cond.get("cpu_limit"))
     net = f"RTT {rtt:g} ms" if rtt > 0 else "loopback"
-    return f"{net}, " + (f"CPU limit {cpu:g} cores" if math.isfinite(cpu) else "no CPU limit")
+    limit = f"CPU limit {plural(cpu, 'core')}" if math.isfinite(cpu) else "no CPU limit"
+    return f"{net}, {limit}"
 
 
 def _number(value: Any) -> float:

@@ -15,11 +15,13 @@ from typing import Any
 import pandas as pd
 
 from ..errors import LootlabError
+from ..loadgen.units import plural
 from .verdicts import fit, ms_text, saturated, step_change
 
 
 def _steps() -> list[str]:
-    """The story's steps in order (``lootlab.experiments.story.STEPS``): what "each step buys" compares."""
+    """The story's steps in order (``experiments.story.STEPS``): what "each step buys"
+    compares."""
     from .story import STEPS
     return list(STEPS)
 
@@ -34,7 +36,7 @@ def _conditions(rows: pd.DataFrame | None, kind: str) -> list[tuple[str, float, 
         if kind == "rtt":
             label = "loopback (RTT 0 ms)" if v == 0 else f"RTT {v:g} ms"
         else:
-            label = "no CPU limit" if v < 0 else f"CPU limit {v:g} cores"
+            label = "no CPU limit" if v < 0 else f"CPU limit {plural(v, 'core')}"
         out.append((label, math.nan if v < 0 else v, group))
     return out
 

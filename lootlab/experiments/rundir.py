@@ -46,7 +46,7 @@ class RunDirError(LootlabError):
 
 
 def slug(name: str) -> str:
-    """A file name for an artifact's name ("one rate: mmap at 200/s" -> "one_rate_mmap_at_200_s")."""
+    """A file name for an artifact's name: "one rate: mmap at 200/s" -> "one_rate_mmap_at_200_s"."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "artifact"
 
 

@@ -185,7 +185,8 @@ def run_steps(rate: float, duration: float, *, variants: Any = None, trials: int
               **run_options: Any) -> StoryRun:
     """Run every step's variant at the same constant ``rate`` for ``duration`` seconds,
     ``trials`` times, interleaved (trial 1 of every step, then trial 2...: one cell per step
-    of ``experiments.grid``) so slow drift on the machine hits every step alike.  Same schedule, workload and generator settings for
+    of ``experiments.grid``) so slow drift on the machine hits every step alike.  Same
+    schedule, workload and generator settings for
     every step, so differences are the variants'.  ``variants``: names (remote ones talk to
     ``server``, a ``LoopbackServer``, or the embedded shared one) or {step: client factory}.
 

@@ -22,13 +22,15 @@ from typing import Any
 import pandas as pd
 
 from ..errors import LootlabError
+from ..loadgen.units import plural
 from .decision import decision_table
 from .grid import Cell, GridRun, run_grid
 from .rows import Measurement, pool
 
 
 def _steps() -> list[str]:
-    """The story's steps in order (``lootlab.experiments.story.STEPS``): what "each step buys" compares."""
+    """The story's steps in order (``experiments.story.STEPS``): what "each step buys"
+    compares."""
     from .story import STEPS
     return list(STEPS)
 
@@ -71,7 +73,7 @@ def _run(cells: list[Cell], *, rate: float, duration: float, trials: int, warmup
 def _label(conditions: Mapping[str, Any]) -> str:
     net, cpu = conditions.get("network"), conditions.get("cpu_limit")
     words = [net.label if net is not None else "loopback"]
-    words.append("no CPU limit" if cpu is None else f"CPU limit {cpu:g} cores")
+    words.append("no CPU limit" if cpu is None else f"CPU limit {plural(cpu, 'core')}")
     return ", ".join(words)
 
 

@@ -177,7 +177,8 @@ def describe(conds: dict[str, Any], throttle: dict[str, Any] | None) -> str:
         parts.append("network " + Network(conds["rtt_ms"], conds.get("jitter_ms") or 0.0,
                                           conds.get("bandwidth_mbit")).label)
     if conds.get("cpu_limit") is not None:
-        text = f"CPU limit {conds['cpu_limit']:g} core(s)"
+        from .units import plural
+        text = f"CPU limit {plural(float(conds['cpu_limit']), 'core')}"
         if throttle:
             text += ": " + throttle_text(throttle)
         elif not conds.get("cpu_limit_applied"):

@@ -25,6 +25,7 @@ from ..errors import LootlabError
 from . import hist, limits, uncertainty
 from .health import Health
 from .runenv import _denum, _jsonable, _num
+from .units import pick_unit, plain_number, plural
 
 TABLE_PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99, 100.0)
 # latency: from the intended send time, less the generator's own provable lateness;
@@ -273,17 +274,20 @@ class LoadResult:
                 **uncertainty.summary_fields(self.latency)}
 
     def describe(self) -> str:
-        """Human-readable summary: what ran, rates, CPU, warm-up, verdict."""
+        """What ran, rates, CPU, warm-up, verdict; each line in the time unit that fits it."""
         c = self.counts
-        lines = [f"{self.variant}: {self.schedule.get('label')} for {self.duration:g} s, "
-                 f"{self.processes} process(es) x {self.concurrency} sender(s)"]
+        lines = [(f"{self.variant}: {self.schedule.get('label')} for {self.duration:g} s, "
+                  f"{plural(self.processes, 'process', 'processes')} x "
+                  f"{plural(self.concurrency, 'sender')}")]
         if self.open_loop:
+            lag = (self.send_lag_us(99), self.percentile_us(99, "queue"),
+                   self.generator_error_us(99))
+            unit = pick_unit(lag, log=True)
             lines.append(f"offered {self.offered_rate:,.0f}/s, achieved "
                          f"{self.achieved_rate:,.0f}/s; sent {c['measured']:,} of "
-                         f"{c['scheduled']:,} scheduled; send lag p99 "
-                         f"{self.send_lag_us(99):,.1f} us: the system's queue "
-                         f"{self.percentile_us(99, 'queue'):,.1f} us, the generator's own "
-                         f"error {self.generator_error_us(99):,.1f} us (senders: "
+                         f"{c['scheduled']:,} scheduled; send lag p99 {unit.format(lag[0])}: "
+                         f"the system's queue {unit.format(lag[1])}, the generator's own "
+                         f"error {unit.format(lag[2])} (senders: "
                          f"{self.scheduling or 'default scheduling'})")
         else:
             lines.append(f"closed loop: {c['measured']:,} requests, "
@@ -293,11 +297,13 @@ class LoadResult:
                      f"generator CPU {self.generator_cpu:.2f} cores")
         est = uncertainty.estimate(self.latency, [50.0, 99.0, 99.9])
         lines.append(f"latency (95 % intervals, n={self.samples():,}): "
-                     + uncertainty.format_estimates(est, ["p50", "p99", "p99.9"]))
+                     + _estimates_text(est, ["p50", "p99", "p99.9"]))
         split = self.split_us()
         if split:
-            lines.append("mean latency split (us): " + ", ".join(
-                f"{part.replace('_', ' ')} {us:,.1f}" for part, us in split.items()))
+            unit = pick_unit(list(split.values()), log=True)
+            lines.append(f"mean latency split ({unit.name}): " + ", ".join(
+                f"{part.replace('_', ' ')} {plain_number(unit.scale(us))}"
+                for part, us in split.items()))
         lines.append(limits.describe(self.conditions, self.throttle))
         lines.append(f"health: {self.health}")
         return "\n".join(lines)
@@ -378,3 +384,15 @@ class LoadResult:
                    conditions={**limits.conditions(None, None), **doc.get("conditions", {})},
                    throttle=doc.get("throttle"),
                    lag_subtracted=bool(doc.get("lag_subtracted", False)), **h)
+
+
+def _estimates_text(est: dict[str, np.ndarray], labels: list[str]) -> str:
+    """'p50 983 us [956, 1,020], p99.9 too few samples (n=400)' from
+    ``uncertainty.estimate``, in the one unit that fits the estimates shown."""
+    shown = np.asarray(est["enough"], dtype=bool)
+    unit = pick_unit(*(est[k][shown] / 1e3 for k in ("value", "ci_low", "ci_high")), log=True)
+    v, lo, hi = ([plain_number(unit.scale(x / 1e3)) for x in est[k]]
+                 for k in ("value", "ci_low", "ci_high"))
+    return ", ".join(f"{label} {v[i]} {unit.name} [{lo[i]}, {hi[i]}]" if shown[i] else
+                     f"{label} too few samples (n={int(est['n'][i]):,})"
+                     for i, label in enumerate(labels))

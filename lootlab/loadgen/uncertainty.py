@@ -99,18 +99,6 @@ def estimate(h: HdrHistogram, ps, confidence: float = 0.95) -> dict[str, np.ndar
             "n": np.full(ps.shape, n, dtype=np.int64), "enough": enough}
 
 
-def format_estimates(est: dict[str, np.ndarray], labels: list[str]) -> str:
-    """'p50 983.0 us [956.4, 1,015.8], p99.9 too few samples (n=400)' from ``estimate``."""
-    parts = []
-    for i, label in enumerate(labels):
-        if not est["enough"][i]:
-            parts.append(f"{label} too few samples (n={int(est['n'][i]):,})")
-            continue
-        v, lo, hi = (est[k][i] / 1e3 for k in ("value", "ci_low", "ci_high"))
-        parts.append(f"{label} {v:,.1f} us [{lo:,.1f}, {hi:,.1f}]")
-    return ", ".join(parts)
-
-
 def summary_fields(h: HdrHistogram, confidence: float = 0.95) -> dict[str, float | bool]:
     """``n`` and, per headline percentile, ``p99_ci_low_us``, ``p99_ci_high_us`` and
     ``p99_enough`` (a summary's raw ``p99_us`` is a number to show only where that holds)."""

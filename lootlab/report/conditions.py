@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..loadgen.units import plural
 from .cells import as_float
 
 #: What a run without added conditions is called.
@@ -44,7 +45,7 @@ def cpu_words(conditions: Mapping[str, Any]) -> str:
     limit = conditions.get("cpu_limit")
     if not _positive(limit):
         return "no CPU limit"
-    words = f"CPU limit {as_float(limit):g} cores"
+    words = f"CPU limit {plural(as_float(limit), 'core')}"
     if conditions.get("cpu_limit_applied") is False:
         note = str(conditions.get("cpu_limit_note") or "").strip()
         words += " asked, not applied" + (f": {note}" if note else "")

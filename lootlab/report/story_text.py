@@ -3,7 +3,8 @@ show, said in plain prose and laid out as rows for ``publish_summary``.
 
 Pure functions of the data the experiments return (the steps DataFrame of
 ``story.run_steps``, a sweep's rows at one rate): nothing here measures, and nothing in
-``lootlab.experiments.story`` writes prose.  The rebuild runs' words are ``lootlab.report.rebuild``'s.
+``lootlab.experiments.story`` writes prose.  The rebuild runs' words are
+``lootlab.report.rebuild``'s.
 """
 
 from __future__ import annotations

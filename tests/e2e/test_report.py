@@ -496,7 +496,7 @@ def test_the_index_states_the_conditions_of_every_run_next_to_its_numbers(tmp_pa
     assert "conditions: RTT 5 ms ± 1 ms, CPU limit 0.5 cores" in answer
     assert label({"rtt_ms": 0.0, "cpu_limit": 1, "cpu_limit_applied": False,
                   "cpu_limit_note": "cgroup not writable"}) == (
-        "loopback, CPU limit 1 cores asked, not applied: cgroup not writable")
+        "loopback, CPU limit 1 core asked, not applied: cgroup not writable")
     assert label(None) == label({}) == "loopback, no CPU limit"
 
 

@@ -104,7 +104,7 @@ def test_conditions_come_one_row_each_rtts_then_cpu_limits():
     table = whatif.decision_table(rtt, cpu, budget_ms=10.0)
     assert list(table["condition"]) == ["loopback (RTT 0 ms)", "RTT 5 ms", "RTT 20 ms",
                                         "no CPU limit", "CPU limit 0.25 cores",
-                                        "CPU limit 1 cores"]
+                                        "CPU limit 1 core"]
     assert list(table["fits"]) == ["grpc-tls-pooled, mmap", "grpc-tls-pooled, mmap", "mmap",
                                    "mmap", "mmap", "mmap"]
     assert list(table["kind"]) == ["rtt"] * 3 + ["cpu"] * 3

@@ -124,7 +124,7 @@ def test_a_cpu_limited_mmap_run_is_throttled_and_its_verdict_blames_the_limit(tm
     assert "CPU limit: throttled" in str(res.health)
     assert "the generator itself sent late" not in str(res.health), res.health
     assert res.generator_cpu <= 0.25 * 1.3, res.generator_cpu   # held to its quota
-    assert "CPU limit 0.25 core(s): throttled" in res.describe()
+    assert "CPU limit 0.25 cores: throttled" in res.describe()
     assert not _ours()
     # kept through save/load and into the tables
     back = LoadResult.load(res.save(tmp_path / "r"))
@@ -277,7 +277,7 @@ def test_bench_cli_runs_under_a_cpu_limit_and_prints_its_throttling(tmp_path):
                                     "--duration", "0.5", "--warmup", "0.2", "--cpu-limit",
                                     "0.5", "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
-    assert "conditions: CPU limit 0.5 core(s): throttled " in res.output
+    assert "conditions: CPU limit 0.5 cores: throttled " in res.output
     [back] = load_run(tmp_path / "r").results["mmap"]
     assert back.conditions["cpu_limit"] == 0.5 and back.throttle is not None
     assert json.loads((tmp_path / "r" / "manifest.json").read_text())["params"]["cpu_limit"] == 0.5

@@ -5,6 +5,7 @@ interval covers the true percentile of a known distribution in ~95 % of repeated
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib
 import numpy as np
@@ -126,7 +127,10 @@ def test_frames_tables_summaries_and_describe_carry_n_and_the_interval():
     assert math.isnan(s["p999_ci_low_us"])
     text = res.describe()
     lo, hi = res.latency_ci_us(99.0)
-    assert f"p99 {res.latency_us(99):,.1f} us [{lo:,.1f}, {hi:,.1f}]" in text
+    said = re.search(r"p99 ([\d,.]+) (us|ms|s) \[([\d,.]+), ([\d,.]+)\]", text)
+    scale = {"us": 1.0, "ms": 1e3, "s": 1e6}[said[2]]
+    for shown, us in zip((said[1], said[3], said[4]), (res.latency_us(99), lo, hi)):
+        assert float(shown.replace(",", "")) * scale == pytest.approx(us, rel=0.005)
     assert "p99.9 too few samples (n=2,000)" in text
 
 

@@ -12,7 +12,16 @@ from typing import Any
 
 
 def measure(out: str, conn: Connection) -> None:
-    """Build the quick report into ``out``; send back (report, messages) or the error."""
+    """Build the quick report into ``out``; send back (report, messages) or the error.
+
+    Its output, and its kernels' and servers' (they inherit the descriptors), goes to
+    ``out/measure.log``: written while other tests run, it would cut into their lines."""
+    import os
+
+    log = os.open(Path(out) / "measure.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
     try:
         from lootlab.report import build_report
 
@@ -29,6 +38,7 @@ class QuickReport:
     """A quick report being measured in a child process; ``result()`` waits for it."""
 
     def __init__(self, out: Path) -> None:
+        self.out = out
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=measure, args=(str(out), child), name="quick-report",
@@ -47,6 +57,7 @@ class QuickReport:
             self._proc.join(30)
         status, report, messages = self._got
         if status != "ok":
-            raise RuntimeError(f"the quick report failed: {report}")
+            raise RuntimeError(f"the quick report failed: {report} (its output: "
+                               f"{self.out / 'measure.log'})")
         report.messages = messages
         return report

@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make report   # the main job: execute the notebooks (standard size, ~17 min), export
-#                 # HTML reports to reports/; SIZE=quick (a smoke run) or SIZE=full
+#                 # HTML reports to reports/; SIZE=quick (a smoke run) or SIZE=full;
+#                 # OUT=dir elsewhere; REPLACE=1 to replace a larger report in OUT
 #   make test     # the test suite (what .ci/run runs)
 # Each one installs what it needs: a local venv (.venv) and the Debian packages below.
 
@@ -10,6 +11,10 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the report size; PROFILE= is its old name, still honoured (with a notice)
 SIZE ?= $(or $(PROFILE),standard)
+# where the report goes, and whether it may replace a larger one there (lootlab report --replace)
+OUT ?= reports
+REPLACE ?=
+REPORT_ARGS = --size $(SIZE) --out $(OUT) $(if $(REPLACE),--replace)
 # command[:Debian package] (perf comes in linux-perf)
 APT_PACKAGES = chromium wrk perf:linux-perf
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -103,7 +108,7 @@ report: $(STAMP) cpp-server-if-possible
 ifneq ($(origin PROFILE),undefined)
 	@echo "make: PROFILE=$(PROFILE) is deprecated; use SIZE=$(PROFILE)" >&2
 endif
-	$(VENV)/bin/lootlab report --size $(SIZE) --out reports
+	$(VENV)/bin/lootlab report $(REPORT_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m lootlab.benchmarks

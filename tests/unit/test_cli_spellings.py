@@ -223,17 +223,31 @@ def test_the_docs_show_only_the_new_spellings(doc):
     assert found == []
 
 
-def _make_size(tmp_path: Path, *assignments: str) -> tuple[str, str]:
-    """The report size the Makefile settles on for ``make ASSIGNMENTS``, and make's stderr
-    (read through an extra target, so no recipe of the Makefile runs)."""
+def _make_size(tmp_path: Path, *assignments: str, variable: str = "SIZE") -> tuple[str, str]:
+    """The value the Makefile settles on for ``variable`` (the report size by default) for
+    ``make ASSIGNMENTS``, and make's stderr (read through an extra target, so no recipe of
+    the Makefile runs)."""
     probe = tmp_path / "probe.mk"
-    probe.write_text("print-size:\n\t@echo $(SIZE)\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("SIZE", "PROFILE")}
+    probe.write_text(f"print-it:\n\t@echo $({variable})\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SIZE", "PROFILE", "OUT", "REPLACE")}
     proc = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "-f", str(probe),
-                           "print-size", *assignments], cwd=ROOT, capture_output=True,
+                           "print-it", *assignments], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, check=False, env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip(), proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_report_writes_beside_or_replaces_only_when_asked(tmp_path):
+    """A quick smoke run after the main job must be able to write beside it or replace it
+    from make too: the report refuses to replace a larger one without --replace."""
+    args = lambda *a: _make_size(tmp_path, *a, variable="REPORT_ARGS")[0].split()  # noqa: E731
+    assert args() == ["--size", "standard", "--out", "reports"]
+    assert args("SIZE=quick", "OUT=quick-reports") == ["--size", "quick", "--out",
+                                                       "quick-reports"]
+    assert args("SIZE=quick", "REPLACE=1")[-1] == "--replace"
+    assert "lootlab report $(REPORT_ARGS)" in (ROOT / "Makefile").read_text()
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -244,4 +258,4 @@ def test_make_report_takes_size_and_still_profile(tmp_path):
         assert _make_size(tmp_path, f"PROFILE={size}")[0] == size
     assert _make_size(tmp_path, "SIZE=full", "PROFILE=quick")[0] == "full"
     makefile = (ROOT / "Makefile").read_text()
-    assert "lootlab report --size $(SIZE)" in makefile
+    assert "--size $(SIZE)" in makefile

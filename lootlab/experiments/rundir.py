@@ -271,6 +271,9 @@ def open_run(path: str | Path) -> Run:
     if not path.is_dir():
         raise RunDirError(f"{path}: not a directory (give a run directory holding {MANIFEST})")
     if not (path / MANIFEST).exists():
+        if (path / "run" / MANIFEST).exists():      # a report's folder, not its run
+            raise RunDirError(f"{path}: a report's folder, not a run directory: its run is "
+                              f"{path / 'run'}")
         raise RunDirError(f"{path}: not a lootlab run directory (no {MANIFEST}; "
                           "`lootlab report` writes one under OUT/run)")
     manifest = read_json(path / MANIFEST)

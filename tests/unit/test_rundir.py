@@ -131,3 +131,10 @@ def test_numpy_values_and_nan_are_stored_as_json(tmp_path):
     part.put_data("x", {"a": np.float64(1.5), "b": np.int64(3), "c": [np.nan, 2.0]})
     assert rundir.open_part(tmp_path / "run", "p", replay=True).data("x") == \
         {"a": 1.5, "b": 3, "c": [None, 2.0]}
+
+
+def test_a_reports_folder_given_for_its_run_names_the_run(tmp_path):
+    rundir.create(tmp_path / "reports" / "run", what="a report")
+    with pytest.raises(RunDirError, match=r"a report's folder, not a run directory: its run is "
+                                          r".*reports/run"):
+        rundir.open_run(tmp_path / "reports")

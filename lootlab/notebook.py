@@ -78,11 +78,6 @@ def say(text: str) -> None:
     display(Markdown(text))
 
 
-def plural(n: float, word: str) -> str:
-    """"1 trial", "3 trials", "1.5 s" stays a number with its word: for ``say``."""
-    return f"{n:,g} {word}{'' if n == 1 else 's'}"
-
-
 def health_table(results: Any, *, title: str = "", collapsed: str | None = None,
                  conditions: bool = False) -> Any:
     """The load generator's health, one row per run (a list of ``LoadResult``, or
@@ -112,6 +107,16 @@ def health_table(results: Any, *, title: str = "", collapsed: str | None = None,
     return table(rows, title=title, collapsed=collapsed,
                  labels={"offered_per_s": "offered",
                          "generator_error_p99_ms": "generator's own send error p99"})
+
+
+def __getattr__(name: str) -> Any:
+    """``plural``, the one count-aware wording ("1 trial", "3 trials": ``loadgen.units``),
+    which the notebooks import from here; loaded on first use, so ``import lootlab.notebook``
+    stays light and ``setup`` runs before the load generator's imports."""
+    if name == "plural":
+        from .loadgen.units import plural
+        return plural
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["PANDAS_OPTIONS", "health_table", "plural", "run_part", "say", "setup"]

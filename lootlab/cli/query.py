@@ -20,6 +20,7 @@ def command(index: Path, kind: str, args: tuple[int, ...], limit: int) -> None:
     import pandas as pd  # heavy: only when querying
 
     from ..index import open_index
+    from ..loadgen.units import plural
     from ..records import FIELDS
 
     want = len(_USAGE[kind].split())
@@ -35,7 +36,8 @@ def command(index: Path, kind: str, args: tuple[int, ...], limit: int) -> None:
             frame = idx.box(tuple(args[:3]), tuple(args[3:])).to_pandas()
         else:
             frame = idx.knn(*args).to_pandas()
-        click.echo(f"{len(frame):,} record(s) from {index} (generation {idx.generation})")
+        click.echo(f"{plural(len(frame), 'record')} from {index} "
+                   f"(generation {idx.generation})")
         echo_table(frame, max_rows=limit)
         if frame.empty:
             centre = args[:3] if kind != "box" else \

@@ -51,7 +51,9 @@ def command(size: str, legacy_profile: str | None, out: Path, replace: bool, sho
     report = run_report(size, out, show_code=show_code, notebooks=notebooks, only=only or None,
                         from_run=from_run)
     how = f"drawn from {report.run_dir}" if from_run else f"measured into {report.run_dir}"
-    click.echo(f"{report.index} ({len(report.runs)} notebooks {how}, {report.seconds:.0f} s)")
+    from ..loadgen.units import plural
+    click.echo(f"{report.index} ({plural(len(report.runs), 'notebook')} {how}, "
+               f"{report.seconds:.0f} s)")
 
 
 def _refuse_to_shrink(out: Path, size: str) -> None:

@@ -260,7 +260,8 @@ class CpuCgroup:
         _remove(self.path, self.parent)
 
     def __repr__(self) -> str:
-        return f"<CpuCgroup {self.path} {self.cores:g} core(s), v{self.version}>"
+        cores = "core" if self.cores == 1 else "cores"    # below loadgen.units' layer
+        return f"<CpuCgroup {self.path} {self.cores:g} {cores}, v{self.version}>"
 
 
 def counters(periods: int, throttled: int, throttled_ms: float) -> dict[str, float]:

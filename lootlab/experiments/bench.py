@@ -15,6 +15,7 @@ from ..loadgen.limits import check_limit
 from ..loadgen.results import LoadResult
 from ..loadgen.runner import run
 from ..loadgen.scenario import make_schedule
+from ..loadgen.units import plural
 from .comparison import save_run
 
 
@@ -69,6 +70,7 @@ def bench(variant: str, out: str | Path, *, rate: float | None = None,
               "warmup": warmup, "think_time": think_time, "factor": factor, "seed": seed,
               "spin_us": spin_us, "cpu_limit": cpu_limit, "rtt_ms": rtt_ms,
               "jitter_ms": jitter_ms, "bandwidth_mbit": bandwidth_mbit}
-    what = (f"lootlab bench: {variant}, {result.schedule.get('label')}, {processes} "
-            f"process(es) x {concurrency} sender(s), warm-up {warmup:g} s")
+    what = (f"lootlab bench: {variant}, {result.schedule.get('label')}, "
+            f"{plural(processes, 'process')} x {plural(concurrency, 'sender')}, "
+            f"warm-up {warmup:g} s")
     return Bench(result, save_run(out, {variant: result}, what=what, params=params), note)

@@ -33,6 +33,7 @@ import pandas as pd
 from ..errors import LootlabError
 from ..loadgen.results import LoadResult
 from ..loadgen.runenv import environment
+from ..loadgen.units import plural
 from . import rundir
 from .compare_shares import compare_profiles_and_memory
 from .verdicts import FACTOR, TOO_FEW, enough_samples, noise_verdict
@@ -229,12 +230,13 @@ def caveats(run: Run, label: str) -> list[str]:
         noisy = [r for r in trials if r.env.get("noisy")]
         if bad:
             reasons = "; ".join(bad[0].health.reasons) or "see its health verdict"
-            out.append(f"{label}: {name} is INVALID in {len(bad)} of {len(trials)} trial(s) "
+            out.append(f"{label}: {name} is INVALID in {len(bad)} of "
+                       f"{plural(len(trials), 'trial')} "
                        f"({reasons}): its figures may describe the generator, not the "
                        f"system; {RERUN}")
         elif noisy:
             out.append(f"{label}: {name} ran on a noisy machine in {len(noisy)} of "
-                       f"{len(trials)} trial(s); {RERUN}")
+                       f"{plural(len(trials), 'trial')}; {RERUN}")
     return out
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import serverload
+from .units import plural
 
 SEND_LAG_WARN_US = 1_000.0
 # The generator's own lag (a sender free to send, and late) is taken out of the latency
@@ -222,8 +223,8 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
     excused = limit_explains(throttle, window_s) if open_loop else set()
     cause = throttle_text(throttle) if excused and throttle else ""
     if counts["dropped"]:
-        reasons.append(f"{counts['dropped']:,} value(s) fell outside the histogram's range "
-                       f"and were not recorded")
+        reasons.append(f"{plural(counts['dropped'], 'value')} fell outside the histogram's "
+                       f"range and were not recorded")
     if open_loop:
         worst = max(range(len(busy)), key=busy.__getitem__, default=None)
         w_busy = busy[worst] if worst is not None else 0.0
@@ -308,27 +309,25 @@ def judge(*, open_loop: bool, counts: dict[str, int], scheduled: int, busy: list
     if counts["measured"] and counts["ok"] == 0:
         reasons.append(f"no request succeeded; first error: {first_error or '?'}")
     elif counts["failed"] or counts["timeouts"]:
-        warnings.append(f"{counts['failed']:,} error(s), {counts['timeouts']:,} timeout(s) "
-                        f"(kept in the errors histogram, not in latency); first: "
+        said = f"{plural(counts['failed'], 'error')}, {plural(counts['timeouts'], 'timeout')}"
+        warnings.append(f"{said} (kept in the errors histogram, not in latency); first: "
                         f"{first_error or 'timeout'}")
     if cpu_cores > 0.9 * cores:
         blame["machine"] = True
         warnings.append(f"the generator used {cpu_cores:.2f} of {cores} CPU cores: the "
                         f"machine itself was saturated")
-    if local_server:
-        senders = processes * concurrency
-        if senders + 1 > cores or cpu_cores > cores - 1:
-            blame["machine"] = blame["machine"] or cpu_cores > cores - 1
-            warnings.append(f"co-location: the generator ({processes} process(es) x "
-                            f"{concurrency} sender(s), {cpu_cores:.2f} cores of CPU) shares "
-                            f"this machine's {cores} cores with the server at {local_server}: "
-                            f"its CPU competes with the server's and can slow it; use fewer "
-                            f"senders or run the generator elsewhere")
+    if local_server and (processes * concurrency + 1 > cores or cpu_cores > cores - 1):
+        blame["machine"] = blame["machine"] or cpu_cores > cores - 1
+        warnings.append(f"co-location: the generator ({plural(processes, 'process')} x "
+                        f"{plural(concurrency, 'sender')}, {cpu_cores:.2f} cores of CPU) shares "
+                        f"this machine's {cores} cores with the server at {local_server}: "
+                        f"its CPU competes with the server's and can slow it; use fewer "
+                        f"senders or run the generator elsewhere")
     if server and serverload.saturated(server):
         blame["server"] = True
         warnings.append(f"the server used {server['cores']:.2f} cores over the run with "
-                        f"{server['processes']} process(es): it was saturated, so its queue "
-                        f"and not the network or the client set the latency (the system's "
+                        f"{plural(server['processes'], 'process')}: it was saturated, so its "
+                        f"queue and not the network or the client set the latency (the system's "
                         f"limit, not a fault of the run); lower the rate or give it processes")
     bottleneck = next((k for k in ("cpu-limit", "generator", "machine", "server")
                        if blame[k]), "none")

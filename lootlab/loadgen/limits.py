@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .errors import LoadgenError
+from .units import plural
 
 #: The keys of ``LoadResult.conditions`` (always all present; None when unset).
 CONDITION_KEYS = ("rtt_ms", "jitter_ms", "bandwidth_mbit", "cpu_limit", "cpu_limit_applied",
@@ -136,7 +137,7 @@ def cpu_limited(cpu_limit: float | None, warmup: float) -> Iterator[tuple[Limite
         finally:
             group.close()
         return
-    note = f"CPU limit {cpu_limit:g} core(s) not applied, ran unlimited: {why}"
+    note = f"CPU limit {plural(cpu_limit, 'core')} not applied, ran unlimited: {why}"
     warnings.warn(note, CpuLimitWarning, stacklevel=3)
     yield None, note
 
@@ -177,7 +178,6 @@ def describe(conds: dict[str, Any], throttle: dict[str, Any] | None) -> str:
         parts.append("network " + Network(conds["rtt_ms"], conds.get("jitter_ms") or 0.0,
                                           conds.get("bandwidth_mbit")).label)
     if conds.get("cpu_limit") is not None:
-        from .units import plural
         text = f"CPU limit {plural(float(conds['cpu_limit']), 'core')}"
         if throttle:
             text += ": " + throttle_text(throttle)

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from .units import plural
+
 __all__ = ["COUNTERS", "snapshot", "read", "parse", "delta", "explain"]
 
 #: The counters ``snapshot`` keeps, with what each one counts (the kernel's MIB names,
@@ -102,10 +104,6 @@ def delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]
     return {name: int(after[name]) - int(before[name]) for name in before if name in after}
 
 
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
-
-
 def explain(d: Mapping[str, int], requests: int | None = None, *,
             delays_only: bool = False) -> list[str]:
     """Plain-English causes in a counter delta ``d`` (from ``delta``), worst first; ``[]``
@@ -123,49 +121,49 @@ def explain(d: Mapping[str, int], requests: int | None = None, *,
     if syn:
         why = []
         if overflows:
-            why.append(f"a listen backlog (accept queue) overflowed {_plural(overflows, 'time')}")
+            why.append(f"a listen backlog (accept queue) overflowed {plural(overflows, 'time')}")
         elif drops:
-            why.append(f"a listener dropped {_plural(drops, 'SYN')}")
+            why.append(f"a listener dropped {plural(drops, 'SYN')}")
         if qfull:
-            why.append(f"the SYN queue was full {_plural(qfull, 'time')}")
-        out.append(f"{_plural(syn, 'SYN')} retransmitted{per(syn)}: each connect waited "
+            why.append(f"the SYN queue was full {plural(qfull, 'time')}")
+        out.append(f"{plural(syn, 'SYN')} retransmitted{per(syn)}: each connect waited "
                    f">= 1 s" + (f" ({'; '.join(why)})" if why else ""))
     elif overflows or drops:
         n = max(overflows, drops)
-        out.append(f"a listener dropped {_plural(n, 'connection attempt')} "
-                   f"({_plural(overflows, 'accept-queue overflow')}); no SYN was "
+        out.append(f"a listener dropped {plural(n, 'connection attempt')} "
+                   f"({plural(overflows, 'accept-queue overflow')}); no SYN was "
                    f"retransmitted, so the clients' handshakes were delayed, not lost")
     data_rto = max(g("TcpExtTCPTimeouts") - syn, 0)
     retrans = max(g("TcpRetransSegs") - syn, 0)
     if data_rto:
-        out.append(f"{_plural(data_rto, 'retransmission timeout')} fired{per(data_rto)}: "
+        out.append(f"{plural(data_rto, 'retransmission timeout')} fired{per(data_rto)}: "
                    f"each stalled its connection >= 200 ms (the minimum RTO), "
-                   f"{_plural(g('TcpRetransSegs'), 'segment')} retransmitted in all")
+                   f"{plural(g('TcpRetransSegs'), 'segment')} retransmitted in all")
     elif retrans:
-        out.append(f"{_plural(retrans, 'segment')} retransmitted{per(retrans)} (fast "
+        out.append(f"{plural(retrans, 'segment')} retransmitted{per(retrans)} (fast "
                    f"retransmit or loss probes: a few ms each, no full timeout)")
     dropped = g("TcpExtTCPBacklogDrop") + g("TcpExtTCPRcvQDrop")
     if dropped:
-        out.append(f"{_plural(dropped, 'segment')} dropped by full socket queues "
+        out.append(f"{plural(dropped, 'segment')} dropped by full socket queues "
                    f"(a receiver too slow to read): they come back as retransmissions")
     aborted = g("TcpExtTCPAbortOnTimeout")
     if aborted:
-        out.append(f"{_plural(aborted, 'connection')} aborted after repeated "
+        out.append(f"{plural(aborted, 'connection')} aborted after repeated "
                    f"retransmissions")
     fails = g("TcpAttemptFails")
     if fails:
-        out.append(f"{_plural(fails, 'connection attempt')} failed (refused or reset "
+        out.append(f"{plural(fails, 'connection attempt')} failed (refused or reset "
                    f"during the handshake)")
     if delays_only:
         return out
     twov = g("TcpExtTCPTimeWaitOverflow")
     if twov:
-        out.append(f"{_plural(twov, 'closing connection')} skipped TIME_WAIT (too many "
+        out.append(f"{plural(twov, 'closing connection')} skipped TIME_WAIT (too many "
                    f"sockets in TIME_WAIT)")
     rsts = g("TcpOutRsts")
     if rsts and (g("TcpExtTCPAbortOnClose") or g("TcpExtTCPAbortOnData")):
-        out.append(f"{_plural(rsts, 'reset')} sent ({_plural(g('TcpExtTCPAbortOnClose'), 'socket')} "
-                   f"closed with unread data, {_plural(g('TcpExtTCPAbortOnData'), 'socket')} "
+        out.append(f"{plural(rsts, 'reset')} sent ({plural(g('TcpExtTCPAbortOnClose'), 'socket')} "
+                   f"closed with unread data, {plural(g('TcpExtTCPAbortOnData'), 'socket')} "
                    f"receiving data after close): connections torn down with RST, not FIN; "
                    f"harmless to latency on its own")
     return out

@@ -91,9 +91,15 @@ def plain_number(x: float, digits: int = 3) -> str:
 
 def plural(n: float, word: str, many: str | None = None) -> str:
     """``n`` with its word, plural only when ``n`` is not 1: "1 core", "0.5 cores",
-    "2 processes" (``many`` for a plural that is not ``word + "s"``)."""
+    "2 processes" (a word ending in s, x, ch or sh takes "es"; ``many`` for any other
+    plural that is not ``word + "s"``)."""
     count = f"{int(n):,}" if float(n).is_integer() else f"{n:,g}"
-    return f"{count} {word if n == 1 else (many or word + 's')}"
+    if n == 1:
+        return f"{count} {word}"
+    return f"{count} {many or word + ('es' if word.endswith(_ES) else 's')}"
+
+
+_ES = ("s", "x", "ch", "sh")
 
 
 __all__ = ["MS", "UNITS", "US", "S", "TimeUnit", "pick_unit", "plain_number", "plural"]

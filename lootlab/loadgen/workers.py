@@ -31,6 +31,7 @@ from .schedules import NS
 from .senders import _run_lanes
 from .summary import Part, _summarize
 from .ticker import _progress_thread
+from .units import plural
 
 
 def _close(client: Any) -> None:
@@ -88,7 +89,8 @@ def run_job(job: Job, start_at: Callable[[], int], clock: Any = None,
     why = {"late": "always late, over the real-time CPU budget",
            "slow": "over the CPU budget, and sleeping to each send woke it late"}
     for cause, n in getattr(clock, "dropped", {}).items():
-        part.scheduling += f"; {n} sender(s) dropped to nice {priority.NICE} ({why[cause]})"
+        part.scheduling += (f"; {plural(n, 'sender')} dropped to nice {priority.NICE} "
+                            f"({why[cause]})")
     return part
 
 

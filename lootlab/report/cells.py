@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from ..loadgen.units import UNITS, pick_unit, plain_number
+
 NA = "–"   # what an empty or NaN cell shows; the page around it says why
 
 # Durations by the unit their column was measured in, in seconds.
 TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+# The same in microseconds, exact (1e-3 / 1e-6 is not quite 1000).
+US_PER = {u.name: u.us for u in UNITS}
 BYTE_UNITS = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30))
 
 # Known columns: label and kind ("count", "rate", "cores", "share", "valid", "health",
@@ -123,9 +127,10 @@ def as_float(x: Any) -> float:
 
 
 def number(x: Any, sig: int = 3) -> str:
-    """``x`` to ``sig`` significant figures, never an exponent: 0.1234 -> "0.123", 40.0 ->
-    "40.0"; from 1,000 up the whole number (1767000.4 -> "1,767,000"), and integers as they
-    are, with thousands separators."""
+    """``x`` as the CLI prints it (``loadgen.units.plain_number``, so a page, the index and a
+    terminal agree): ``sig`` significant figures, thousands separators, no exponent and no
+    trailing zeros (0.1234 -> "0.123", 40.0 -> "40", 1767321.4 -> "1,770,000"); integers
+    exactly as they are (a count is never rounded), NaN and None as the empty mark."""
     if x is None or isinstance(x, str):
         return NA if x is None or x == "" else x
     if isinstance(x, bool):
@@ -137,17 +142,7 @@ def number(x: Any, sig: int = 3) -> str:
         return NA
     if math.isinf(f):
         return "∞" if f > 0 else "-∞"
-    if f == 0:
-        return "0"
-    digits = sig - 1 - math.floor(math.log10(abs(f)))
-    rounded = round(f, digits)          # 0.99999 rounds to 1.00, not 1.000
-    if rounded != 0:
-        digits = sig - 1 - math.floor(math.log10(abs(rounded)))
-    if abs(f) >= 1000:
-        return f"{f:,.0f}"
-    if digits <= 0:
-        return f"{round(f, digits):,.0f}"
-    return f"{f:,.{digits}f}"
+    return plain_number(f, sig)
 
 
 def round_sig(x: Any, sig: int = 3) -> Any:
@@ -166,16 +161,24 @@ def round_sig(x: Any, sig: int = 3) -> Any:
 
 def time_unit(values: Iterable[Any], unit: str = "ms") -> tuple[str, float]:
     """The unit that fits durations given in ``unit`` (us, ms or s), and the factor that
-    converts them into it: "us" when the typical value (the lower median of the non-zero
-    ones) is under 1 ms, "s" from 1 s up."""
+    converts them into it: the CLI's rule for a table (``loadgen.units.pick_unit`` over the
+    values' range, geometric middle), so a page, the index and the terminal choose the same
+    unit for the same values.  ``values`` may nest (a list of columns): a table of one
+    quantity takes one unit for all of its columns."""
     if unit not in TIME_UNITS:
         raise ValueError(f"time unit must be one of {', '.join(TIME_UNITS)}, not {unit!r}")
-    vals = sorted(abs(v) * TIME_UNITS[unit] for v in _finite(values) if v != 0)
-    if not vals:
-        return unit, 1.0
-    typical = vals[(len(vals) - 1) // 2]   # the lower median: a unit for most rows
-    best = "us" if typical < 1e-3 else "ms" if typical < 1.0 else "s"
-    return best, TIME_UNITS[unit] / TIME_UNITS[best]
+    chosen = pick_unit(_finite(_flat(values)), source=unit, log=True)
+    return chosen.name, chosen.scale(1.0, unit)
+
+
+def _flat(values: Any) -> Iterable[Any]:
+    """Every scalar in ``values``, however deep its lists, arrays or Series nest."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) \
+            or getattr(values, "ndim", None) == 0:
+        yield values
+        return
+    for v in values:
+        yield from _flat(v)
 
 
 def byte_unit(values: Iterable[Any], unit: str = "B") -> tuple[str, float]:

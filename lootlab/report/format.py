@@ -22,6 +22,7 @@ import pandas as pd
 from .cells import (
     NA,
     TIME_UNITS,
+    US_PER,
     Column,
     _as_list,
     badge,
@@ -103,9 +104,37 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, (int, float)) or (hasattr(v, "dtype") and v.dtype.kind in "iufb")
 
 
-def _cells(col: Column, values: pd.Series, extra: pd.Series | None) -> tuple[str, list[str],
-                                                                              list[str], bool]:
-    """(label, html cells, text cells, numeric?) of one column."""
+#: Time columns that place a row in time ("t_s": seconds since the start) rather than
+#: measure a duration: they keep a unit of their own, not the table's one for durations.
+_WHEN = {"t", "t_end"}
+
+
+def _table_time_units(frame: pd.DataFrame, cols: list[Column]) -> dict[str, str]:
+    """The one unit for each quantity's duration columns in a table (``time_unit`` over
+    all of their values together): p50 and p99 never sit in different units side by side.
+    Columns stored in the same unit measure one quantity (latencies in ``_ms``/``_us``,
+    staleness or recovery in ``_s``), so a table of both keeps seconds for the one and
+    milliseconds for the other instead of writing 60 s as 60,000 ms."""
+    durations = [c for c in cols if c.kind == "time" and c.name.rsplit("_", 1)[0] not in _WHEN]
+    groups: dict[str, list[Column]] = {}
+    for c in durations:
+        groups.setdefault("s" if c.unit == "s" else "sub-second", []).append(c)
+    out: dict[str, str] = {}
+    for members in groups.values():
+        values = [[v * US_PER[c.unit] for v in _numbers(frame[c.name])] for c in members]
+        unit = time_unit(values, "us")[0]
+        out.update({c.name: unit for c in members})
+    return out
+
+
+def _numbers(values: pd.Series) -> list[float]:
+    return [float(v) for v in values if _numeric(v) and not isinstance(v, bool)]
+
+
+def _cells(col: Column, values: pd.Series, extra: pd.Series | None,
+           unit: str | None = None) -> tuple[str, list[str], list[str], bool]:
+    """(label, html cells, text cells, numeric?) of one column; ``unit``: the table's one
+    unit for durations, when the column is one."""
     vals = list(values)
     if col.kind == "valid":
         why = list(extra) if extra is not None else [()] * len(vals)
@@ -128,7 +157,10 @@ def _cells(col: Column, values: pd.Series, extra: pd.Series | None) -> tuple[str
         return col.label, [run_html(v) for v in vals], [str(v) for v in vals], False
     label, fmt = col.label, number
     if col.kind == "time":
-        unit, factor = time_unit(vals, col.unit)
+        if unit is None or col.name.rsplit("_", 1)[0] in _WHEN:
+            unit, factor = time_unit(vals, col.unit)
+        else:
+            factor = US_PER[col.unit] / US_PER[unit]
         label, fmt = f"{col.label} ({unit})", lambda v: number(float(v) * factor)
     elif col.kind == "bytes":
         unit, factor = byte_unit(vals, col.unit)
@@ -167,6 +199,7 @@ def table(data: Any, *, title: str = "", note: str = "", columns: Iterable[str] 
     reasons = next((c for c in ("health", "reasons") if c in names), None)
     folded = reasons if "valid" in names else None
     heads, body, plain, nums = [], [], [], []
+    cols = []
     for name in names:
         if name == folded:
             continue
@@ -176,8 +209,12 @@ def table(data: Any, *, title: str = "", note: str = "", columns: Iterable[str] 
         elif name in units:
             kind = "time" if units[name] in TIME_UNITS else "bytes"
             col = Column(name, col.label, kind, units[name])
+        cols.append(col)
+    one_unit = _table_time_units(frame, cols)
+    for col in cols:
+        name = col.name
         extra = frame[folded] if col.kind == "valid" and folded else None
-        label, html, text, numeric = _cells(col, frame[name], extra)
+        label, html, text, numeric = _cells(col, frame[name], extra, one_unit.get(name))
         heads.append(label)
         body.append(html)
         plain.append(text)

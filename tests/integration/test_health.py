@@ -210,7 +210,7 @@ def test_an_old_health_record_still_loads():
 def test_a_generator_sharing_the_cores_with_a_loopback_server_is_warned():
     crowded = _judge(processes=8, concurrency=1, local_server="127.0.0.1:50051", cores=2)
     assert crowded.valid
-    assert any("co-location" in w and "127.0.0.1:50051" in w and "8 process(es)" in w
+    assert any("co-location" in w and "127.0.0.1:50051" in w and "8 processes" in w
                for w in crowded.warnings), crowded.warnings
     hot = _judge(local_server="127.0.0.1:50051", cpu_cores=1.5, cores=2)
     assert hot.bottleneck == "machine" and any("co-location" in w for w in hot.warnings)
@@ -235,7 +235,7 @@ def test_a_server_at_its_cpu_limit_is_the_bottleneck_and_the_run_stays_valid():
     threshold is per process, since each Python server process is GIL-bound at ~1 core."""
     busy = _judge(server={"cores": 0.93, "processes": 1})
     assert busy.valid and busy.bottleneck == "server"
-    assert any("the server used 0.93 cores over the run with 1 process(es): it was "
+    assert any("the server used 0.93 cores over the run with 1 process: it was "
                "saturated" in w for w in busy.warnings)
     spread = _judge(server={"cores": 0.93, "processes": 2})   # two processes: half busy
     assert spread.bottleneck == "none" and not any("saturated" in w for w in spread.warnings)

@@ -47,15 +47,16 @@ def _took(seconds: float) -> str:
 
 
 class _HandleSink:
-    """A file for tqdm that shows its latest line in a display handle instead of a stream."""
+    """A file for tqdm that shows its latest line in a display handle instead of a stream;
+    ``state`` gives the metadata each line carries (where the work is, for a log)."""
 
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
+    def __init__(self, handle: Any, state: Callable[[], dict] = lambda: PROGRESS_METADATA) -> None:
+        self.handle, self.state = handle, state
 
     def write(self, text: str) -> int:
         line = text.rsplit("\r", 1)[-1].strip()
         if line:
-            self.handle.update({"text/plain": line}, raw=True, metadata=PROGRESS_METADATA)
+            self.handle.update({"text/plain": line}, raw=True, metadata=self.state())
         return len(text)
 
     def flush(self) -> None:
@@ -73,6 +74,7 @@ class Progress:
         self.total, self.desc, self.unit = int(total), desc, unit
         self.done, self.started, self.closed = 0, time.monotonic(), False
         self._begun = False
+        self._wall = self._updated = time.time()
         self._handle: Any = None
         self._bar = self._make_bar()
 
@@ -92,8 +94,19 @@ class Progress:
         from tqdm.std import tqdm  # no ipywidgets: tqdm's text line, in the handle
 
         self._handle = display({"text/plain": f"{self.desc}: starting"}, raw=True,
-                               display_id=True, metadata=PROGRESS_METADATA)
-        return tqdm(file=_HandleSink(self._handle), mininterval=0.5, ncols=90, **opts)
+                               display_id=True, metadata=self.state())
+        # a display handle is no terminal stream: it shows the line even where TQDM_DISABLE
+        # hides tqdm's stream bars (a report's kernels), so the report's log, reading the
+        # notebook papermill saves, can say how far the cell's work is
+        return tqdm(file=_HandleSink(self._handle, self.state), mininterval=0.5, ncols=90,
+                    disable=False, **opts)
+
+    def state(self) -> dict:
+        """``PROGRESS_METADATA`` with where the work is: units done of ``total`` and the
+        wall-clock times (epoch seconds) it started and last counted one done."""
+        return {"lootlab": {**PROGRESS_METADATA["lootlab"], "desc": self.desc,
+                            "unit": self.unit, "done": self.done, "total": self.total,
+                            "started": self._wall, "updated": self._updated}}
 
     def start(self, name: str) -> None:
         """``name`` begins: the unit before it (if any) is done.  Fits ``on_step=``."""
@@ -104,6 +117,7 @@ class Progress:
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        self._updated = time.time()
         self._bar.update(n)
 
     def collect(self) -> list[Any]:
@@ -123,7 +137,7 @@ class Progress:
         self._bar.close()
         line = self.final_line()
         if self._handle is not None:
-            self._handle.update({"text/plain": line}, raw=True, metadata=PROGRESS_METADATA)
+            self._handle.update({"text/plain": line}, raw=True, metadata=self.state())
 
     def __enter__(self) -> Self:
         return self

@@ -19,6 +19,8 @@ from typing import Any
 
 import nbformat
 
+from .bars import _took
+
 # Kernels inherit the environment; a headless MPLBACKEND (tests set Agg) would turn every
 # figure into "<Figure ...>" text.  The kernel always draws inline.  Progress bars are for
 # people watching a live kernel; in a report they are noise (and a warning without ipywidgets).
@@ -98,37 +100,91 @@ def notebook_title(notebook: Any, default: str) -> str:
 @dataclass
 class CellProgress:
     """Where a running notebook is: its ``number``-th code cell of ``total`` has been running
-    for ``seconds``; ``line`` is that cell's first line of code."""
+    for ``seconds``; ``work`` is the cell's own progress (``report.bars`` state: desc, unit,
+    done, total, started, updated) when it shows one, ``about`` the cell's first comment
+    line (or the heading of its section) otherwise.  Never its code: a line of code cut at
+    60 characters says nothing to a reader of a log."""
 
     number: int
     total: int
     seconds: float
-    line: str
+    about: str = ""
+    work: dict[str, Any] | None = None
+    now: float = field(default_factory=time.time)
 
     def describe(self) -> str:
-        return (f"cell {self.number} of {self.total} running for {self.seconds:.0f} s"
-                + (f": {self.line[:60]}" if self.line else ""))
+        """"cell 5 of 10, 26 s in; story steps: 7 of 24 steps done, about 1 min 10 s left"."""
+        head = f"cell {self.number} of {self.total}, {_took(self.seconds)} in"
+        if self.work:
+            return f"{head}; {work_words(self.work, self.now)}"
+        return f"{head}: {self.about}" if self.about else head
+
+
+def work_words(work: dict[str, Any], now: float | None = None) -> str:
+    """A progress state (``Progress.state``) in words: how many units of how many are done
+    and, once one is, the time left at the pace so far."""
+    desc, unit = str(work.get("desc") or "work"), str(work.get("unit") or "step")
+    done, total = int(work.get("done") or 0), int(work.get("total") or 0)
+    text = f"{desc}: {done:,} of {total:,} {unit}{'' if total == 1 else 's'} done"
+    started, updated = work.get("started"), work.get("updated")
+    if done <= 0 or not isinstance(started, (int, float)) or not isinstance(updated, (int, float)):
+        return (text + ", time left not known yet") if done < total else text
+    if done >= total:
+        return text
+    pace = max(0.0, updated - started) / done
+    left = pace * (total - done) - max(0.0, (now or time.time()) - updated)
+    return text + (f", about {_took(left)} left" if left >= 1 else ", about to finish")
+
+
+def _latest_work(outputs: list[Any]) -> dict[str, Any] | None:
+    """The cell's last progress state still counting (the one being worked on)."""
+    states = [s for s in (((o.get("metadata") or {}).get("lootlab")) or {}
+                          for o in outputs or [])
+              if s.get("progress") and isinstance(s.get("total"), int)]
+    counting = [s for s in states if int(s.get("done") or 0) < s["total"]]
+    return (counting or states or [None])[-1]
+
+
+def _about(source: str, heading: str) -> str:
+    """The cell's first whole-line comment, else the heading of the section it is in."""
+    for line in source.splitlines():
+        if line.strip().startswith("#"):
+            words = line.strip().lstrip("#").strip()
+            if words:
+                return words if len(words) <= 80 else words[:79].rsplit(" ", 1)[0] + " …"
+    return heading
 
 
 def running_cell(executed: Path, now: float | None = None) -> CellProgress | None:
     """The running code cell of a notebook papermill is executing into ``executed`` (it saves
-    the file as each cell starts), or None when none is running or the file is mid-write."""
+    the file as each cell starts, and every few seconds while one runs and prints), or None
+    when none is running or the file is mid-write."""
     from datetime import datetime
 
     try:
         node = json.loads(executed.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    code = [c for c in node.get("cells", []) if c.get("cell_type") == "code"]
-    for number, cell in enumerate(code, 1):
+    now = time.time() if now is None else now
+    cells = node.get("cells", [])
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    heading, number = "", 0
+    for cell in cells:
+        source = cell.get("source") or ""
+        source = "".join(source) if isinstance(source, list) else source
+        if cell.get("cell_type") == "markdown":
+            heading = next((ln.lstrip("#").strip() for ln in source.splitlines()
+                            if ln.startswith("#")), heading)
+            continue
+        if cell.get("cell_type") != "code":
+            continue
+        number += 1
         meta = (cell.get("metadata") or {}).get("papermill") or {}
         if meta.get("status") == "running" and meta.get("start_time"):
             started = datetime.fromisoformat(meta["start_time"]).timestamp()
-            source = cell.get("source") or ""
-            source = "".join(source) if isinstance(source, list) else source
-            line = next((ln.strip() for ln in source.splitlines()
-                         if ln.strip() and not ln.lstrip().startswith("#")), "")
-            return CellProgress(number, len(code), (now or time.time()) - started, line)
+            return CellProgress(number, len(code), now - started,
+                                _about(source, heading), _latest_work(cell.get("outputs")),
+                                now)
     return None
 
 
@@ -184,6 +240,8 @@ def execute_notebook(source: str | Path, executed: str | Path, *, parameters: di
                 str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
                 cwd=str(cwd or executed.parent), progress_bar=bar, log_output=False,
                 execution_timeout=cell_timeout, request_save_on_cell_execute=True,
+                # the running cell's outputs (its progress) reach the file the log reads
+                autosave_cell_every=max(1, int(every / 10)),
                 # the kernel's start-up warning about TCP on loopback is noise in a report
                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except PapermillExecutionError as exc:

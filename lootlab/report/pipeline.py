@@ -19,6 +19,7 @@ from .. import noise
 from ..errors import LootlabError
 from ..experiments import rundir
 from ..experiments.sizes import check_size
+from ..loadgen.units import plural
 from . import environment
 from .execute import NotebookRun, execute_notebook, replay_notebook, shared_kernel
 from .export import env_footer, export_html, nav_header
@@ -316,6 +317,6 @@ def run_report(size: str = "quick", out: str | Path = "reports", **options) -> R
     if failed:
         first = failed[0]
         where = first.html or first.executed
-        raise ReportError(f"{len(failed)} notebook(s) failed; {first.name}: "
+        raise ReportError(f"{plural(len(failed), 'notebook')} failed; {first.name}: "
                           f"{first.error.one_line()} (partial report: {where})")
     return report

@@ -34,6 +34,11 @@ WITHIN, CHANGED, TOO_FEW = "within noise", "changed", "too few samples"
 KEEP_UP = 0.97
 #: A sweep point meets its p99 target only when it completed at least this share.
 TARGET_KEEP_UP = 0.99
+#: What INVALID means wherever a run is so marked: every reason ``loadgen.health`` gives
+#: (a schedule not kept, values lost, the generator's own lag, a saturated variant) is one.
+INVALID_MEANS = ("the load generator cannot vouch for its figures: it fell behind its "
+                 "schedule, lost values, sent late itself by more than half a percentile, "
+                 "or the rate saturated the variant")
 
 
 def num(x: Any) -> float:
@@ -84,17 +89,31 @@ def separated(a: Mapping[str, Any], b: Mapping[str, Any], col: str = "p99_ms") -
     return ahi < blo or bhi < alo
 
 
+#: Why a step's p99 change is not named (``unnamed_change``), in the order they are tested.
+SATURATED_STEP, INVALID_STEP, FEW_SAMPLES, WITHIN_SPREAD = (
+    "saturated", "INVALID run", "too few samples", "within trial noise")
+
+
+def unnamed_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """Why the p99 change from ``before`` to ``after`` may not be named ("" when it may):
+    either side saturated (a queue's p99), either run INVALID, too few samples above
+    either p99, or the two p99 bands overlap (the change is within trial-to-trial noise).
+    The story's chart draws such a change hollow with this reason; its words skip it."""
+    if saturated(before) or saturated(after):
+        return SATURATED_STEP
+    if not (bool(before.get("valid")) and bool(after.get("valid"))):
+        return INVALID_STEP
+    if too_few_samples(before) or too_few_samples(after):
+        return FEW_SAMPLES
+    if not separated(before, after):
+        return WITHIN_SPREAD
+    return ""
+
+
 def step_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> float:
     """The p99 change (ms, negative: faster) from one step to the next, or NaN when it is
-    not named: either side saturated (a queue's p99), either run INVALID, too few samples,
-    or the two p99 bands overlap."""
-    if saturated(before) or saturated(after):
-        return math.nan
-    if not (bool(before.get("valid")) and bool(after.get("valid"))):
-        return math.nan
-    if too_few_samples(before) or too_few_samples(after):
-        return math.nan
-    if not separated(before, after):
+    not named (``unnamed_change`` says why)."""
+    if unnamed_change(before, after):
         return math.nan
     return num(after.get("p99_ms")) - num(before.get("p99_ms"))
 
@@ -207,8 +226,35 @@ def noise_verdict(a_lo: float, a_hi: float, b_lo: float, b_hi: float, ratio: flo
     return CHANGED if intervals_apart(a_lo, a_hi, b_lo, b_hi) and not small else WITHIN
 
 
-__all__ = ["CHANGED", "FACTOR", "KEEP_UP", "MIN_TAIL", "TARGET_KEEP_UP", "TOO_FEW", "WITHIN",
-           "band", "enough_samples", "fit", "intervals_apart", "kept_up", "meets_target",
-           "ms_text", "noise_verdict", "num", "rate_text", "saturated", "saturated_at",
-           "saturated_text", "saturation_rate", "separated", "step_change",
-           "too_few_samples"]
+__all__ = [
+    "CHANGED",
+    "FACTOR",
+    "FEW_SAMPLES",
+    "INVALID_MEANS",
+    "INVALID_STEP",
+    "KEEP_UP",
+    "MIN_TAIL",
+    "SATURATED_STEP",
+    "TARGET_KEEP_UP",
+    "TOO_FEW",
+    "WITHIN",
+    "WITHIN_SPREAD",
+    "band",
+    "enough_samples",
+    "fit",
+    "intervals_apart",
+    "kept_up",
+    "meets_target",
+    "ms_text",
+    "noise_verdict",
+    "num",
+    "rate_text",
+    "saturated",
+    "saturated_at",
+    "saturated_text",
+    "saturation_rate",
+    "separated",
+    "step_change",
+    "too_few_samples",
+    "unnamed_change",
+]

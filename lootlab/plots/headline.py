@@ -112,7 +112,7 @@ def headline_chart(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     if not valid.all():
         handles.append(Patch(facecolor="#eee", edgecolor="#444", hatch="///",
                              label="hatched: INVALID run (see the step's health)"))
-    fig.legend(handles=handles, loc="outside lower left", fontsize=7.5, frameon=False)
+    fig.legend(handles=handles, loc="outside lower left", fontsize=8, frameon=False)
     fit_titles(fig)
     return fig
 

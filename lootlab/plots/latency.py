@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from ..experiments.verdicts import kept_up, num, rate_text, saturated
 from .axes import legend_outside, plain_log
 from .colors import variant_colors
 from .units import TimeUnit, pick_unit
@@ -65,7 +66,7 @@ def percentile_spectrum(results: Any, *, metric: str = "latency", logy: bool = F
     unit = pick_unit(frame["latency_us"], list(maxima.values()),
                      [] if target_us is None else [target_us], log=logy)
     colors = variant_colors(frame["variant"].unique())
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     thin_labelled = False
     marks: list[tuple[float, float, str, str]] = []   # x, y, text, colour of each max
@@ -157,16 +158,20 @@ def _label_maxima(ax, marks: list[tuple[float, float, str, str]], *, log: bool,
 
 
 def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_ms", "p99_ms"),
-                          target_ms: float | None = None, x: str = "achieved_per_s",
+                          target_ms: float | None = None, x: str = "offered_per_s",
                           logy: bool = True, title: str | None = None) -> Figure:
-    """Latency percentiles (ms columns) against throughput, one colour per variant, one
-    line style per percentile.
+    """Latency percentiles (ms columns) against the offered rate, one colour per variant,
+    one line style per percentile, the points joined in offered order.
 
-    ``frame``: ``experiments.latency.sweep`` rows (or LoadResults, each made a row by
-    ``experiments.rows.measure``).  Invalid runs (generator was the bottleneck) are drawn
-    hollow, so nobody reads them as the system's numbers.  Where the frame has a column's
-    interval (``p99_ci_low_ms``...), it is drawn as error bars, and a point with fewer than
-    10 samples above it (``p99_enough`` False) is crossed out."""
+    The x axis is the rate asked for: a variant that could not keep up completes less than
+    it was offered, so against the achieved rate its line would double back on itself; here
+    each such point is drawn hollow and says what it completed, and a saturated one (a
+    queue's latency, ``verdicts.saturated``) says so.  ``frame``: ``experiments.latency.
+    sweep`` rows (or LoadResults, each made a row by ``experiments.rows.measure``).  INVALID
+    runs are drawn hollow, so nobody reads them as the system's numbers.  Where the frame
+    has a column's interval (``p99_ci_low_ms``...), it is drawn as error bars, and a point
+    with fewer than 10 samples above it (``p99_enough`` False) is crossed out.  ``x``
+    ("achieved_per_s") draws against what completed, still joined in offered order."""
     if not isinstance(frame, pd.DataFrame):
         from ..experiments.rows import Measurement, measure
         frame = Measurement.to_frame(measure(r) for r in _as_list(frame))
@@ -178,27 +183,51 @@ def latency_vs_throughput(frame: pd.DataFrame | Iterable, *, columns=("p50_ms", 
     styles = ["-", "--", ":", "-."]
     for variant, g in frame.sort_values("offered_per_s").groupby("variant", sort=False):
         color = colors[variant]
+        valid = g["valid"].astype(bool).to_numpy()
         for k, col in enumerate(columns):
             y = unit.scale(g[col].to_numpy(float), "ms")
             ax.plot(g[x], y, ls=styles[k % len(styles)], color=color,
                     label=f"{variant} {col.removesuffix('_ms')}")
             _interval_bars(ax, g, x, col, color, unit)
-            valid = g["valid"].astype(bool).to_numpy()
             ax.scatter(g[x][valid], y[valid], color=color, s=16, zorder=3)
-            ax.scatter(g[x][~valid], y[~valid], facecolors="none", edgecolors=color,
+            ax.scatter(g[x][~valid], y[~valid], facecolors="white", edgecolors=color,
                        s=30, zorder=3)
+        top = unit.scale(g[columns[-1]].to_numpy(float), "ms")
+        right = float(g[x].max()) if len(g) else np.nan
+        for (_, row), y_top in zip(g.iterrows(), top):
+            said = _short_of_rate(row)
+            if said and np.isfinite(y_top):     # the rightmost note ends at its point
+                last = float(row[x]) >= right
+                ax.annotate(said, (row[x], y_top), xytext=(-4 if last else 0, 6),
+                            textcoords="offset points", ha="right" if last else "center",
+                            va="bottom", fontsize=8, color=color)
     if target_ms is not None:
         ax.axhline(unit.scale(target_ms, "ms"), color="grey", ls=":", lw=1,
                    label=f"target {unit.format(target_ms, 'ms')}")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("throughput (requests/s, achieved)" if x == "achieved_per_s"
-                  else "offered rate (requests/s)")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi * 3)                      # room for the notes above the points
+    if x == "offered_per_s" and (frame["offered_per_s"] > 0).all() and len(frame):
+        ax.set_xscale("log")
+        plain_log(ax.xaxis)
+    ax.set_xlabel("offered rate (requests/s, log)" if x == "offered_per_s"
+                  else "throughput (requests/s completed; points joined in offered order)")
     _time_axis(ax, unit, "latency", log=logy)
-    ax.set_title(title or "latency vs throughput (hollow: invalid run)")
+    ax.set_title(title or "latency vs offered rate (hollow: INVALID run)")
     ax.grid(True, alpha=0.3)
     legend_outside(ax)
     return fig
+
+
+def _short_of_rate(row: pd.Series) -> str:
+    """"saturated: 657/s done" / "completed 657/s" for a point that did not keep up with
+    its offered rate (``verdicts.kept_up``), else ""."""
+    if saturated(row):
+        return f"saturated:\n{rate_text(num(row.get('achieved_per_s')))}/s done"
+    if not kept_up(row):
+        return f"completed\n{rate_text(num(row.get('achieved_per_s')))}/s"
+    return ""
 
 
 def _interval_bars(ax, g: pd.DataFrame, x: str, col: str, color, unit: TimeUnit) -> None:
@@ -223,28 +252,34 @@ def _interval_bars(ax, g: pd.DataFrame, x: str, col: str, color, unit: TimeUnit)
 
 
 def spike_timeline(results: Any, *, logy: bool = True, title: str | None = None) -> Figure:
-    """Per second: offered vs completed requests (top), p50 / p99 / max latency (bottom)."""
+    """Per second: offered and completed requests (top: completed as a filled step, offered
+    as a dashed line on top of it, so the two stay visible where they are equal), p50 / p99
+    / max latency (bottom)."""
     frames = [results] if isinstance(results, pd.DataFrame) else \
         [r.timeline() for r in _as_list(results)]
     frame = pd.concat(frames, ignore_index=True)
     unit = pick_unit(frame["p50_us"], frame["p99_us"], frame["max_us"], log=logy)
     colors = variant_colors(frame["variant"].unique())
-    fig = Figure(figsize=(9, 6), layout="constrained")
+    fig = Figure(figsize=(8, 6), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     for variant, g in frame.groupby("variant", sort=False):
         c = colors[variant]
         sec = g["second"].to_numpy(dtype=float)
         edges = np.append(sec, sec[-1] + 1 if len(sec) else 1)
-        top.step(edges, np.append(g["completed"], g["completed"].iloc[-1:]),
-                 where="post", label=f"{variant} completed", color=c)
+        done = np.append(g["completed"], g["completed"].iloc[-1:]).astype(float)
+        top.fill_between(edges, done, step="post", color=c, alpha=0.35, lw=0, zorder=1,
+                         label=f"{variant} completed (filled)")
+        top.step(edges, done, where="post", color=c, lw=1.2, zorder=2)
         top.step(edges, np.append(g["offered"], g["offered"].iloc[-1:]), where="post",
-                 color=c, ls="--", lw=1, alpha=0.7, label=f"{variant} offered")
+                 color="#222", ls=(0, (4, 3)), lw=1.4, zorder=3,
+                 label=f"{variant} offered (dashed)")
         mid = sec + 0.5
         bottom.plot(mid, unit.scale(g["p99_us"]), color=c, marker="o", ms=3,
                     label=f"{variant} p99")
         bottom.plot(mid, unit.scale(g["p50_us"]), color=c, ls="--", label=f"{variant} p50")
         bottom.plot(mid, unit.scale(g["max_us"]), color=c, ls=":", label=f"{variant} max")
     top.set_ylabel("requests / s")
+    top.set_ylim(bottom=0)
     legend_outside(top)
     top.grid(True, alpha=0.3)
     if logy:

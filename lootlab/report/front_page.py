@@ -16,7 +16,9 @@ from typing import Any
 
 from markupsafe import Markup
 
+from ..experiments.verdicts import INVALID_MEANS
 from ..noise import NoiseCheck
+from .cells import number
 from .conditions import label
 from .environment import Environment
 from .execute import NotebookRun
@@ -39,9 +41,10 @@ def sentences(text: str) -> list[str]:
 
 
 def _cell(value: Any) -> tuple[str, bool]:
-    """(text, numeric?): numbers get thousands separators and right alignment."""
+    """(text, numeric?): numbers as every page and the CLI write them (``cells.number``),
+    aligned right."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"), True
+        return number(value), True
     return ("" if value is None else str(value)), False
 
 
@@ -91,18 +94,32 @@ def lead_index(summaries: list[dict[str, Any]]) -> int | None:
     return None
 
 
+def answer_and_details(verdict: str) -> tuple[str, list[str]]:
+    """A published verdict cut into its answer and the details after it: a verdict whose
+    first paragraph is its answer (a blank line after it, each detail on a line of its own,
+    as ``story_text.verdict`` writes it) is cut there; any other into its first
+    ``LEAD_SENTENCES`` sentences and the rest, one sentence per detail."""
+    text = str(verdict or "").strip()
+    head, blank, rest = text.partition("\n\n")
+    if blank and len(sentences(head)) <= LEAD_SENTENCES:
+        return " ".join(sentences(head)), [" ".join(line.split())
+                                           for line in rest.splitlines() if line.strip()]
+    said = sentences(text)
+    return " ".join(said[:LEAD_SENTENCES]), said[LEAD_SENTENCES:]
+
+
 def lead(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The answer at the top of the page, and the lead summary trimmed so nothing is said
-    twice: its section below keeps the table and only the verdict's remaining sentences."""
+    twice: its section below keeps the table and only the verdict's details, as a list."""
     i = lead_index(summaries)
     if i is None:
         return None
     s = summaries[i]
-    said = sentences(s["verdict"])
+    said, more = answer_and_details(s["verdict"])
     answer = {"title": s["title"], "name": s["name"], "href": s["href"], "figure": s["figure"],
-              "verdict": " ".join(said[:LEAD_SENTENCES]), "conditions": s.get("conditions", ""),
+              "verdict": said, "conditions": s.get("conditions", ""),
               "instrument": s.get("instrument", "")}
-    summaries[i] = {**s, "figure": None, "verdict": "", "more": said[LEAD_SENTENCES:],
+    summaries[i] = {**s, "figure": None, "verdict": "", "more": more,
                     "lead": True, "instrument": ""}     # said once, with the answer
     return answer
 
@@ -157,6 +174,7 @@ def render_index(runs: Iterable[NotebookRun], env: Environment, *, out_dir: Path
     answer = lead(summaries)
     return render("index.html.j2", size=env.size, date=env.date, runs=rows,
                   answer=answer, summaries=summaries, env_rows=env.rows(),
+                  invalid_means=INVALID_MEANS,
                   total_runs=len(runs), warnings=warnings(runs, env),
                   smoke_note=Markup(smoke_note_html(env.size)),   # escaped by smoke_note_html
                   failed=sum(not r.ok for r in runs), total_seconds=total_seconds)

@@ -13,15 +13,14 @@ from .format import round_sig, time_unit
 
 def rebuild_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
     """Each rebuild-under-load run as a report row: the figures a reader compares, named as
-    the step table names them (in the time unit that fits each column); the health reasons
+    the step table names them (in the one time unit that fits all three); the health reasons
     stay in the notebook (a table cell is no place for a paragraph), the row says whether
     the run was valid."""
     summaries = [r.summary() for r in runs]
-    units = {c: time_unit([s[c] for s in summaries], "ms")
-             for c in ("p50_ms", "p99_ms", "max_ms")}
+    unit, k = time_unit([[s[c] for c in ("p50_ms", "p99_ms", "max_ms")] for s in summaries],
+                        "ms")    # one unit for the three: a reader compares them
 
     def ms(s: dict[str, Any], col: str) -> tuple[str, Any]:
-        unit, k = units[col]
         return f"{col[:-3]} ({unit})", round_sig(float(s[col]) * k)
     rows = []
     for s in summaries:
@@ -41,16 +40,18 @@ def rebuild_verdict(runs: Iterable[Any]) -> str:
     summaries = [r.summary() for r in runs]
     errors = sum(s["errors"] + s["timeouts"] for s in summaries)
     swaps = sum(s["swaps"] for s in summaries)
+    across = f"across {swaps} swap{'' if swaps == 1 else 's'}"
     if errors == 0:
-        text = f"Zero reader errors across {swaps} swap{'' if swaps == 1 else 's'}."
-    else:
-        text = (f"{errors} reader error{'' if errors == 1 else 's'} across {swaps} "
-                f"swap{'' if swaps == 1 else 's'}: see the timeline.")
+        text = f"Zero reader errors {across}."
+    else:      # a sentence starts with a word, never a numeral
+        text = (f"Readers saw {errors} error{'' if errors == 1 else 's'} {across}: see the "
+                f"timeline.")
     invalid = [s["source"] for s in summaries if not s.get("valid", True)]
     if invalid:
-        text += (f" The load generator could not keep the schedule for the "
-                 f"{', '.join(invalid)} run{'s' if len(invalid) > 1 else ''} (see health): "
-                 f"rerun on a quieter machine before reading its latencies.")
+        many = len(invalid) > 1
+        text += (f" The {', '.join(invalid)} run{'s' if many else ''} {'were' if many else 'was'}"
+                 f" INVALID (see health for why): rerun on a quieter machine before "
+                 f"reading {'their' if many else 'its'} latencies.")
     return text
 
 

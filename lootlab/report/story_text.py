@@ -16,13 +16,19 @@ from typing import Any
 import pandas as pd
 
 from ..experiments.verdicts import (
+    FEW_SAMPLES,
+    INVALID_STEP,
+    SATURATED_STEP,
+    WITHIN_SPREAD,
     band,
     kept_up,
+    num,
     saturated,
     saturated_at,
     saturated_text,
     separated,
     too_few_samples,
+    unnamed_change,
 )
 from .format import number, round_sig, time_unit
 from .instrument import tail_note
@@ -30,13 +36,6 @@ from .instrument import tail_note
 
 def _fmt_ms(ms: float) -> str:
     return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
-
-
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def spread_cell(median: float, lo: float, hi: float, trials: int, *, n: float | None = None,
@@ -50,11 +49,6 @@ def spread_cell(median: float, lo: float, hi: float, trials: int, *, n: float | 
     if trials <= 1:
         return round_sig(median)
     return f"{number(median)} [{number(lo)}–{number(hi)}]"
-
-
-def _unit(values: Iterable[Any]) -> tuple[str, float]:
-    """The time unit that fits a column of milliseconds, and the factor into it."""
-    return time_unit(values, "ms")
 
 
 def _trials(s: pd.Series) -> int:
@@ -90,7 +84,8 @@ def _headline(first: pd.Series, last: pd.Series, rate: float) -> str:
                 f"latency is a queue's, not the variant's; lower the rate to measure it.")
     bad = [s for s in (first, last) if not s["valid"]]
     # a faster last step whose figure is only an upper bound still bounds the ratio
-    as_bound = bad == [last] and bounded(last) and last["p99_ms"] < first["p99_ms"]
+    as_bound = (len(bad) == 1 and bad[0] is last and bounded(last)   # (``is``: rows, not
+                and last["p99_ms"] < first["p99_ms"])                   # values, compared)
     if bad and not as_bound:
         return (f"No ratio between {first['variant']} and {last['variant']} is named: the runs "
                 f"behind it were not valid for {', '.join(_not_valid(s) for s in bad)}.")
@@ -128,7 +123,7 @@ def _pooled_note(*steps: pd.Series) -> str:
     if r <= 1:
         return ""
     if all(bool(s.get("pooled", False)) for s in steps):
-        n = min(int(_num(s.get("n"))) for s in steps)
+        n = min(int(num(s.get("n"))) for s in steps)
         return f" ({r} trials pooled, at least {n:,} samples per step)"
     return f" (median of {r} trials)"
 
@@ -143,85 +138,133 @@ def _behind(s: pd.Series) -> str:
     sides = [b for b in str(s.get("bottleneck", "none")).split("; ") if b in _SIDES]
     why = ("; ".join(_SIDES[b] for b in sides) if sides
            else "it is saturated at this load")
-    return (f"{s['variant']} could not keep up with {s['offered_per_s']:,.0f} requests/s here "
+    return (f"At {s['offered_per_s']:,.0f} requests/s, {s['variant']} could not keep up here "
             f"(it completed {s['achieved_per_s']:,.0f}/s: {why}), so its latency is mostly "
             f"time spent queued; lower the rate to measure it.")
 
 
-def verdict(steps: pd.DataFrame) -> str:
-    """Plain words for what the measured steps show (computed from the rows, not assumed).
+#: What a change not named is, in the words after "is not named:" (``unnamed_change``).
+_WHY_UNNAMED = {SATURATED_STEP: "a saturated step's p99 is a queue's",
+                INVALID_STEP: "it comes from an INVALID run",
+                FEW_SAMPLES: "too few samples above a p99",
+                WITHIN_SPREAD: "it is within trial-to-trial noise"}
+
+
+def _gain(steps: pd.DataFrame) -> str:
+    """The sentence on the largest p99 drop between neighbouring steps that stands clear of
+    trial-to-trial noise (``verdicts.unnamed_change`` is ""), and, when the chart draws a
+    larger drop that is not named, which one and why: the chart draws it hollow."""
+    pairs = [(steps.iloc[i - 1], steps.iloc[i]) for i in range(1, len(steps))]
+    drops = [(a["p99_ms"] - b["p99_ms"], a, b) for a, b in pairs    # as the chart draws them
+             if not (saturated(a) or saturated(b)) and b["p99_ms"] < a["p99_ms"]]
+    named = [d for d in drops if not unnamed_change(d[1], d[2])]
+    if not named:
+        return ("No gain stands clear of trial-to-trial noise: no step's p99 drop is between "
+                "valid runs with enough samples and larger than the spread between trials "
+                "(the chart draws those drops hollow, with why)." if drops else "")
+    gain, _, best = max(named, key=lambda d: d[0])
+    text = (f"The largest gain that stands clear of trial-to-trial noise was "
+            f"{best['variant']} ({best['change']}): p99 {_fmt_ms(gain)} lower than the step "
+            f"before")
+    bigger = max((d for d in drops if d[0] > gain), key=lambda d: d[0], default=None)
+    if bigger is not None:
+        text += (f" (the larger drop drawn at {bigger[2]['variant']}, {_fmt_ms(bigger[0])}, "
+                 f"is not named: {_WHY_UNNAMED[unnamed_change(bigger[1], bigger[2])]})")
+    return text + "."
+
+
+def _median_cost(by: pd.DataFrame) -> str:
+    """What the best remote client pays at the median over the mapped file, when both are
+    valid, unsaturated and their p50 bands apart."""
+    if not ("mmap" in by.index and "grpc-tls-packed" in by.index):
+        return ""
+    remote, local = by.loc["grpc-tls-packed"], by.loc["mmap"]
+    ok = (remote["valid"] and local["valid"] and not (saturated(remote) or saturated(local))
+          and local["p50_ms"] < remote["p50_ms"] and separated(remote, local, "p50_ms"))
+    return (f"Even the best remote client pays {_fmt_ms(remote['p50_ms'] - local['p50_ms'])} "
+            f"more at the median than reading the mapped file.") if ok else ""
+
+
+def _tails(steps: pd.DataFrame) -> str:
+    """One short sentence for every step whose p99 is a tail the kernel may explain
+    (``instrument.tail_note``'s rule): each such step with what the kernel saw during its
+    runs, each kind of event once (its head: "CPU starvation", "9 segments retransmitted")."""
+    said = []
+    for _, s in steps.iterrows():
+        if not tail_note(s, saturated(s)):
+            continue
+        heads = dict.fromkeys(c.split(":")[0].split(" (")[0].strip()
+                              for c in str(s["tail_causes"]).split("; ") if c.strip())
+        said.append(f"{s['variant']} (p99 {_fmt_ms(s['p99_ms'])} against a p50 of "
+                    f"{_fmt_ms(s['p50_ms'])}): {', '.join(heads)}")
+    return ("Tails beside what the kernel saw during the runs: " + "; ".join(said) + "."
+            ) if said else ""
+
+
+def story_verdict(steps: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(answer, details): the 1-3 sentences that answer the story (the ratio from the first
+    step to the last, the largest gain clear of trial-to-trial noise, the median the best
+    remote client still pays) and the rest, one sentence or short paragraph each.
 
     A ratio or a gain is named only between steps whose runs were all valid and whose
-    bands (min..max of trials, widened by each trial's 95 % interval) do not overlap;
-    otherwise the sentence says which runs were not valid and what to do.  A saturated step
-    (the rate above what it sustains) is named with the rate it saturated at, never with
-    its p99."""
+    bands (min..max of trials, widened by each trial's 95 % interval) do not overlap
+    (``verdicts.unnamed_change``, the rule the step chart draws by); otherwise the words say
+    which runs were not valid and what to do.  A saturated step is named with the rate it
+    saturated at, never with its p99."""
     if steps.empty:
-        return "No step was measured."
+        return ["No step was measured."], []
     steps = steps.reset_index(drop=True)
-    by = steps.set_index("variant")
     first, last = steps.iloc[0], steps.iloc[-1]
-    parts = [_headline(first, last, first["offered_per_s"])]
+    answer = [t for t in (_headline(first, last, first["offered_per_s"]), _gain(steps),
+                          _median_cost(steps.set_index("variant"))) if t]
+    details = []
     pairs = [(steps.iloc[i - 1], steps.iloc[i]) for i in range(1, len(steps))]
-    called = [(a, b) for a, b in pairs if a["valid"] and b["valid"] and separated(a, b)
-              and not (too_few_samples(a) or too_few_samples(b) or saturated(a)
-                       or saturated(b))]
-    gains = [(a["p99_ms"] - b["p99_ms"], b) for a, b in called if b["p99_ms"] < a["p99_ms"]]
-    if gains:
-        gain, best = max(gains, key=lambda g: g[0])
-        parts.append(f"The largest single gain was {best['variant']} ({best['change']}): p99 "
-                     f"{_fmt_ms(gain)} lower than the step before.")
-    elif any(b["p99_ms"] < a["p99_ms"] for a, b in pairs):
-        parts.append("No largest single gain is named: no step's p99 drop is between valid "
-                     "runs with enough samples and larger than the spread between trials.")
-    worse = [b["variant"] for a, b in called if b["p99_ms"] > a["p99_ms"]]
+    worse = [b["variant"] for a, b in pairs
+             if not unnamed_change(a, b) and b["p99_ms"] > a["p99_ms"]]
     if worse:
-        parts.append(f"p99 got worse at: {', '.join(worse)}.")
-    if "mmap" in by.index and "grpc-tls-packed" in by.index:
-        remote, local = by.loc["grpc-tls-packed"], by.loc["mmap"]
-        if (remote["valid"] and local["valid"] and not (saturated(remote) or saturated(local))
-                and local["p50_ms"] < remote["p50_ms"]
-                and separated(remote, local, "p50_ms")):
-            parts.append(f"Even the best remote client pays "
-                         f"{_fmt_ms(remote['p50_ms'] - local['p50_ms'])} more at the median "
-                         f"than reading the mapped file.")
+        details.append(f"The p99 got worse at: {', '.join(worse)}.")
     queued = steps.apply(saturated, axis=1).astype(bool)
     inner = [s for _, s in steps.iloc[1:-1][queued.iloc[1:-1]].iterrows()]  # the ends: above
     if inner:
-        parts.append(f"Saturated: {', '.join(_queue(s) for s in inner)}. The offered rate "
-                     f"was above what {'that step' if len(inner) == 1 else 'those steps'} "
-                     f"sustained, so the latency measured is a queue's, not the variant's, "
-                     f"and no figure or gain is drawn from it; lower the rate to measure it.")
+        details.append(f"Saturated: {', '.join(_queue(s) for s in inner)}. The offered rate "
+                       f"was above what {'that step' if len(inner) == 1 else 'those steps'} "
+                       f"sustained, so the latency measured is a queue's, not the "
+                       f"variant's, and no figure or gain is drawn from it; lower the rate "
+                       f"to measure it.")
     behind = steps[~steps.apply(kept_up, axis=1).astype(bool) & ~queued]
-    parts.extend(_behind(s) for _, s in behind.iterrows())
+    details.extend(_behind(s) for _, s in behind.iterrows())
     invalid = steps[~steps["valid"].astype(bool) & ~queued]
     lagged = [s for _, s in invalid.iterrows() if bounded(s)]
     late = [s for _, s in invalid.iterrows() if not bounded(s)]
     if late:
-        parts.append(f"The load generator could not keep the schedule for "
-                     f"{', '.join(_not_valid(s) for s in late)}: those "
-                     f"numbers describe the generator's limit as much as the variant.")
+        details.append(f"The load generator could not keep the schedule for "
+                       f"{', '.join(_not_valid(s) for s in late)}: those numbers describe "
+                       f"the generator's limit as much as the variant.")
     if lagged:
-        parts.append(f"For {', '.join(_not_valid(s) for s in lagged)} the load generator "
-                     f"kept its schedule but its own lag may make up most of the p99, so "
-                     f"those figures are upper bounds of the variant's.")
+        details.append(f"For {', '.join(_not_valid(s) for s in lagged)} the load generator "
+                       f"sent at the offered rate, but its own lateness may make up most of "
+                       f"the p99, so those figures are upper bounds of the variant's.")
     errors = int(steps["errors"].sum())
     if errors:
-        parts.append(f"{errors:,} requests failed.")
+        details.append(f"In all, {errors:,} requests failed.")
     if int(steps.get("trials", pd.Series([1])).max()) <= 1:
-        parts.append("Each step ran once: a single trial has no spread between trials, so "
-                     "run more trials before trusting a small difference.")
-    parts.extend(t for t in (tail_note(s, saturated(s)) for _, s in steps.iterrows()) if t)
-    split = largest_parts(steps)
-    if split:
-        parts.append(split)
-    parts.append(_writeup_note(steps))
-    return " ".join(parts)
+        details.append("Each step ran once: a single trial has no spread between trials, so "
+                       "run more trials before trusting a small difference.")
+    details.extend(t for t in (_tails(steps), largest_parts(steps), _writeup_note(steps)) if t)
+    return answer, details
+
+
+def verdict(steps: pd.DataFrame) -> str:
+    """The story's verdict as one text: its answer (``story_verdict``) as the first
+    paragraph, then each detail on a line of its own, so the index page can lead with the
+    answer and list the rest (``front_page.lead``)."""
+    answer, details = story_verdict(steps)
+    return " ".join(answer) + ("\n\n" + "\n".join(details) if details else "")
 
 
 def _writeup_note(steps: pd.DataFrame) -> str:
     """The closing reference to the write-up, saying what network the steps crossed here."""
-    rtt = _num(steps["rtt_ms"].max()) if "rtt_ms" in steps else math.nan
+    rtt = num(steps["rtt_ms"].max()) if "rtt_ms" in steps else math.nan
     if math.isnan(rtt) or rtt <= 0:
         return ("The write-up reported 95 -> 78 -> 34 ms p99 on production hardware with a "
                 "real network; a loopback server here has no network latency, so compare "
@@ -262,7 +305,7 @@ def run_cell(s: Any) -> str:
     words = {"machine": "machine busy", "cpu-limit": "throttled by its CPU limit"}
     notes = [words.get(b, f"{b} saturated")
              for b in str(s.get("bottleneck", "none")).split("; ") if b in _SIDES]
-    error, lag, p99 = (_num(s.get(c)) for c in ("generator_error_p99_ms",
+    error, lag, p99 = (num(s.get(c)) for c in ("generator_error_p99_ms",
                                                    "p99_lag_bound_ms", "p99_ms"))
     if error > 0.1 * p99:
         notes.append(f"instrument error {_fmt_ms(error)}")
@@ -278,32 +321,29 @@ def summary_rows(steps: pd.DataFrame) -> list[dict[str, Any]]:
     there was one.  A saturated step shows "saturated at N/s" instead of its percentiles
     (a queue's, not the variant's), and its queue does not choose the unit."""
     kept = steps[~steps.apply(saturated, axis=1).astype(bool)] if len(steps) else steps
-    units = {col: _unit(kept[col]) if col in kept else ("ms", 1.0)
-             for col in ("p50_ms", "p99_ms")}
+    one = time_unit([kept[c] for c in ("p50_ms", "p99_ms") if c in kept], "ms")
+    units = {col: one for col in ("p50_ms", "p99_ms")}     # one unit for the whole table
     rows = []
     for _, s in steps.iterrows():
         r = _trials(s)
-        n = _num(s.get("n"))
+        n = num(s.get("n"))
         cells = {}
         for name, col, p in (("p50", "p50_ms", 50.0), ("p99", "p99_ms", 99.0)):
             unit, k = units[col]
             cells[f"{name} ({unit})"] = saturated_at(s) if saturated(s) \
-                else spread_cell(s[col] * k, _num(s.get(f"{col}_lo", s[col])) * k,
-                                 _num(s.get(f"{col}_hi", s[col])) * k, r,
+                else spread_cell(s[col] * k, num(s.get(f"{col}_lo", s[col])) * k,
+                                 num(s.get(f"{col}_hi", s[col])) * k, r,
                                  n=None if math.isnan(n) else n, p=p)
         rows.append({"step": s["variant"], **cells, "trials": r,
                      "samples": int(s["n"]) if not math.isnan(n) else int(s["requests"]),
                      "achieved (req/s)": round_sig(s["achieved_per_s"]),
-                     "write-up p99 (ms)": round_sig(s["writeup_p99_ms"]),
-                     "server CPU (cores)": _cores(s.get("server_cores")),
+                     "write-up p99 (ms)": round_sig(s["writeup_p99_ms"]) if math.isfinite(
+                         num(s["writeup_p99_ms"])) else "n/a: the write-up gave none",
+                     "server CPU (cores)": round(cores, 2) if math.isfinite(
+                         cores := num(s.get("server_cores"))) else "n/a: no server"
+                     if s["variant"] == "mmap" else "n/a: not measured",
                      "run": run_cell(s)})
     return rows
-
-
-def _cores(x: Any) -> Any:
-    """A server's CPU in cores to two places, or None (a local step has no server)."""
-    v = _num(x)
-    return None if math.isnan(v) else round(v, 2)
 
 
 def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None
@@ -311,25 +351,15 @@ def one_rate_rows(frame: pd.DataFrame, results: Iterable[Any] | None = None
     """Rows of ``experiments.latency.sweep`` at one rate (any number of trials) as report
     rows per variant, in the time unit that fits each column: with ``results`` (the sweep's
     ``LoadResult``s) each figure is that of the trials pooled into one histogram
-    (``experiments.rows.pool``), else the median trial; [lowest-highest trial] beside it,
-    and "too few samples" where the tail is too thin."""
-    from ..experiments.rows import pool
-    from ..experiments.trials import summarize_trials
+    (``page_verdicts.one_rate_summary``, which the page's answer reads too), else the
+    median trial; [lowest-highest trial] beside it, and "too few samples" where the tail is
+    too thin."""
+    from ..experiments.page_verdicts import one_rate_summary
 
     cols = ("p50_ms", "p99_ms", "p999_ms")
-    summary = summarize_trials(frame, ["variant", "offered_per_s"], list(cols))
-    by: dict[tuple[str, float], list[Any]] = {}
-    for res in results or ():
-        by.setdefault((res.variant, float(res.offered_rate)), []).append(res)
-    pools = []
-    for _, s in summary.iterrows():
-        trials = by.get((s["variant"], float(s["offered_per_s"])))
-        if trials:
-            row = pool(trials)
-            for c in (*cols, "n"):
-                s[c] = row[c]
-        pools.append(s)
-    units = {c: time_unit([s[c] for s in pools], "ms") for c in cols}
+    pools = one_rate_summary(frame, results)
+    one = time_unit([[s[c] for s in pools] for c in cols], "ms")   # one unit for the table
+    units = {c: one for c in cols}
     return [{"variant": s["variant"], "rate (req/s)": round_sig(s["offered_per_s"]),
              "trials": int(s["trials"]), "samples": int(s["n"]),
              **dict(_ms_cell(s, col, p, name, units[col]) for col, p, name in
@@ -359,7 +389,7 @@ def one_rate_verdict(frame: pd.DataFrame) -> str:
     if len(bad):
         names = ", ".join(f"{v} ({k} of {t})" for v, k, t in
                           zip(bad["variant"], bad["invalid_trials"], bad["trials"]))
-        return (f"{len(bad)} of {len(summary)} variants had INVALID runs: {names}. Their "
+        return (f"Of {len(summary)} variants, {len(bad)} had INVALID runs: {names}. Their "
                 f"percentiles describe the load generator as much as the variant: rerun on a "
                 f"quieter machine or lower the rate before comparing them.")
     if r <= 1:

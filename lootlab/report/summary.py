@@ -13,6 +13,7 @@ import io
 import json
 from typing import Any
 
+from ..loadgen.units import plural
 from .templating import render
 
 SUMMARY_MIME = "application/vnd.lootlab.summary+json"
@@ -54,14 +55,17 @@ def figure_uri(figure: dict[str, Any]) -> str:
 
 
 def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
-                   figure: Any = None, conditions: Any = None, instrument: Any = None) -> dict:
+                   figure: Any = None, conditions: Any = None, instrument: Any = None,
+                   said_above: bool = False) -> dict:
     """The display bundle: ``text/html`` for readers, ``SUMMARY_MIME`` for the index page.
 
     ``figure`` (a matplotlib Figure) is shown above the table and travels in the payload, so
     the index can lead with it; ``conditions`` (see ``lootlab.report.conditions.label``)
     is said under the title and beside the numbers on the index page; ``instrument`` (the
     runs or rows behind the numbers, or a line of words) says how fine the load generator
-    was in them (``lootlab.report.instrument.resolution_line``), on both pages too."""
+    was in them (``lootlab.report.instrument.resolution_line``), on both pages too.
+    ``said_above``: the notebook showed the verdict and the figure above, answer first; the
+    table here leaves them out and the index still gets both."""
     from .conditions import label
 
     said = label(conditions)
@@ -77,17 +81,18 @@ def summary_bundle(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
 
     # the readers' table goes through the one formatting module (units, badges, no index)
     formatted = Markup(people_table(rows).html) if rows else None
-    table = render("summary.html.j2", title=title, columns=columns, verdict=verdict,
-                   conditions=said, instrument=fine,
+    shown = None if said_above else picture
+    table = render("summary.html.j2", title=title, columns=columns,
+                   verdict="" if said_above else verdict, conditions=said, instrument=fine,
                    rows=[[_fmt(row.get(c)) for c in columns] for row in rows],
-                   figure=picture and {**picture, "uri": figure_uri(picture)},
+                   figure=shown and {**shown, "uri": figure_uri(shown)},
                    formatted=formatted)
     payload = {"title": title, "columns": columns, "rows": rows, "verdict": verdict,
                "conditions": said, "instrument": fine}
     if picture is not None:
         payload["figure"] = picture
     return {"text/html": table, SUMMARY_MIME: json.loads(json.dumps(payload, default=str)),
-            "text/plain": f"{title}: {len(rows)} row(s)"}
+            "text/plain": f"{title}: {plural(len(rows), 'row')}"}
 
 
 def instrument_words(instrument: Any) -> str:
@@ -105,21 +110,25 @@ def _fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        from .cells import number  # as the page's own table and the CLI write it
+        return number(value)
     return str(value)
 
 
 def publish_summary(title: str, rows: list[dict[str, Any]], *, verdict: str = "",
-                    figure: Any = None, conditions: Any = None, instrument: Any = None) -> None:
+                    figure: Any = None, conditions: Any = None, instrument: Any = None,
+                    said_above: bool = False) -> None:
     """Show the headline table (and ``figure``, a matplotlib Figure, above it) in the
     notebook and mark them for the report's index page.  ``conditions``: what the numbers
     were measured under (a ``LoadResult.conditions`` mapping, or words); None is "loopback,
     no CPU limit".  ``instrument``: the ``LoadResult``s (or rows) behind the numbers, so the
-    page says how fine the load generator was in them (once, under the conditions)."""
+    page says how fine the load generator was in them (once, under the conditions).
+    ``said_above``: the verdict and figure were shown above (``summary_bundle``)."""
     from IPython.display import display
 
     display(summary_bundle(title, rows, verdict=verdict, figure=figure,
-                           conditions=conditions, instrument=instrument), raw=True)
+                           conditions=conditions, instrument=instrument,
+                           said_above=said_above), raw=True)
 
 
 def read_summary(notebook: Any) -> dict | None:

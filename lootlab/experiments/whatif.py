@@ -185,5 +185,24 @@ def cpu_sweep(variants: Iterable[str] | None = None,
         for cell, runs in zip(grid.cells, grid.results))
 
 
+def with_unlimited(cpu_rows: pd.DataFrame, rtt_rows: pd.DataFrame | None) -> pd.DataFrame:
+    """The CPU sweep's rows and its "no limit" point (``cpu_limit`` NaN), taken from the RTT
+    sweep: a variant's loopback row there (RTT 0, no cgroup) is the run a CPU sweep without
+    a quota would make at the same offered rate, so the chart draws "none" without measuring
+    it twice.  Only where the CPU sweep has no unlimited row of its own, the RTT sweep has a
+    loopback row of the variant, and both sweeps offered the same rate; nothing else added."""
+    if rtt_rows is None or not len(rtt_rows) or cpu_rows["cpu_limit"].isna().any():
+        return cpu_rows
+    rates = set(cpu_rows["offered_per_s"].round(6)) if "offered_per_s" in cpu_rows else set()
+    loop = rtt_rows[(rtt_rows["rtt_ms"].fillna(0.0) == 0.0)
+                    & rtt_rows["variant"].isin(set(cpu_rows["variant"]))]
+    if "offered_per_s" in loop:
+        loop = loop[loop["offered_per_s"].round(6).isin(rates)]
+    if not len(loop):
+        return cpu_rows
+    free = loop.assign(cpu_limit=math.nan, throttled_share=0.0)
+    return pd.concat([cpu_rows, free], ignore_index=True)
+
+
 __all__ = ["PAINT_BUDGET_MS", "TARGET_CUT_MS", "cpu_limit_unavailable", "cpu_sweep",
-           "decision_table", "rtt_sweep"]
+           "decision_table", "rtt_sweep", "with_unlimited"]

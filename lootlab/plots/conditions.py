@@ -48,8 +48,7 @@ def _references(ax, unit: TimeUnit, budget_ms: float | None,
     """Horizontal lines: the paint budget (write-up) and the reader's budget."""
     if paint_budget_ms:
         ax.axhline(unit.scale(paint_budget_ms, "ms"), color="#b00020", ls="--", lw=1,
-                   label=f"paint budget {paint_budget_ms:g} ms (write-up: players "
-                         f"complained past it)")
+                   label=f"paint budget {paint_budget_ms:g} ms (write-up)")
     if budget_ms:
         ax.axhline(unit.scale(budget_ms, "ms"), color="#444", ls=":", lw=1.2,
                    label=f"your budget {budget_ms:g} ms (budget_ms)")
@@ -92,8 +91,8 @@ def _saturated_mark(ax, x: float, color: str, text: str, k: int) -> None:
     top = blended_transform_factory(ax.transData, ax.transAxes)
     ax.scatter([x], [1.0], transform=top, marker="^", facecolor="white", edgecolor=color,
                s=46, lw=1.4, zorder=4, clip_on=False)
-    ax.annotate(text, (x, 1.0), xycoords=top, xytext=(-7, -3 - 10 * k),
-                textcoords="offset points", ha="right", va="top", fontsize=7, color=color)
+    ax.annotate(text, (x, 1.0), xycoords=top, xytext=(-7, -3 - 11 * k),
+                textcoords="offset points", ha="right", va="top", fontsize=8, color=color)
 
 
 def _legend_extra(ax, rows: pd.DataFrame) -> None:
@@ -127,7 +126,7 @@ def rtt_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
     log latency axis and a symmetric-log RTT axis (0 stays on it), with the paint budget
     and ``budget_ms`` as reference lines."""
     _need(rows, ("variant", "rtt_ms", "p99_ms"), "rtt_chart")
-    fig = Figure(figsize=(10, 4.8), layout="constrained")
+    fig = Figure(figsize=(8, 4.4), layout="constrained")
     ax = fig.subplots()
     measured = _measured(rows)
     _, lo, hi = _band(measured)
@@ -158,15 +157,17 @@ def cpu_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
               paint_budget_ms: float | None = PAINT_BUDGET_MS,
               title: str | None = None) -> Figure:
     """Two panels against the client side's CPU limit (``cpu_sweep`` rows; cores, log
-    axis; an unlimited run drawn at the right edge and labelled "none"): each variant's
-    p99 with the reference lines, and the share of CFS periods in which it was throttled."""
+    axis; an unlimited run, a NaN limit, drawn at the right edge and labelled "none"): each
+    variant's p99 with the reference lines, and the share of CFS periods in which it was
+    throttled (0 for an unlimited run: no quota, never throttled).  The axis mentions
+    "none" only when such a run is drawn."""
     _need(rows, ("variant", "cpu_limit", "p99_ms"), "cpu_chart")
     rows = rows.copy()
     limits = rows["cpu_limit"].astype(float)
     top = float(np.nanmax(limits)) if limits.notna().any() else 1.0
     free = 2 * top
     rows["x"] = limits.fillna(free)
-    fig = Figure(figsize=(10, 6.4), layout="constrained")
+    fig = Figure(figsize=(8, 6.4), layout="constrained")
     ax, tx = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     measured = _measured(rows)
     _, lo, hi = _band(measured)
@@ -185,14 +186,16 @@ def cpu_chart(rows: pd.DataFrame, *, budget_ms: float | None = None,
     colors = variant_colors([str(v) for v in rows["variant"]])
     share = rows["throttled_share"] if "throttled_share" in rows else pd.Series(
         np.nan, index=rows.index)
+    share = share.where(limits.notna(), share.fillna(0.0))   # no quota: never throttled
     for name, g in rows.assign(share=share).groupby("variant", sort=False):
         g = g.sort_values("x")
         ax_share = g["share"].to_numpy(float) * 100
         tx.plot(g["x"], ax_share, marker="o", color=colors[str(name)], label=str(name))
-    tx.set_ylabel("throttled periods (% of CFS periods)")
+    tx.set_ylabel("throttled (% of periods)")
     top = float(np.nanmax(share.to_numpy(float))) * 100 if share.notna().any() else 0.0
     tx.set_ylim(0, max(5.0, 1.15 * top))       # no throttling reads as a flat 0, not noise
-    tx.set_xlabel("CPU limit on the client side (cores, log; 'none': unlimited)")
+    tx.set_xlabel("CPU limit on the client side (cores, log"
+                  + ("; none: no limit)" if limits.isna().any() else ")"))
     tx.set_title("How often the quota stopped the client (cgroup cpu.stat nr_throttled)")
     tx.grid(alpha=0.3)
     legend_outside(tx)

@@ -16,7 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .axes import fit_titles, integer_ticks, legend_outside, wrap
+from ..profiling.categorize import UNATTRIBUTED
+from .axes import PAGE_WIDTH_IN, fit_titles, integer_ticks, legend_outside
 from .colors import variant_colors
 from .units import pick_unit
 
@@ -49,11 +50,18 @@ GC_TITLE = "GC pauses during the measured loop (write-up: 8 ms -> 0.6 ms)"
 def bucket_bars(shares: pd.DataFrame, *, title: str | None = None) -> Figure:
     """One horizontal stacked bar per variant of ``profiling.bucket_shares`` (each row sums
     to 1), first variant on top, its name in its colour; every bucket keeps its legend
-    entry, even at 0, so variants can be compared bucket by bucket."""
+    entry, even at 0, so variants can be compared bucket by bucket.  The unattributed
+    bucket (a library without symbols) is grey and hatched: a share nobody can name."""
     numeric = shares.set_index("variant").drop(columns=["samples"], errors="ignore")
-    fig = Figure(figsize=(10, 1.0 + 0.5 * len(shares)), layout="constrained")
+    fig = Figure(figsize=(8, 1.6 + 0.5 * len(shares)), layout="constrained")
     ax = fig.subplots()
     numeric.plot.barh(stacked=True, ax=ax, colormap="tab20", width=0.7, legend=False)
+    for bucket, bars in zip(numeric.columns, ax.containers):
+        if bucket == UNATTRIBUTED:     # what the data cannot name: grey and hatched, never a hue
+            for bar in bars:
+                bar.set_facecolor("#d9d9d9")
+                bar.set_hatch("///")
+                bar.set_edgecolor("#777")
     ax.set_xlabel("share of samples in the measured loop")
     ax.set_ylabel("")
     ax.set_xlim(0, 1)
@@ -70,17 +78,21 @@ def bucket_bars(shares: pd.DataFrame, *, title: str | None = None) -> Figure:
 
 
 def memory_bars(table: pd.DataFrame) -> Figure:
-    """Per variant (a row each, shared by the panels): allocations per op, KiB per op, and
+    """Per variant (a row each, named in every panel): allocations per op, KiB per op, and
     RSS anon / file with peak heap side by side (rows of ``MemoryProfile.summary()``), each
-    bar in its variant's colour.  A panel whose columns are all missing is left out, so a
-    partial table still draws."""
+    bar in its variant's colour.  The panels are stacked, each the page's full width: side
+    by side at the page's width their titles ran into one another.  A panel whose columns
+    are all missing is left out, so a partial table still draws."""
     panels = [([c for c in columns if c in table], title, scale)
               for columns, title, scale in _MEMORY_PANELS]
     panels = [panel for panel in panels if panel[0]]
     n = len(table)
-    fig = Figure(figsize=(4 * len(panels), 1.4 + 0.45 * n * (1.6 if n > 1 else 1)),
-                 layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    # a panel's height: its title and ticks, then its bars (taller with a bar per measure)
+    heights = [0.9 + 0.3 * n * (1.6 if len(columns) > 1 and n > 1 else 1)
+               for columns, _, _ in panels]
+    legend = 0.35 if any(len(columns) > 1 for columns, _, _ in panels) else 0.0
+    fig = Figure(figsize=(PAGE_WIDTH_IN, sum(heights) + legend), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
     variants = list(table["variant"])
     colors = [variant_colors(variants)[v] for v in variants]
     y = np.arange(n)
@@ -97,10 +109,11 @@ def memory_bars(table: pd.DataFrame) -> Figure:
                                       **{**_MEASURE_STYLE[c][1], "edgecolor": "#555"})
                                 for c in columns], fontsize=8, loc="outside lower right",
                        ncols=len(columns), frameon=False)
-        ax.set_title(wrap(title, 2.8, 10), fontsize=10)
+        ax.set_title(title, fontsize=10)
+        ax.set_yticks(y, variants)
+        ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, variants)
-    axes[0].invert_yaxis()
+    fit_titles(fig)
     return fig
 
 
@@ -165,10 +178,34 @@ def gc_pause_chart(stats: Mapping[str, GcStats] | Iterable[GcStats], *,
     ax.invert_yaxis()
     ax.set_xlabel(f"GC pause ({unit.name})")
     ax.set_xlim(left=0)
+    _clip_outliers(ax, boxes, [unit.scale(d, "ms") for d in data_ms], unit)
+    for row, s in enumerate(values, 1):
+        if not len(s.pauses_ms):
+            ax.annotate("no collection during the loop", (0, row), xytext=(6, 0),
+                        textcoords="offset points", va="center", fontsize=8, color="#444")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title)
     fit_titles(fig)
     return fig
+
+
+def _clip_outliers(ax, boxes: dict, data: list[np.ndarray], unit) -> None:
+    """Where a few pauses lie far beyond every box's whiskers (one 30 ms pause among
+    0.1 ms ones), end the axis a little past the whiskers and write each clipped variant's
+    pauses beyond it at the right edge, so one pause does not squash every box to a line."""
+    reach = max((float(np.max(w.get_xdata())) for w in boxes["whiskers"]), default=0.0)
+    top = max((float(np.max(d)) for d in data if len(d)), default=0.0)
+    if not (reach > 0 and top > 3 * reach):
+        return
+    limit = reach * 1.6
+    ax.set_xlim(0, limit)
+    for row, d in enumerate(data, 1):
+        beyond = d[d > limit]
+        if len(beyond):
+            ax.annotate(f"{len(beyond)} beyond the axis, up to {unit.format(float(beyond.max()), unit.name)} →",
+                        (1, row), xycoords=("axes fraction", "data"), xytext=(-4, 9),
+                        textcoords="offset points", ha="right", va="center", fontsize=8,
+                        color="#b00020")
 
 
 __all__ = ["bucket_bars", "gc_pause_chart", "memory_bars", "pss_vs_replicas"]

@@ -10,14 +10,25 @@ A sample goes to exactly one bucket, decided by its stack (leaf first):
    time waiting, mostly visible only when py-spy ran with ``--idle``;
    ``socket I/O``  the leaf is a socket system call moving data (sendmsg, recvmsg, write...):
    the kernel's loopback TCP work, charged to the caller's thread;
-2. the deepest frame that belongs to ``TLS/ssl``, ``protobuf`` or ``gRPC core``: so memcpy
-   inside ``SSL_read`` is TLS, and a protobuf decode called from gRPC is protobuf;
+2. the deepest frame that belongs to ``TLS/ssl``, ``protobuf``, ``gRPC core`` or lootlab's C
+   kernel: so memcpy inside ``SSL_read`` is TLS, a protobuf decode called from gRPC is
+   protobuf, and a copy the C kernel makes is the C kernel's;
+   but a bare address (``0x7f3d...``, a library without symbols) met on the way in a
+   library that bundles several buckets' code (grpcio's ``cygrpc`` links gRPC core *and*
+   BoringSSL, stripped) or in a library no rule knows makes the sample ``unattributed (no
+   symbols)``: the data cannot say which, so it is never guessed (a bare ``cygrpc`` frame
+   that calls Python code is Cython glue, gRPC's);
 3. ``GC``  the cyclic garbage collector (``gc_collect_main`` and friends);
-4. ``numpy/memcpy``  the leaf is native code in numpy, in lootlab's C kernels
-   (``lootlab/_kernels.c``) or a libc ``mem*`` copy (the mmap
-   read path: gathering runs of records, decoding fields);
-5. ``Python overhead``  the leaf is a Python frame or the interpreter itself;
-6. ``other``  any other native code.
+4. ``lootlab C kernel (search + copy)``  the leaf is lootlab's C kernel
+   (``lootlab/_kernels.c``: finding the cell runs, decoding and testing every key, copying
+   each hit's bytes), or libc code it called;
+5. ``numpy + libc copies``  the leaf is native code in numpy or a libc ``mem*`` copy outside
+   the C kernel (numpy building and copying result rows, decoding packed fields);
+6. ``Python overhead``  the leaf is a Python frame or the interpreter itself;
+7. ``other``  any other native code.
+
+Names that cannot contradict: the copy of record bytes (``COPY_PARTS``' ``record copy``) is
+a part of the C kernel bucket, never of a bucket called "memcpy".
 """
 
 from __future__ import annotations
@@ -29,8 +40,17 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 
 KERNEL_BUCKETS = ("kernel: network", "kernel: page faults", "kernel: scheduler", "kernel: other")
-BUCKETS = ("TLS/ssl", "gRPC core", "protobuf", "socket I/O", "numpy/memcpy", "GC",
-           "Python overhead", "idle/wait", "other", *KERNEL_BUCKETS)
+C_KERNEL = "lootlab C kernel (search + copy)"
+NUMPY = "numpy + libc copies"
+UNATTRIBUTED = "unattributed (no symbols)"
+BUCKETS = ("TLS/ssl", "gRPC core", "protobuf", "socket I/O", C_KERNEL, NUMPY, "GC",
+           "Python overhead", "idle/wait", "other", UNATTRIBUTED, *KERNEL_BUCKETS)
+#: Libraries shipped without symbols that link several buckets' code together: a bare address
+#: in one may be any of these buckets (short name -> what it holds, the buckets it may hide).
+MIXED_LIBRARIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cygrpc": ("grpcio's cygrpc, which links gRPC core and BoringSSL (TLS) statically",
+               ("TLS/ssl", "gRPC core")),
+}
 
 _FRAME = re.compile(r"^(?P<name>.*?)(?: \((?P<file>[^()]*)\))?$")
 
@@ -45,7 +65,7 @@ _SOCKET_IO = re.compile(
 _IDLE_PY = re.compile(r"^(sleep|wait|_wait_once|select|poll|_poll|acquire)$")
 
 _TLS = re.compile(
-    r"(^|[^a-z])(ssl|SSL_|tls|TLS|tsi_|bssl::|BoringSSL|EVP_|AES_|aes_|gcm_|chacha|"
+    r"(^|[^a-z])(ssl|SSL_|tls(?!_get_addr)|TLS|tsi_|bssl::|BoringSSL|EVP_|AES_|aes_|gcm_|chacha|"
     r"sha256|SHA256|ECDSA|ecdsa|ec_GFp|x25519|X25519|RSA_|BN_|bn_|CRYPTO_|OPENSSL_|"
     r"libssl|libcrypto)", re.ASCII)
 _PROTOBUF = re.compile(r"(google/protobuf|google\._upb|_upb|upb_|protobuf|_pb2\b|_pb2\.py|"
@@ -55,10 +75,14 @@ _GRPC = re.compile(r"(grpc|cygrpc|_cython/|absl::|gpr_|census|chttp2|hpack|"
                    r"nghttp2)")
 _GC = re.compile(r"^(gc_collect\w*|collect|_PyGC_\w*|deduce_unreachable|move_unreachable|"
                  r"subtract_refs|update_refs|visit_\w+|gc_collect_main)$")
-_NUMPY_FILE = re.compile(r"(numpy/|_multiarray_umath|_umath|libopenblas|libscipy_openblas|"
-                         r"lootlab/_kernels|_kernels\.cpython)")
+_NUMPY_FILE = re.compile(r"(numpy/|_multiarray_umath|_umath|libopenblas|libscipy_openblas)")
+_KERNELS_FILE = re.compile(r"(lootlab/_kernels|_kernels(_\w+)?\.cpython)")
 _MEMCPY = re.compile(r"^(__)?(memcpy|memmove|memset|mempcpy)\w*$")
 _LIBC = re.compile(r"^(libc\.so|libm\.so|ld-linux|libpthread)")
+# system helpers whose bare addresses are charged to their caller (glibc's memcpy variants are
+# local symbols; the vDSO's clock_gettime has none)
+_HELPER = re.compile(r"^(libc\.so|libm\.so|ld-linux|libpthread|libstdc\+\+|libgcc_s|\[vdso\])")
+_BARE = re.compile(r"^(0x[0-9a-fA-F]+|\[unknown\])$")
 _PY_FILE = re.compile(r"(\.py(:\d+)?$|^<frozen |^<string>)")
 _PY_RUNTIME = re.compile(r"(libpython|^python3?(\.\d+)?$)")
 _KERNEL_TAG = " [k]"
@@ -114,8 +138,43 @@ def kernel_bucket(stack: Sequence[str]) -> str:
     return "kernel: other"
 
 
+def library(file: str) -> str:
+    """A library's short name: ``grpc/_cython/cygrpc.cpython-311-x86_64-linux-gnu.so`` ->
+    ``cygrpc``, ``libc.so.6`` -> ``libc`` (``[unknown]`` when the profiler named none)."""
+    base = file.rsplit("/", 1)[-1]
+    return "[unknown]" if base in ("", "?") else base.split(".", 1)[0]
+
+
+def _known_library(file: str) -> bool:
+    """A library whose every frame belongs to one bucket (or to its caller), so a bare
+    address in it is still attributed."""
+    if library(file) in MIXED_LIBRARIES:
+        return False
+    return bool(_HELPER.search(file) or _NUMPY_FILE.search(file) or _KERNELS_FILE.search(file)
+                or _PY_RUNTIME.search(file) or _PROTOBUF.search(file) or _TLS.search(file)
+                or _PY_FILE.search(file))
+
+
+def _unattributed_at(stack: Sequence[str]) -> str | None:
+    """The library of the bare address that leaves this sample unattributed, or None: walking
+    from the leaf, the first bare address in a library that mixes buckets or that no rule
+    knows, met before any frame that names a bucket (and before any Python frame: a bare
+    frame calling Python is Cython glue)."""
+    for frame in reversed(stack):
+        name, file = split_frame(frame)
+        if _BARE.match(name):
+            if not _known_library(file):
+                return library(file) if file else "[unknown]"
+            continue
+        if _strong(frame) or is_python(frame):
+            return None
+    return None
+
+
 def _strong(frame: str) -> str | None:
     name, file = split_frame(frame)
+    if _KERNELS_FILE.search(file) or name == COPY_FUNCTION:
+        return C_KERNEL          # lootlab's own C code, wherever it runs
     if _PROTOBUF.search(file) or _PROTOBUF.search(name):
         return "protobuf"
     if _TLS.search(name) or _TLS.search(file):
@@ -138,24 +197,30 @@ def stack_bucket(stack: Sequence[str]) -> str:
         return "idle/wait"
     if _SOCKET_IO.match(leaf_name) and _LIBC.search(leaf_file):
         return "socket I/O"
+    if _unattributed_at(stack) is not None:
+        return UNATTRIBUTED
     for frame in reversed(stack):
         bucket = _strong(frame)
         if bucket:
             return bucket
     if any(_GC.match(split_frame(f)[0]) for f in stack):
         return "GC"
-    if _MEMCPY.match(leaf_name) or _NUMPY_FILE.search(leaf_file):
-        return "numpy/memcpy"
-    if _LIBC.search(leaf_file):
+    if _KERNELS_FILE.search(leaf_file) or leaf_name == COPY_FUNCTION:
+        return C_KERNEL
+    if _LIBC.search(leaf_file) or _MEMCPY.match(leaf_name):
         # libc/libm helpers (glibc's memcpy variants are local symbols that py-spy often
         # shows as bare addresses): charge them to the first caller outside libc
         for frame in reversed(stack[:-1]):
             name, file = split_frame(frame)
             if _LIBC.search(file):
                 continue
+            if _KERNELS_FILE.search(file) or name == COPY_FUNCTION:
+                return C_KERNEL
             if _NUMPY_FILE.search(file) or _MEMCPY.match(name):
-                return "numpy/memcpy"
+                return NUMPY
             break
+    if _MEMCPY.match(leaf_name) or _NUMPY_FILE.search(leaf_file):
+        return NUMPY
     if is_python(stack[-1]) or _PY_RUNTIME.search(leaf_file) or leaf_name.startswith(("Py", "_Py")):
         return "Python overhead"
     return "other"
@@ -169,6 +234,26 @@ def categorize(stacks: Mapping[tuple[str, ...], int]) -> dict[str, int]:
     return out
 
 
+def unattributed_libraries(stacks: Mapping[tuple[str, ...], int]) -> dict[str, int]:
+    """Samples left unattributed, per library without symbols that holds them."""
+    out: dict[str, int] = defaultdict(int)
+    for stack, count in stacks.items():
+        if stack_bucket(stack) == UNATTRIBUTED:
+            out[_unattributed_at(stack) or "[unknown]"] += count
+    return dict(out)
+
+
+def hidden_buckets(stacks: Mapping[tuple[str, ...], int]) -> dict[str, list[str]]:
+    """Bucket -> the libraries without symbols that may hide some of its samples here (their
+    samples are unattributed): such a bucket's share is a lower bound, and a share of 0 says
+    nothing (grpcio's stripped ``cygrpc`` hides TLS)."""
+    out: dict[str, list[str]] = {}
+    for lib in unattributed_libraries(stacks):
+        for bucket in MIXED_LIBRARIES.get(lib, ("", ()))[1]:
+            out.setdefault(bucket, []).append(lib)
+    return out
+
+
 def kernel_total(shares_row: Mapping[str, float]) -> float:
     """The kernel's share of one ``bucket_shares`` row (the four kernel buckets summed)."""
     return float(sum(shares_row.get(b, 0.0) for b in KERNEL_BUCKETS))
@@ -178,7 +263,8 @@ def bucket_shares(profiles: Iterable, *, work_only: bool = True) -> pd.DataFrame
     """Share of samples per bucket, one row per profile (``variant`` column), rows sum to 1.
 
     ``work_only`` keeps only samples under the workload's measured loop (imports and set-up
-    of the workload process are left out).  Accepts ``FlameProfile`` objects.
+    of the workload process are left out).  Accepts ``FlameProfile`` objects.  Which of the
+    shares a library without symbols may hide: ``attribution_gaps``.
     """
     rows = []
     for p in profiles:
@@ -190,6 +276,14 @@ def bucket_shares(profiles: Iterable, *, work_only: bool = True) -> pd.DataFrame
         row["samples"] = sum(counts.values())
         rows.append(row)
     return pd.DataFrame(rows, columns=["variant", *BUCKETS, "samples"])
+
+
+def attribution_gaps(profiles: Iterable, *,
+                     work_only: bool = True) -> dict[str, dict[str, list[str]]]:
+    """{variant: ``hidden_buckets``} of the same samples ``bucket_shares`` counts: per
+    variant, the buckets whose share a library without symbols may hide."""
+    return {p.variant: hidden_buckets(p.work_stacks if work_only else p.stacks)
+            for p in profiles}
 
 
 def top_buckets(shares_row: Mapping[str, float], n: int = 3) -> list[tuple[str, float]]:
@@ -241,7 +335,6 @@ def copy_share(stacks: Mapping[tuple[str, ...], int]) -> float:
 COPY_FUNCTION = "lootlab_copy_record"
 COPY_PARTS = ("record copy", "C kernel, rest", "other copies", "numpy", "Python", "OS kernel",
               "other")
-_KERNELS_FILE = re.compile(r"(lootlab/_kernels|_kernels(_\w+)?\.cpython)")
 
 
 def copy_part(stack: Sequence[str]) -> str:
@@ -252,7 +345,7 @@ def copy_part(stack: Sequence[str]) -> str:
     - ``C kernel, rest``: any other sample inside lootlab's C kernel (finding the cell runs,
       decoding and testing each key; page faults on the mapping taken there);
     - ``other copies``: a ``mem*`` leaf outside the kernel (numpy copying result rows);
-    - ``numpy``, ``Python``: the rest of the ``numpy/memcpy`` and ``Python overhead`` buckets;
+    - ``numpy``, ``Python``: the rest of the ``numpy + libc copies`` and ``Python overhead`` buckets;
     - ``OS kernel``: a kernel leaf outside the C kernel; ``other``: anything else.
     """
     names = [split_frame(f) for f in stack]
@@ -267,7 +360,8 @@ def copy_part(stack: Sequence[str]) -> str:
     if _copy_leaf(stack):
         return "other copies"
     bucket = stack_bucket(stack)
-    return {"numpy/memcpy": "numpy", "Python overhead": "Python"}.get(bucket, "other")
+    return {NUMPY: "numpy", C_KERNEL: "C kernel, rest",
+            "Python overhead": "Python"}.get(bucket, "other")
 
 
 def copy_parts(stacks: Mapping[tuple[str, ...], int]) -> dict[str, int]:

@@ -234,11 +234,16 @@ def test_the_what_if_words_say_saturated_not_a_p99():
                          _saturated("grpc-tls-fresh", rtt=20.0), row("mmap", 0.5, rtt=20.0)])
     table = whatif.decision_table(rows, None, budget_ms=50.0)
     text = words.verdict(table, 50.0)
-    assert "grpc-tls-fresh from RTT 20 ms (saturated there)" in text
-    assert "RTT 20 ms: grpc-tls-fresh (saturated at 83/s: offered 100/s)" in text
+    # the verdict counts what saturated; the bullets under it name where and at what rate
+    assert "1 is saturated (a queue's latency, no p99)" in text
+    assert "83/s" not in text
+    said = " ".join(words.details(table))
+    assert "grpc-tls-fresh from RTT 20 ms (saturated there)" in said
+    assert "RTT 20 ms: grpc-tls-fresh (saturated at 83/s: offered 100/s)" in said
     summary = words.summary_rows(table)
-    assert summary[1]["saturated"] == "grpc-tls-fresh (saturated at 83/s: offered 100/s)"
-    assert summary[0]["saturated"] == "none"
+    why = "over the budget or saturated (why)"
+    assert summary[1][why] == "grpc-tls-fresh (saturated at 83/s: offered 100/s)"
+    assert summary[0][why] == "none"
     assert "saturated" in words.LABELS
 
 
@@ -301,3 +306,63 @@ def test_pooled_row_carries_saturation_capacity_and_the_instruments_error(tmp_pa
     assert plain["saturated"] is bool(getattr(real.health, "saturated", False))
     assert plain["generator_error_p99_ms"] == pytest.approx(
         real.percentile_us(99, "generator_lag") / 1e3)
+
+
+# --- the page's verdict: 1-3 sentences, each claim read back from the decision table ---------
+
+def _sentences(text):
+    import re
+    return [t for t in re.split(r"(?<=\.)\s+(?=[A-Z0-9])", text) if t]
+
+
+@st.composite
+def _sweeps(draw):
+    """RTT and CPU rows for 2-5 of the story's variants, each p99 anywhere from well under
+    to well over a 50 ms budget, some INVALID or saturated."""
+    names = draw(st.lists(st.sampled_from(STEPS), min_size=2, max_size=5, unique=True))
+    rtts = draw(st.lists(st.sampled_from([0.0, 1.0, 2.0, 5.0, 20.0]), min_size=1, max_size=3,
+                         unique=True))
+    limits = draw(st.lists(st.sampled_from([0.25, 0.5, 1.0]), max_size=2, unique=True))
+    p99 = st.floats(1.0, 200.0)
+    def one(v, **where):
+        kind = draw(st.sampled_from(["ok", "ok", "ok", "invalid", "saturated"]))
+        if kind == "saturated":
+            return _saturated(v, **{k: w for k, w in where.items() if k == "rtt"})
+        p = draw(p99)
+        return row(v, p, 0.9 * p, 1.1 * p, valid=kind == "ok", **where)
+    rtt = pd.DataFrame([one(v, rtt=r) for r in rtts for v in names])
+    cpu = pd.DataFrame([one(v, cpu=c) for c in limits for v in names]) if limits else None
+    return rtt, cpu
+
+
+@settings(max_examples=60, deadline=None)
+@given(_sweeps())
+def test_the_verdict_names_where_each_variant_fits_as_the_table_says(sweeps):
+    from lootlab.report import whatif as words
+
+    rtt, cpu = sweeps
+    table = whatif.decision_table(rtt, cpu, budget_ms=50.0)
+    text = words.verdict(table, 50.0)
+    assert 1 <= len(_sentences(text)) <= 3, text
+    first = _sentences(text)[0]
+    # brute force from the table's own cells: where each variant was called a fit
+    fits = {c: set(str(f).split(", ")) - {"none"} for c, f in zip(table["condition"],
+                                                                  table["fits"])}
+    judged = set().union(*({n.split(" (")[0] for n in str(cell).replace("; ", ", ")
+                            .split(", ")} for col in ("fits", "over", "cannot_tell", "saturated")
+                           for cell in table[col])) - {"none"}
+    judged = {n for n in judged if n in STEPS}
+    everywhere = sorted(v for v in judged if all(v in f for f in fits.values()))
+    if everywhere:
+        lead = first.split(" under every condition")[0]
+        assert all(v in lead for v in everywhere), (everywhere, first)
+    else:
+        assert "no variant fits under every condition" in first
+    for v in judged - set(everywhere):
+        where = [c for c, f in fits.items() if v in f]
+        clause = next(c for c in first.split("; ") if v in c)
+        if where:
+            assert clause.endswith("only at " + ", ".join(where)) or \
+                ("only at " + ", ".join(where) + ".") in first, (v, where, first)
+        else:
+            assert "under none" in clause, (v, first)

@@ -50,11 +50,12 @@ CYGRPC = "grpc_call_start_batch (grpc/_cython/cygrpc.cpython-311-x86_64-linux-gn
       "FromString (google/protobuf/message.py:10)"), "protobuf"),
     (("_blocking (grpc/_channel.py:1000)", CYGRPC), "gRPC core"),
     (("_blocking (grpc/_channel.py:1000)", CYGRPC, "epoll_wait (libc.so.6)"), "idle/wait"),
-    (("near (lootlab/index.py:332)", NP, "memcpy (libc.so.6)"), "numpy/memcpy"),
-    (("near (lootlab/index.py:332)", NP, "0x7f00deadbeef (libc.so.6)"), "numpy/memcpy"),
-    (("near (lootlab/index.py:332)", NP), "numpy/memcpy"),
+    (("near (lootlab/index.py:332)", NP, "memcpy (libc.so.6)"), "numpy + libc copies"),
+    (("near (lootlab/index.py:332)", NP, "0x7f00deadbeef (libc.so.6)"), "numpy + libc copies"),
+    (("near (lootlab/index.py:332)", NP), "numpy + libc copies"),
     (("query_cells (lootlab/index.py:140)",
-      "select_cells (lootlab/_kernels.cpython-311-x86_64-linux-gnu.so)"), "numpy/memcpy"),
+      "select_cells (lootlab/_kernels.cpython-311-x86_64-linux-gnu.so)"),
+     "lootlab C kernel (search + copy)"),
     (("near (lootlab/index.py:332)",), "Python overhead"),
     (("near (lootlab/index.py:332)", "_PyEval_EvalFrameDefault (libpython3.11.so.1.0)"),
      "Python overhead"),
@@ -74,7 +75,7 @@ def test_categorize_counts_every_sample_once():
     stacks = {LOOP + ("a (x.py:1)",): 3, LOOP + (NP,): 5, LOOP + (CYGRPC,): 2}
     counts = categorize(stacks)
     assert set(counts) == set(BUCKETS) and sum(counts.values()) == 10
-    assert counts["numpy/memcpy"] == 5 and counts["gRPC core"] == 2
+    assert counts["numpy + libc copies"] == 5 and counts["gRPC core"] == 2
     assert copy_share({LOOP + (NP, "memcpy (libc.so.6)"): 1, LOOP: 3}) == 0.25
 
 

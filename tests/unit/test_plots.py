@@ -28,6 +28,7 @@ from lootlab.loadgen import hist
 from lootlab.loadgen.health import Health
 from lootlab.loadgen.results import LoadResult
 from lootlab.notebook import PANDAS_OPTIONS, setup
+from lootlab.plots.axes import MIN_TEXT_PT, PAGE_WIDTH_IN
 from lootlab.plots.colors import VARIANT_COLORS, variant_color, variant_colors
 from lootlab.plots.headline import p99_bands
 from lootlab.plots.latency import latency_vs_throughput, percentile_spectrum, spike_timeline
@@ -100,7 +101,7 @@ def test_bucket_bars_stack_each_variants_shares_in_bucket_order(shares):
 def test_bucket_bars_grow_with_the_number_of_variants(shares):
     two = bucket_bars(shares).get_size_inches()
     one = bucket_bars(shares.iloc[:1]).get_size_inches()
-    assert two[0] == one[0] == 10 and two[1] > one[1]
+    assert two[0] == one[0] <= 8 and two[1] > one[1]      # the page width: at most 8 in
 
 
 # -- memory per variant (notebook 04) ----------------------------------------------------
@@ -147,7 +148,23 @@ def test_memory_bars_draw_allocations_bytes_and_rss_per_variant(mem_table):
     want = [to_rgb(variant_color(v)) for v in variants]
     for ax in (allocs, kib):
         assert [to_rgb(p.get_facecolor()) for p in ax.patches] == want
-    assert fig.get_size_inches()[0] == 12
+    assert fig.get_size_inches()[0] <= PAGE_WIDTH_IN
+
+
+@pytest.mark.parametrize("rows", [slice(None), slice(0, 1), [2, 5]])
+def test_memory_bars_fit_the_page_with_readable_titles(rows):
+    """At most the page's width, so an 800 px window shows it whole without scrolling,
+    with no text under the page's minimum size and the panels' titles clear of each other
+    (side by side at 8 in, three titles ran into one another)."""
+    fig = memory_bars(_many_memory().iloc[rows])
+    assert fig.get_size_inches()[0] <= PAGE_WIDTH_IN
+    assert_text_reads(fig)
+    sizes = [t.get_fontsize() for t, _ in _drawn_texts(fig)]
+    assert sizes and min(sizes) >= MIN_TEXT_PT
+    titles = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 3
+    for a, b in itertools.combinations(titles, 2):
+        assert not a.overlaps(b)
 
 
 def test_memory_bars_leave_out_a_panel_whose_columns_are_missing(mem_table):
@@ -316,15 +333,20 @@ print(Figure in formatters["image/png"].type_printers,
 
 def text_boxes(fig: Figure) -> list[tuple[str, Bbox]]:
     """(text, window extent in pixels) of every non-empty text the figure draws."""
+    return [(text.get_text(), box) for text, box in _drawn_texts(fig)]
+
+
+def _drawn_texts(fig: Figure) -> list[tuple[Text, Bbox]]:
+    """(text artist, window extent in pixels) of every non-empty text the figure draws."""
     FigureCanvasAgg(fig)
-    drawn: list[tuple[str, Bbox]] = []
+    drawn: list[tuple[Text, Bbox]] = []
     original = Text.draw
 
     def record(self, renderer):
         original(self, renderer)
         if self.get_visible() and self.get_text().strip():
             # the text's own box (an annotation's extent would include its arrow)
-            drawn.append((self.get_text(), Text.get_window_extent(self, renderer)))
+            drawn.append((self, Text.get_window_extent(self, renderer)))
 
     with patch.object(Text, "draw", record):
         fig.canvas.draw()

@@ -1,15 +1,43 @@
 """Axis conventions every figure shares: plain tick labels on log axes (6, 10, 20, not
-6x10^0), whole-number ticks where the quantity is a count, and titles wrapped to the width
-they have instead of running into their neighbours.
+6x10^0), whole-number ticks where the quantity is a count, titles wrapped to the width
+they have instead of running into their neighbours, and the page rules: a figure at most
+``PAGE_WIDTH_IN`` wide holding no text under ``MIN_TEXT_PT`` (so it reads >= 9 px in an
+800 px window, where the page shows it about 750 px wide).
 """
 
 from __future__ import annotations
 
 import textwrap
 
+from matplotlib.text import Text
 from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator
 
 from .units import plain_number
+
+#: The widest a figure may be (inches): at 100 dpi it then shows near its own size on a page.
+PAGE_WIDTH_IN = 8.0
+#: The smallest text a figure may hold (points): ticks, legends, annotations, titles.
+MIN_TEXT_PT = 8.0
+
+
+def page_width(width_in: float) -> float:
+    """``width_in`` capped at ``PAGE_WIDTH_IN``: a wider figure is shrunk on the page until
+    its text is too small to read."""
+    return min(float(width_in), PAGE_WIDTH_IN)
+
+
+def readable_text(fig, min_pt: float = MIN_TEXT_PT) -> None:
+    """Raise every text in ``fig`` smaller than ``min_pt`` to ``min_pt``: tick labels
+    (including ticks not made yet), legends, annotations and titles."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for which, ticks in (("major", axis.get_major_ticks()),
+                                 ("minor", axis.get_minor_ticks())):
+                if ticks and ticks[0].label1.get_fontsize() < min_pt:
+                    axis.set_tick_params(which=which, labelsize=min_pt)
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < min_pt:
+            text.set_fontsize(min_pt)
 
 
 class PlainLogFormatter(LogFormatter):
@@ -59,7 +87,9 @@ def category_labels(names: list[str], width_in: float, fontsize: float = 10.0) -
 def fit_titles(fig, margin_px: float = 6.0) -> None:
     """Wrap every axes title that would run out of the figure once laid out (a long
     y-axis name or a legend beside the axes leaves a centred title less room than its
-    axes' share of the figure).  Lays the figure out once to measure."""
+    axes' share of the figure).  Lays the figure out once to measure, with every text made
+    readable first (``readable_text``): the last step of drawing a figure."""
+    readable_text(fig)
     for _ in range(3):
         fig.draw_without_rendering()
         width = fig.bbox.width
@@ -90,4 +120,5 @@ def legend_outside(ax, fontsize: float = 8, **kwargs) -> None:
               fontsize=fontsize, **kwargs)
 
 
-__all__ = ["PlainLogFormatter", "category_labels", "fit_titles", "integer_ticks", "legend_outside", "plain_log", "wrap"]
+__all__ = ["MIN_TEXT_PT", "PAGE_WIDTH_IN", "PlainLogFormatter", "category_labels", "fit_titles",
+           "integer_ticks", "legend_outside", "page_width", "plain_log", "readable_text", "wrap"]

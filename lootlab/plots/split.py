@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..loadgen.split import SPLIT_PARTS, split_means
-from .axes import fit_titles
+from .axes import PAGE_WIDTH_IN, fit_titles
 from .colors import variant_colors
 from .units import pick_unit, plain_number
 
@@ -27,7 +27,7 @@ def latency_split(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     frame = split_means(steps)
     unit = pick_unit(frame.sum(axis=1).to_numpy(), source="ms")
     frame = frame * unit.scale(1.0, "ms")
-    fig = Figure(figsize=(12, 2.6 + 0.42 * len(frame)), layout="constrained")
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 2.8 + 0.42 * len(frame)), layout="constrained")
     ax, share = fig.subplots(1, 2)
     y = np.arange(len(frame))
     totals = frame.sum(axis=1).to_numpy()
@@ -61,7 +61,7 @@ def latency_split(steps: pd.DataFrame, *, title: str | None = None) -> Figure:
     ax.set_xlim(0, max(float(totals.max(initial=0.0)) * 1.18, 1e-3))
     ax.set_title(title or "Where each step's mean latency goes")
     share.set_title("The same, as shares")
-    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     fit_titles(fig)
     return fig
 

@@ -62,3 +62,49 @@ def test_help_of_connect_lists_its_options_and_errors():
     for word in ("server", "target", "ca", "timeout", "index", "UnknownVariantError",
                  "ServerUnavailable", "TLSError"):
         assert word in text, word
+
+
+# -- the exported pages: a cell that shows nothing takes no room ---------------------------
+
+def _page_notebook():
+    """A page as the report runs it: its title, the parameters and measuring cells (input
+    hidden, nothing printed, or only a progress line), then the answer and a table."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from lootlab.report.bars import PROGRESS_METADATA
+
+    progress = new_output("display_data", data={"text/plain": "step 3 of 3, 2 s"},
+                          metadata=PROGRESS_METADATA)
+    nb = new_notebook()
+    nb.cells = [
+        new_markdown_cell("# Latency"),
+        new_code_cell("size = 'quick'"),                                   # parameters
+        new_code_cell("measure()", outputs=[progress]),                    # measuring
+        new_code_cell("print('', end='')",
+                      outputs=[new_output("stream", name="stdout", text="")]),
+        new_markdown_cell("## The answer"),
+        new_code_cell("answer()", outputs=[new_output(
+            "display_data", data={"text/html": "<p class='verdict'>mmap wins</p>"})]),
+    ]
+    nbformat.validate(nb)
+    return nb
+
+
+def test_an_exported_page_leaves_out_cells_that_show_nothing(tmp_path):
+    """Without shown code, a code cell with no output is an empty box: a blank gap above
+    the answer.  Only the cell that shows something is in the page."""
+    import re
+
+    from lootlab.report.export import export_html
+
+    page = export_html(_page_notebook(), tmp_path / "p.html").read_text()
+    body = page[page.index("<body"):]
+    cells = re.findall(r'<div[^>]*class="[^"]*\bjp-CodeCell\b', body)
+    assert len(cells) == 1, cells
+    between = body[body.index('id="Latency"'):body.index("The answer")]
+    assert "jp-CodeCell" not in between            # nothing stands above the answer
+    assert "mmap wins" in body
+    # with the code shown, every cell has something to show and stays
+    shown = export_html(_page_notebook(), tmp_path / "c.html", show_code=True).read_text()
+    assert len(re.findall(r'<div[^>]*class="[^"]*\bjp-CodeCell\b', shown)) == 4

@@ -97,9 +97,10 @@ def _ms(ms: float) -> str:
 def sustainable(frame: pd.DataFrame, p99_target_us: float) -> pd.DataFrame:
     """Per variant: the highest swept rate (``sustainable_per_s``) whose median trial met
     the p99 target (``verdicts.meets_target``) with every trial there valid, the p99 there
-    (``p99_ms_there``) and the target (``p99_target_ms``).  ``note`` says in words why a
-    variant has no rate (never a bare NaN) or that the limit may lie above the rates
-    swept."""
+    (``p99_ms_there``) and the target (``p99_target_ms``).  ``note`` says in words, on
+    every row, what limited the variant: why it has no rate (never a bare NaN), what
+    happened at the next rate up (missed the target, INVALID, fell behind), or that
+    nothing above was tried, so the limit may lie higher."""
     target_ms = p99_target_us / 1e3
     if "trial" in frame:
         frame = summarize_trials(frame, ["variant", "offered_per_s"],
@@ -112,17 +113,19 @@ def sustainable(frame: pd.DataFrame, p99_target_us: float) -> pd.DataFrame:
     out["sustainable_per_s"] = best["offered_per_s"]
     out["p99_ms_there"] = best["p99_ms"]
     out["p99_target_ms"] = target_ms
-    out["note"] = [_note(frame[frame["variant"] == v], best, v, target_ms)
+    highest = float(frame["offered_per_s"].max()) if len(frame) else math.nan
+    out["note"] = [_note(frame[frame["variant"] == v], best, v, target_ms, highest)
                    for v in out.index]
     return out.reset_index()
 
 
-def _note(runs: pd.DataFrame, best: pd.DataFrame, variant: str, target_ms: float) -> str:
-    """Why a variant's sustainable rate is what it is, in words."""
+def _note(runs: pd.DataFrame, best: pd.DataFrame, variant: str, target_ms: float,
+          highest: float = math.nan) -> str:
+    """Why a variant's sustainable rate is what it is, in words: what stopped it at the
+    next rate up, or that nothing above it was tried (``highest``: the highest rate swept
+    for any variant), so every row of the table carries a reason."""
     if variant in best.index:
-        if best.loc[variant, "offered_per_s"] >= runs["offered_per_s"].max():
-            return "met the target at the highest rate swept: the limit may be higher"
-        return ""
+        return _met_note(runs, float(best.loc[variant, "offered_per_s"]), target_ms, highest)
     valid = runs[runs["valid"].astype(bool)]
     if valid.empty:
         return (f"runs INVALID at every rate swept ({len(runs)} of {len(runs)}): the "
@@ -133,6 +136,34 @@ def _note(runs: pd.DataFrame, best: pd.DataFrame, variant: str, target_ms: float
                 f"gave p99 {_ms(low['p99_ms'])}; lower the rate or relax the target")
     return (f"no valid rate kept up: at {low['offered_per_s']:,.0f}/s it completed "
             f"{low['achieved_per_s']:,.0f}/s; lower the rate")
+
+
+def _met_note(runs: pd.DataFrame, rate: float, target_ms: float, highest: float) -> str:
+    """The note of a variant that met the target at ``rate`` (its highest such rate)."""
+    above = runs[runs["offered_per_s"] > rate].sort_values("offered_per_s")
+    if above.empty:
+        if rate < highest:
+            return (f"met the target at the highest rate tried for it ({rate:,.0f}/s); not "
+                    f"tried above {rate:,.0f}/s: the limit may be higher")
+        every = all(verdicts.meets_target(r, target_ms) for _, r in runs.iterrows())
+        return (f"met the target at the highest rate swept ({rate:,.0f}/s)"
+                + (" and at every rate tried" if every else ", not at every rate below it")
+                + ": the limit may be higher")
+    return _missed(above.iloc[0], target_ms)
+
+
+def _missed(row: pd.Series, target_ms: float) -> str:
+    """What made the first rate above the sustainable one miss the target, in words."""
+    at = f"{row['offered_per_s']:,.0f}/s"
+    if not verdicts.kept_up(row, verdicts.TARGET_KEEP_UP):
+        return f"could not keep up at {at}: completed {row['achieved_per_s']:,.0f}/s"
+    if not bool(row["valid"]):
+        return (f"runs INVALID at {at}: the generator cannot vouch for the figures there "
+                f"(it fell behind its schedule or lost values)")
+    if not math.isfinite(float(row["p99_ms"])):
+        return f"no p99 at {at}: no request completed there"
+    return (f"missed the target at {at}: p99 {_ms(row['p99_ms'])} over "
+            f"{_ms(target_ms)}")
 
 
 def explain_miss(rows: pd.DataFrame, p99_target_us: float) -> str:

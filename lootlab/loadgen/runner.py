@@ -104,7 +104,8 @@ def run(target: Callable[[], Any], schedule: Schedule | ClosedLoop, *,
     ~10 ms in all): the result's ``env["noise"]`` holds both samples and ``env["noisy"]``
     says whether other programs (or a hypervisor) were taking the CPU, which no histogram
     can show; ``env["tails"]`` what the kernel saw meanwhile (TCP timers, CPU pressure:
-    ``loadgen.tails``), named by ``result.tail_causes()``.
+    ``loadgen.tails``), named by ``result.tail_causes()``: a run whose factory says its
+    clients open no connections (a local variant) is not given the machine's TCP events.
 
     Conditions (``limits``): ``network`` (a ``lootlab.Network``, a dict or an RTT in ms)
     puts a remote variant behind the delaying proxy (the factory's ``with_network``); ``cpu_limit=CORES`` runs the senders
@@ -161,7 +162,7 @@ def run(target: Callable[[], Any], schedule: Schedule | ClosedLoop, *,
         finally:
             throttle = limiter.finish() if limiter is not None else None
     server = serverload.finish(server_before)
-    kernel = tails.finish(kernel)
+    kernel = tails.finish(kernel, connects=tails.opens_connections(target))
     check = noise.finish(check)
     crashes = [p.crash for p in parts if p.crash]
     if crashes:

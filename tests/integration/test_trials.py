@@ -119,7 +119,7 @@ def test_median_and_spread_of_hand_made_trials():
                             ["k"], ["x"])
     assert list(even.loc[0, ["x", "x_lo", "x_hi", "trials"]]) == [2.5, 1.0, 4.0, 4]
     row, _ = summary_rows(steps)
-    assert row["p99 (ms)"] == "25.0 [10.0–40.0]" and row["trials"] == 3 and row["samples"] == 3000
+    assert row["p99 (ms)"] == "25 [10–40]" and row["trials"] == 3 and row["samples"] == 3000
     assert row["run"] == "INVALID (1 of 3)"
     assert all(len(str(v)) < 30 for v in row.values())
 
@@ -145,8 +145,8 @@ def test_verdict_refuses_largest_gain_when_spreads_overlap():
     assert not separated(steps.iloc[0], steps.iloc[1])
     assert not separated(steps.iloc[1], steps.iloc[2])
     text = verdict(steps)
-    assert "largest single gain was" not in text
-    assert "No largest single gain is named" in text
+    assert "largest gain that stands clear" not in text
+    assert "No gain stands clear of trial-to-trial noise" in text
     # first and last are far apart, all valid: that ratio is named
     assert "34.0 ms (grpc-tls-fresh) to 4.00 ms (mmap), 8.5x lower (median of 3 trials)" in text
     # a per-trial 95 % interval widens the band: overlapping intervals refuse the ratio
@@ -160,7 +160,8 @@ def test_verdict_names_ratio_and_gain_when_all_valid_and_separated():
                           "grpc-tls-pooled": [12.0, 13.0, 11.0], "mmap": [0.5, 0.6, 0.4]})
     text = verdict(story.summarize_steps(trials))
     assert "40.0 ms (grpc-tls-fresh) to 0.50 ms (mmap), 80.0x lower (median of 3 trials)" in text
-    assert "The largest single gain was grpc-tls-pooled" in text and "28.0 ms lower" in text
+    assert "The largest gain that stands clear of trial-to-trial noise was grpc-tls-pooled" in text
+    assert "28.0 ms lower" in text
     assert "No ratio" not in text and "INVALID" not in text and "ran once" not in text
 
 
@@ -193,7 +194,8 @@ def test_sustainable_without_a_passing_rate_explains_itself():
                       _sweep_rows({100.0: [1.0] * 3}, variant="top")])
     table = sustainable(good, 10e3).set_index("variant")
     assert table.loc["mmap", "sustainable_per_s"] == 100.0
-    assert table.loc["mmap", "p99_ms_there"] == 2.0 and table.loc["mmap", "note"] == ""
+    assert table.loc["mmap", "p99_ms_there"] == 2.0
+    assert table.loc["mmap", "note"] == "missed the target at 400/s: p99 40 ms over 10 ms"
     assert "limit may be higher" in table.loc["top", "note"]
     every = sustainable(pd.concat([slow, invalid, good]), 10e3)
     assert list(every["variant"]) == ["slow", "bad", "mmap", "top"]
@@ -225,13 +227,16 @@ def test_one_rate_rows_and_verdict_name_invalid_variants_and_thin_tails():
                            "p999_ms": 5.0, "valid": not (v == "b" and t == 2)}
                           for t in range(3) for v in ("a", "b")])
     a, b = one_rate_rows(frame)
-    assert a["p99 (ms)"] == "2.00 [1.00–3.00]" and a["p50 (us)"] == "200 [100–300]"
+    # one unit for the table's one quantity: p50 beside p99 never in another unit
+    assert {c.split(" (")[1] for c in a if c.startswith("p")} == {"ms)"}
+    assert a["p99 (ms)"] == "2 [1–3]" and a["p50 (ms)"].startswith("0.2 [0.1")
     assert a["p99.9 (ms)"] == "too few samples (n=1,000)" and a["run"] == "valid"
     assert b["run"] == "INVALID (1 of 3)"
-    big = frame.assign(p50_ms=frame["p50_ms"] * 1e4)   # seconds read in seconds
-    assert one_rate_rows(big)[0]["p50 (s)"] == "2.00 [1.00–3.00]"
+    big = frame.assign(p50_ms=frame["p50_ms"] * 1e4, p99_ms=frame["p99_ms"] * 1e4,
+                       p999_ms=5e4)                     # seconds read in seconds
+    assert one_rate_rows(big)[0]["p50 (s)"] == "2 [1–3]"
     text = one_rate_verdict(frame)
-    assert text.startswith("1 of 2 variants had INVALID runs: b (1 of 3).")
+    assert text.startswith("Of 2 variants, 1 had INVALID runs: b (1 of 3).")
     assert "rerun on a quieter machine or lower the rate" in text
     frame["valid"] = True
     assert one_rate_verdict(frame) == ("All runs valid; 3 trials per variant, "

@@ -278,7 +278,8 @@ def open_run(path: str | Path) -> Run:
                           "`lootlab report` writes one under OUT/run)")
     manifest = read_json(path / MANIFEST)
     _check_schema(manifest, path / MANIFEST)
-    return Run(path, manifest)
+    # absolute: a replay hands it to notebooks that run in another directory
+    return Run(path.resolve(), manifest)
 
 
 def load_part(path: str | Path) -> Part:

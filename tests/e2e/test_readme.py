@@ -1,4 +1,5 @@
-"""The README's Python example runs as a saved script, and its tour's queries find loot."""
+"""The README's Python example runs as a saved script, its tour's queries find loot, and its
+set-up names every Debian package that ``make`` installs."""
 
 from __future__ import annotations
 
@@ -53,12 +54,14 @@ def default_index(tmp_path_factory) -> Path:
 
 def test_tour_queries_find_loot_in_the_default_world(default_index):
     queries = _tour_queries()
-    assert [q[0] for q in queries] == ["near", "get"]
+    assert [q[0] for q in queries] == ["near", "get", "box"]
     with lootlab.open_index(default_index) as idx:
         for kind, *args in queries:
             numbers = [int(a) for a in args]
             if kind == "near":
                 assert len(idx.near(*numbers)) > 0, args
+            elif kind == "box":
+                assert len(idx.box(tuple(numbers[:3]), tuple(numbers[3:]))) > 0, args
             else:
                 assert idx.get(*numbers) is not None, args
         # the counts the README quotes
@@ -68,8 +71,28 @@ def test_tour_queries_find_loot_in_the_default_world(default_index):
 
 def test_tour_curl_example_has_loot(default_index):
     (tour,) = [b for b in _blocks("bash") if "curl" in b]
-    url = re.search(r"curl '([^']+)'", tour).group(1)
+    url = re.search(r"curl (?:-\w+ )*'([^']+)'", tour).group(1)
     params = dict(p.split("=") for p in url.split("?", 1)[1].split("&"))
     with lootlab.open_index(default_index) as idx:
         got = idx.near(*(int(params[k]) for k in "xyzr"))
     assert f'"count":{len(got)}' in tour and len(got) > 0
+
+
+def _makefile_packages() -> set[str]:
+    """The Debian packages ``make report``/``make test`` install: APT_PACKAGES (``command:package``
+    where they differ) and CPP_APT_PACKAGES."""
+    text = (README.parent / "Makefile").read_text()
+    out: set[str] = set()
+    for var in ("APT_PACKAGES", "CPP_APT_PACKAGES"):
+        (words,) = re.findall(rf"^{var}\s*=(.*)$", text, re.M)
+        out |= {w.split(":")[-1] for w in words.split()}
+    return out
+
+
+def test_readme_setup_names_every_debian_package_make_installs():
+    setup = README.read_text().split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    (para,) = [p for p in setup.split("\n\n") if "Debian" in p and "apt-get" in p]
+    named = set(re.findall(r"`([a-z0-9][a-z0-9+.-]+)`", para.split("these Debian", 1)[1]))
+    assert named == _makefile_packages()
+    assert "installing Debian packages" in para      # what make prints before it installs
+    assert "installing Debian packages" in (README.parent / "Makefile").read_text()

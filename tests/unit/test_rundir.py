@@ -138,3 +138,12 @@ def test_a_reports_folder_given_for_its_run_names_the_run(tmp_path):
     with pytest.raises(RunDirError, match=r"a report's folder, not a run directory: its run is "
                                           r".*reports/run"):
         rundir.open_run(tmp_path / "reports")
+
+
+def test_a_run_opened_by_a_relative_path_is_held_by_its_absolute_one(tmp_path, monkeypatch):
+    # `lootlab report --from reports/run` replays each notebook in another directory, so
+    # the path the notebooks are handed must not depend on the shell's directory
+    rundir.create(tmp_path / "reports" / "run", what="a report")
+    monkeypatch.chdir(tmp_path)
+    run = rundir.open_run("reports/run")
+    assert run.path.is_absolute() and run.path == tmp_path / "reports" / "run"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import mmap
 import os
 import threading
 import time
@@ -79,6 +80,33 @@ if os.environ.get("LOOTLAB_NO_KERNELS"):
 
 
 
+#: How a mapping is brought into memory before its first query (``open_index(prefault=)``).
+PREFAULTS = ("none", "populate", "willneed")
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)   # Linux 5.14+
+
+
+def prefault_mapping(mm: mmap.mmap, how: str) -> None:
+    """Bring a generation's pages in before queries need them, so its first queries do not
+    wait for the disk.  ``populate`` faults every page in now (``MADV_POPULATE_READ``: what
+    ``MAP_POPULATE`` does at mmap time, on a mapping already made; older kernels: one read
+    per page); ``willneed`` starts read-ahead of it all, in 128 KiB steps because the kernel
+    reads at most one read-ahead window per call, and returns without waiting for it."""
+    if how == "willneed":
+        for at in range(0, len(mm), 1 << 17):
+            mm.madvise(mmap.MADV_WILLNEED, at, min(1 << 17, len(mm) - at))
+    elif how == "populate":
+        try:
+            mm.madvise(_MADV_POPULATE_READ)
+        except OSError:
+            np.frombuffer(mm, np.uint8)[::mmap.PAGESIZE].max(initial=0)
+
+
+def _check_prefault(how: object) -> str:
+    if how not in PREFAULTS:
+        raise ValueError(f"prefault must be one of {', '.join(PREFAULTS)}, not {how!r}")
+    return str(how)
+
+
 def _unbound_get(x: object, y: object, z: object) -> None:
     """``get``'s fast road before a lookup is bound (or after a swap or close)."""
     raise _Retry
@@ -89,11 +117,13 @@ class LootIndex:
 
     ``refresh_interval`` is how often (seconds) queries look for a newly published
     generation at the path; 0 checks on every query, None never (use ``refresh()``).
+    ``prefault`` (one of ``PREFAULTS``) is applied to every generation mapped, before it serves.
     """
 
     def __init__(self, path: str | Path, *, verify: bool = False,
-                 refresh_interval: float | None = 0.05):
+                 refresh_interval: float | None = 0.05, prefault: str = "none"):
         self.path = Path(path)
+        self.prefault = _check_prefault(prefault)
         self.verify_on_open = verify   # not ``verify``: that is the method
         self.refresh_interval = refresh_interval
         self.last_swap_error: Exception | None = None
@@ -109,6 +139,7 @@ class LootIndex:
             raise InvalidIndexError(self.path, "permission denied") from exc
         except OSError as exc:
             raise InvalidIndexError(self.path, f"cannot open: {exc.strerror or exc}") from exc
+        prefault_mapping(self._snap.mm, self.prefault)
         self._next_check = time.monotonic() + (refresh_interval or 0)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -195,6 +226,7 @@ class LootIndex:
                                f"generation {snap.header.generation} of the same lineage; "
                                f"not swapping")
                 return snap
+            prefault_mapping(new.mm, self.prefault)   # before it serves (other threads wait)
             self.last_swap_error = None
             self._snap = new
             self._unbind()
@@ -343,7 +375,7 @@ def numpy_only() -> Iterator[None]:
 
 
 def open_index(path: str | Path, *, verify: bool = False,
-               refresh_interval: float | None = 0.05) -> LootIndex:
+               refresh_interval: float | None = 0.05, prefault: str = "none") -> LootIndex:
     """Map an index file and return a ``LootIndex`` (a context manager; ``close()``).
 
     Constant time: the header, sizes, section table and cell table are checked, no record
@@ -351,10 +383,14 @@ def open_index(path: str | Path, *, verify: bool = False,
       ``verify``            also check the body CRC (reads the whole file once);
       ``refresh_interval``  seconds between looks for a newly published generation at the
                             path (default 0.05; 0 looks on every query, None never: call
-                            ``refresh()``).
+                            ``refresh()``);
+      ``prefault``          "none" (default: pages fault in as queries touch them),
+                            "populate" (fault the whole file in before serving) or
+                            "willneed" (start read-ahead); for each generation mapped.
 
     Raises ``InvalidIndexError`` (naming the file and what is wrong) when the path is
     missing, not a regular file, unreadable, or not a valid lootlab index of this format
     version.  Queries raise ``QueryError`` for out-of-range or non-integer arguments.
     """
-    return LootIndex(path, verify=verify, refresh_interval=refresh_interval)
+    return LootIndex(path, verify=verify, refresh_interval=refresh_interval,
+                     prefault=prefault)

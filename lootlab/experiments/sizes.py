@@ -103,6 +103,62 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
                      rtts_ms=[0, 0.5, 1, 2, 5, 10, 20], cpu_limits=[0.25, 0.5, 1, 2],
                      cpu_variants=_ALL_STEPS),
     },
+    # The decision beyond latency: each experiment at a size that answers its question.
+    # latency: the variants at the reader's round trip (``rtt_ms``), pooled trials; standard
+    # sends 1,200 per variant so a p99 has 12 samples above it and can be judged.
+    # freshness: (source, rebuild interval) runs of ``changes`` changes each; the 2 s run is
+    # the one the staleness claim rests on, 1 s and 10 s pin the PBS model's slope.
+    # node_memory: readers and clients per node, index sizes (records; 350,000 is the
+    # default 11 MiB world, 2 M about 68 MiB, 30.2 M about 1 GiB).  cold_start: one index
+    # size, every prefault x cache x start/swap.  failure: one fault per scenario lasting a
+    # third of the run.  cost: CPU per query at a rate every variant sustains, and the
+    # rebuild's own CPU, requests and bytes.  quick is a smoke run (about 2 min).
+    "07-decision": {
+        "quick": dict(
+            variants=["grpc-tls-fresh", "grpc-tls-pooled", "mmap"],
+            latency=dict(rate=50, duration=1.0, warmup=0.3, trials=1, concurrency=8),
+            freshness=[dict(source="local", interval=1.0, changes=3)],
+            freshness_readers=2, freshness_records=50_000,
+            node_memory=dict(readers=[1, 2], index_records=[350_000], remote_clients=[1]),
+            cold_start=dict(index_records=350_000, prefault=["none", "populate"],
+                            cache=["cold", "warm"], after=["start"], window=0.5),
+            failure=dict(scenarios=["s3-down", "server-killed"], duration=5.0, rate=100,
+                         interval=0.5, records=20_000),
+            cost=dict(queries=300, rate=200, builds=1, checks=3)),
+        "standard": dict(
+            variants=["grpc-tls-fresh", "grpc-tls-pooled", "grpc-tls-packed", "mmap"],
+            latency=dict(rate=100, duration=12.0, warmup=0.5, trials=1, concurrency=16),
+            freshness=[dict(source="local", interval=1.0, changes=10),
+                       dict(source="local", interval=2.0, changes=10),
+                       dict(source="s3", interval=2.0, changes=10)],
+            freshness_readers=3, freshness_records=350_000,
+            node_memory=dict(readers=[1, 2, 4, 8], index_records=[350_000, 2_000_000],
+                             remote_clients=[1, 4]),
+            cold_start=dict(index_records=2_000_000, prefault=["none", "populate", "willneed"],
+                            cache=["cold", "warm"], after=["start", "swap"], window=1.0),
+            failure=dict(scenarios=["s3-down", "s3-500", "corrupt-upload", "server-killed"],
+                         duration=12.0, rate=200, interval=1.0, records=50_000),
+            cost=dict(queries=2000, rate=200, builds=3, checks=10)),
+        "full": dict(
+            variants=_ALL_STEPS,
+            latency=dict(rate=100, duration=20.0, warmup=1.0, trials=3, concurrency=16),
+            freshness=[dict(source="local", interval=1.0, changes=20),
+                       dict(source="local", interval=2.0, changes=20),
+                       dict(source="local", interval=10.0, changes=10),
+                       dict(source="s3", interval=2.0, changes=20),
+                       dict(source="s3", interval=10.0, changes=10)],
+            freshness_readers=4, freshness_records=350_000,
+            node_memory=dict(readers=[1, 2, 4, 8, 16, 32],
+                             index_records=[350_000, 4_000_000, 30_200_000],
+                             remote_clients=[1, 4, 16]),
+            cold_start=dict(index_records=30_200_000,
+                            prefault=["none", "populate", "willneed"],
+                            cache=["cold", "warm"], after=["start", "swap"], window=1.0,
+                            repeats=3),
+            failure=dict(scenarios=["s3-down", "s3-500", "corrupt-upload", "server-killed"],
+                         duration=40.0, rate=500, interval=2.0, records=350_000),
+            cost=dict(queries=5000, rate=200, builds=3, checks=20)),
+    },
 }
 
 

@@ -28,7 +28,7 @@ from lootlab.report import build_report, external_urls, notebooks_dir
 
 NOTEBOOKS = sorted(notebooks_dir().glob("*.ipynb"))
 EXPECTED = ["01-story", "02-latency", "03-flamegraphs", "04-memory", "05-rebuild",
-            "06-conditions"]
+            "06-conditions", "07-decision"]
 
 # The whole quick report (all notebooks) runs inside the first test of the session that
 # needs it.
@@ -173,7 +173,7 @@ def test_the_what_if_notebook_decides_per_condition_and_the_index_says_under_wha
     whatif = runs["06-conditions"].summary
     conditions = [row["condition"] for row in whatif["rows"]]
     assert conditions[:3] == ["loopback (RTT 0 ms)", "RTT 5 ms", "RTT 20 ms"]
-    assert whatif["verdict"].startswith("With a p99 budget of 50 ms, at loopback (RTT 0 ms)")
+    assert whatif["verdict"].startswith("With a p99 budget of 50 ms, no variant fits under every")
     # quick: 20 samples per run leave none above a p99, so nothing is called a fit
     assert all(row["fits the budget"] == "none" for row in whatif["rows"]), whatif["rows"]
     assert whatif["conditions"].startswith("RTT 0-20 ms through a delaying proxy")

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..experiments.remote_or_local import Question
-from .format import Table, table
+from .format import Table, round_sig, table, time_unit
 
 MIB = float(2 ** 20)
 BASES = {"p99": "p99_basis", "staleness": "staleness_basis", "memory per node": "memory_basis",
@@ -26,18 +26,27 @@ def _yes(x: Any) -> str:
         else ("yes" if x else "no")
 
 
+def _figure(x: Any) -> Any:
+    """A figure for a summary row: 3 significant figures, or why there is none."""
+    value = round_sig(x)
+    return "n/a: not measured" if value is None else value
+
+
 def decision_rows(decided: pd.DataFrame) -> list[dict[str, Any]]:
-    """The decision table as rows for ``publish_summary`` (the index page shows them):
-    units in the column names, a reason instead of a blank."""
+    """The decision table as rows for ``publish_summary`` (the index page shows them as
+    they are): each figure under a name that carries its unit, p99 in the one unit that
+    fits the variants' range, a reason instead of a blank."""
+    unit, k = time_unit(list(decided["p99_ms"]), "ms")
     rows = []
     for _, r in decided.iterrows():
         rows.append({
             "variant": r["variant"], "meets every budget": _yes(r["fits"]),
-            "p99_ms": r["p99_ms"], "p99 against budget": f"{r['latency']}",
-            "worst_staleness_s": r["staleness_max_s"],
-            "memory_per_node_MiB": r["memory_per_node_bytes"] / MIB,
-            "dollars_per_million_queries": r["dollars_per_million"],
-            "unanswered_per_failure_s": r["unanswered_s"]})
+            f"p99 ({unit})": _figure(float(r["p99_ms"]) * k),
+            "p99 against budget": str(r["latency"]),
+            "worst staleness (s)": _figure(r["staleness_max_s"]),
+            "memory per node (MiB)": _figure(r["memory_per_node_bytes"] / MIB),
+            "$ per million queries": _figure(r["dollars_per_million"]),
+            "unanswered per failure (s)": _figure(r["unanswered_s"])})
     return rows
 
 

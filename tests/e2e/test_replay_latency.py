@@ -79,4 +79,4 @@ def test_a_replay_draws_a_stored_run_of_a_machine_that_cannot_limit_cpu(quick_re
     assert f"CPU limits are skipped on this machine: {why}." in text
     assert "a server named by the test" in text
     assert "Every variant at every CPU limit" not in text
-    assert "Budget 7.5 ms at p99" in text          # the budget is the reader's, not stored
+    assert "With a p99 budget of 7.5 ms" in text   # the budget is the reader's, not stored

@@ -104,8 +104,9 @@ def test_calibration_detects_a_machine_made_busy_on_purpose():
     """Two CPU hogs per core beyond this process (this one then gets ~2/5 of a core, the loop
     ~2.5x slower, past the 2x limit): many checks must say noisy.  A check can miss (a
     process that has just woken runs a few ms at full speed, and the scheduler gives it
-    that often: a fresh-clone CI run saw 7 of 15 at 3.1x and the rest at ~1.0x), so the
-    test takes 15 and asks for a third; on a quiet machine none is noisy."""
+    that often: a fresh-clone CI run saw 7 of 15 at 3.1x and the rest at ~1.0x, and one
+    beside the test session's own background report 4 of 15), so the test checks until 5
+    say noisy, at most 45 times; on a quiet machine none is noisy."""
     noise.baseline_ms(refresh=True)
     hogs = max(4, (os.cpu_count() or 1) + 2)
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
@@ -114,7 +115,9 @@ def test_calibration_detects_a_machine_made_busy_on_purpose():
         while not all(_cpu_ticks(p.pid) >= 20 for p in procs):   # each has run >= 0.2 s
             assert time.monotonic() < deadline, "the busy processes never ran"
             time.sleep(0.05)
-        checks = [noise.finish(noise.start()) for _ in range(15)]
+        checks = []
+        while sum(c.noisy for c in checks) < 5 and len(checks) < 45:
+            checks.append(noise.finish(noise.start()))
     finally:
         for p in procs:
             p.kill()

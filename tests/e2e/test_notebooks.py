@@ -180,8 +180,10 @@ def test_the_what_if_notebook_decides_per_condition_and_the_index_says_under_wha
     assert runs["01-story"].summary["conditions"] == "loopback, no CPU limit"
     index = (quick_report.out_dir / "index.html").read_text()
     notebooks = index[index.index("<table class=\"notebooks\">"):index.index("<h2>Summary</h2>")]
-    assert notebooks.count("loopback, no CPU limit") == len(EXPECTED) - 1
+    # every notebook but the two that add a round trip (06's sweep, 07's reader's RTT)
+    assert notebooks.count("loopback, no CPU limit") == len(EXPECTED) - 2
     assert "RTT 0-20 ms through a delaying proxy" in notebooks
+    assert "latency at an added round trip of 1 ms" in notebooks
     from lootlab.experiments.comparison import load_run
 
     run = load_run(quick_report.run_dir)

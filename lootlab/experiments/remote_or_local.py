@@ -181,7 +181,12 @@ def availability(summary: pd.DataFrame | None, *,
     errors = float(worst.get("error_count", nan))
     if remote:
         down = rec
-        if math.isfinite(rec):
+        restart = float(worst.get("restart_s", nan))
+        if math.isfinite(rec) and math.isfinite(restart):
+            words += (f", the first answer {plain_number(rec)} s after the kill: the server "
+                      f"was down {plain_number(restart)} s (the test's choice) and clients "
+                      f"took {plain_number(rec - restart)} s more to reconnect")
+        elif math.isfinite(rec):
             words += f", the first answer {plain_number(rec)} s after the kill"
     else:
         down = 0.0 if errors == 0 else nan
@@ -217,6 +222,10 @@ def decision_table(q: Question, *, latency: pd.DataFrame, freshness: pd.DataFram
         mem, mem_basis = memory_per_node(memory, q, data, remote=remote) \
             if memory is not None else (math.nan, "not measured")
         avail, down, stale_in_failure, avail_basis = availability(failure, remote=remote)
+        restart = math.nan
+        if remote and failure is not None and "restart_s" in failure:
+            killed = failure[failure["scenario"] == "server-killed"]
+            restart = float(killed["restart_s"].iloc[0]) if len(killed) else math.nan
         dollars, cost_basis = math.nan, "not measured"
         if costs is not None and v in costs.index:
             c = costs.loc[v]
@@ -234,6 +243,7 @@ def decision_table(q: Question, *, latency: pd.DataFrame, freshness: pd.DataFram
                     "memory_basis": mem_basis, "dollars_per_million": dollars,
                     "cost_basis": cost_basis, "availability": avail,
                     "unanswered_s": down, "staleness_in_failure_s": stale_in_failure,
+                    "restart_s": restart,
                     "availability_basis": avail_basis, "fits": fits})
     return pd.DataFrame(out)
 
@@ -267,8 +277,13 @@ def _failure_sentence(table: pd.DataFrame) -> str:
             if math.isfinite(stale) else "")
     lost = ("kept answering" if lo["unanswered_s"] == 0 else
             f"answered nothing for {plain_number(lo['unanswered_s'])} s")
+    down = re_["unanswered_s"]
+    restart = float(re_.get("restart_s", math.nan))
+    why = (f" (down {plain_number(restart)} s by the test's choice, then "
+           f"{plain_number(down - restart)} s for clients to reconnect)"
+           if math.isfinite(restart) else "")
     return (f" When its source failed, the file {lost}{grew}; with its server killed, the "
-            f"remote service answered nothing for {plain_number(re_['unanswered_s'])} s.")
+            f"remote service answered nothing for {plain_number(down)} s{why}.")
 
 
 def decision_verdict(table: pd.DataFrame, q: Question) -> str:

@@ -150,3 +150,12 @@ def test_a_table_keeps_seconds_for_staleness_beside_milliseconds_for_latency():
     assert labels == ["p99 (ms)", "worst staleness (s)"], labels
     assert list(shown.frame["worst staleness (s)"]) == ["60.1", "61"]
     assert not math.isnan(float(shown.frame["p99 (ms)"].iloc[0]))
+
+
+def test_the_remote_outage_is_split_into_the_tests_downtime_and_the_reconnect():
+    rows = [decided_row("mmap", latency="fits", fresh=True, dollars=1.0, remote=False),
+            {**decided_row("grpc-tls-pooled", latency="fits", fresh=True, dollars=2.0,
+                           remote=True), "unanswered_s": 14.8, "restart_s": 13.3}]
+    text = decide.decision_verdict(pd.DataFrame(rows), decide.Question())
+    assert ("answered nothing for 14.8 s (down 13.3 s by the test's choice, then 1.5 s for "
+            "clients to reconnect)") in text, text

@@ -1,5 +1,5 @@
 # The two set-up commands of the README:
-#   make report   # the main job: execute the notebooks (standard size, ~17 min), export
+#   make report   # the main job: execute the notebooks (standard size, ~18 min), export
 #                 # HTML reports to reports/; SIZE=quick (a smoke run) or SIZE=full;
 #                 # OUT=dir elsewhere; REPLACE=1 to replace a larger report in OUT
 #   make test     # the test suite (what .ci/run runs)

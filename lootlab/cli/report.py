@@ -19,9 +19,9 @@ SIZES = ("quick", "standard", "full")
 
 @click.command("report")
 @click.option("--size", type=click.Choice(SIZES), default="standard", show_default=True,
-              help="standard: the main job, >= 3,000 samples per p99, about 15 min in all; "
+              help="standard: the main job, >= 3,000 samples per p99, about 18 min in all; "
                    "quick: a smoke run for tests (too few samples for conclusions); "
-                   "full: the real experiment (about 45 min).")
+                   "full: the real experiment (over an hour).")
 @click.option("--profile", "legacy_profile", type=click.Choice(SIZES), default=None,
               hidden=True, help="Old name of --size.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),

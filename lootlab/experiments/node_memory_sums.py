@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from ..profiling import procmem
+
 ROLLUP_FIELDS = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Shared_Dirty",
                  "Private_Clean", "Private_Dirty")
 #: Columns of the per-node rows ``summarize`` returns.
@@ -49,19 +51,7 @@ def rollup_sample(text: str) -> dict[str, int]:
 
 def mapping_totals(smaps_text: str, paths: Iterable[str]) -> dict[str, int]:
     """Size, Rss and Pss (bytes) of the mappings of any of ``paths`` in one ``smaps``."""
-    targets = set(paths)
-    totals = {"Size": 0, "Rss": 0, "Pss": 0}
-    inside = False
-    for line in smaps_text.splitlines():
-        head = line.split(maxsplit=5)
-        if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
-            inside = len(head) == 6 and head[5].removesuffix(" (deleted)") in targets
-            continue
-        if inside:
-            name, _, rest = line.partition(":")
-            if name in totals:
-                totals[name] += int(rest.split()[0]) * 1024
-    return totals
+    return procmem.mapping_totals(smaps_text, paths, ("Size", "Rss", "Pss"))
 
 
 def parse_memory_stat(text: str) -> dict[str, int]:

@@ -9,6 +9,7 @@ Linux only; values are bytes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 STATUS_FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem")
@@ -48,14 +49,25 @@ def mapping_of(path: str | os.PathLike[str], pid: int | str = "self") -> dict[st
     Reported apart because memray counts such a mapping as one allocation of its full size,
     and because its resident pages are shared page cache, not this process's heap.
     """
-    target = str(Path(path).resolve())
-    totals = {"Size": 0, "Rss": 0, "Pss": 0, "Shared_Clean": 0, "Private_Clean": 0}
+    return mapping_totals(Path(f"/proc/{pid}/smaps").read_text(), [str(Path(path).resolve())])
+
+
+#: The fields ``mapping_totals`` adds up unless told others.
+MAPPING_FIELDS = ("Size", "Rss", "Pss", "Shared_Clean", "Private_Clean")
+
+
+def mapping_totals(smaps_text: str, paths: Iterable[str],
+                   fields: Iterable[str] = MAPPING_FIELDS) -> dict[str, int]:
+    """``fields`` (bytes) summed over the mappings of any of ``paths`` in one ``smaps``
+    text (a file deleted since it was mapped, " (deleted)", still counts)."""
+    targets = set(paths)
+    totals = {name: 0 for name in fields}
     inside = False
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+    for line in smaps_text.splitlines():
         head = line.split(maxsplit=5)
         if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
             # a mapping header: address perms offset dev inode [path]
-            inside = len(head) == 6 and head[5].removesuffix(" (deleted)") == target
+            inside = len(head) == 6 and head[5].removesuffix(" (deleted)") in targets
             continue
         if inside:
             name, _, rest = line.partition(":")

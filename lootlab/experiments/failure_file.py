@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..processes import end_process
+
 BUCKET, KEY = "lootlab", "world.parquet"
 
 #: scenario -> (command that breaks, command that mends, what it does in words)
@@ -236,10 +238,7 @@ def run_file_scenario(scenario: str, *, duration: float, rate: float, interval: 
     finally:
         stop.set()
         if proc is not None:
-            proc.join(timeout=15)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
+            end_process(proc, grace=15)
         shutil.rmtree(work, ignore_errors=True)
 
 

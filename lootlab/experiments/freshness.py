@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..processes import end_process
 from .freshness_curve import pbs_curve
 from .freshness_procs import local_opener, reader_main, rebuilder_main
 from .freshness_rows import staleness_rows, summarize
@@ -292,13 +293,7 @@ def _clean_up(procs: list[Any], servers: list[Any], work: Path) -> None:
 
 
 def _end_process(p: Any) -> None:
-    p.join(timeout=10)
-    if p.is_alive():
-        p.terminate()
-        p.join(timeout=5)
-    if p.is_alive():
-        p.kill()
-        p.join(timeout=5)
+    end_process(p, grace=10)
 
 
 def _write_change(i: int, spec: dict[str, Any], world: pd.DataFrame, adds: pd.DataFrame,

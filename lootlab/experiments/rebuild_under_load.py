@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..processes import end_process
+
 if TYPE_CHECKING:
     from ..loadgen.results import LoadResult
 
@@ -258,10 +260,7 @@ def rebuild_under_load(source: str = "local", *, rate: float = 500, duration: fl
     finally:
         stop.set()
         if proc is not None:
-            proc.join(timeout=15)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
+            end_process(proc, grace=15)
         shutil.rmtree(work, ignore_errors=True)
 
 

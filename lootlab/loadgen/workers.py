@@ -23,6 +23,7 @@ import traceback
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from ..processes import end_process
 from . import priority
 from .clock import Clock, calibrate_wakes, tight_timer_slack
 from .errors import LoadgenError
@@ -215,15 +216,7 @@ def _collect(q, procs: dict[int, Any], *, deadline: float, stage: str,
 def _stop(procs, *, failed: bool) -> None:
     """Reap the workers: a finished one exits by itself; after a failure, stop the rest now."""
     for p in procs:
-        if failed and p.is_alive():
-            p.terminate()
-        p.join(timeout=5)
-        if p.is_alive():
-            p.terminate()
-            p.join(timeout=5)
-        if p.is_alive():
-            p.kill()
-            p.join(timeout=5)
+        end_process(p, stop_now=failed)
 
 
 def execute(jobs: list[Job], *, start_delay: float = 0.05, progress: bool = False,

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "lootlab.queryargs", "lootlab.snapshot", "lootlab.lookups", "lootlab.index",
         "lootlab.tables", "lootlab.world", "lootlab.build", "lootlab.paths", "lootlab.overlay",
         "lootlab.sources", "lootlab.updates", "lootlab.rebuildstatus", "lootlab.rebuild",
-        "lootlab.s3local", "lootlab.noise", "lootlab.console")),
+        "lootlab.s3local", "lootlab.noise", "lootlab.console", "lootlab.processes")),
     ("sides: the remote service (servers, TLS, wire format) and the conditions (delaying "
      "proxies, cgroups), knowing nothing of variants, clients or experiments", (
         "lootlab.remote.*",
